@@ -1,0 +1,298 @@
+//! One conversation between a twin and an end user, as a pure state machine.
+//!
+//! The conversation actor owns one [`Conversation`], feeds it [`Event`]s in mailbox order with the
+//! twin's current [`TwinSnapshot`], and carries out the returned [`Effect`]s in order. An
+//! [`Effect::Persist`] must commit before any later effect of the same step runs: that is how
+//! "acknowledged means committed" holds.
+
+mod client_ids;
+mod effect;
+mod event;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+
+pub use effect::Effect;
+pub use event::Event;
+
+use crate::ids::{ClientMsgId, ConversationId, CreatorId, Seq, SessionId, StreamId, UserId};
+use crate::message::{Message, Origin};
+use crate::ports::{ConversationHeader, LiveEvent, LiveEventKind, LoadLimits, StoredConversation};
+pub use crate::ports::{ErrorCode, Outbound, Recipient, Record};
+use crate::prompt::{ReplyRequest, Turn};
+use crate::time::Timestamp;
+use crate::twin::TwinSnapshot;
+use client_ids::ClientIdWindow;
+
+/// How many client ids a conversation remembers for idempotency. A retry of a message older than
+/// this many user messages would be stored again; clients retry within seconds, not hundreds of
+/// messages later, and the store's unique index refuses it in any case.
+pub const CLIENT_ID_WINDOW: usize = 256;
+
+/// Longest text a user message may carry, in bytes (the socket refuses frames over 64 KiB first).
+pub const MAX_TEXT_BYTES: usize = 32 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingReply {
+    stream: StreamId,
+    /// A user message arrived while this reply was being generated: answer again when it ends.
+    again: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    header: ConversationHeader,
+    /// Largest seq assigned. Seqs are assigned in step and committed before anyone sees them; if a
+    /// commit fails the actor reloads from the store, so a seq no client saw may be reassigned but
+    /// one a client saw never is.
+    last_seq: Seq,
+    /// Recent messages for reply context, oldest first, at most the twin's history window.
+    history: VecDeque<Message>,
+    client_ids: ClientIdWindow,
+    reply: Option<PendingReply>,
+}
+
+impl Conversation {
+    /// A conversation nobody has written to yet.
+    pub fn new(creator: CreatorId, user: UserId, now: Timestamp) -> Self {
+        let header =
+            ConversationHeader { id: ConversationId::of(creator, &user), creator, user, version: 0, created_at: now };
+        Self {
+            header,
+            last_seq: Seq::ZERO,
+            history: VecDeque::new(),
+            client_ids: ClientIdWindow::default(),
+            reply: None,
+        }
+    }
+
+    /// What to load from the store to rebuild a conversation for this twin.
+    pub fn load_limits(twin: &TwinSnapshot) -> LoadLimits {
+        LoadLimits { history: twin.profile.replies.history_window, client_ids: CLIENT_ID_WINDOW }
+    }
+
+    pub fn from_stored(stored: StoredConversation) -> Self {
+        let mut client_ids = ClientIdWindow::default();
+        for (id, seq) in stored.client_ids {
+            client_ids.insert(id, seq);
+        }
+        Self {
+            header: stored.header,
+            last_seq: stored.last_seq,
+            history: stored.recent.into(),
+            client_ids,
+            reply: None,
+        }
+    }
+
+    pub fn id(&self) -> ConversationId {
+        self.header.id
+    }
+
+    pub fn creator(&self) -> CreatorId {
+        self.header.creator
+    }
+
+    pub fn user(&self) -> &UserId {
+        &self.header.user
+    }
+
+    pub fn last_seq(&self) -> Seq {
+        self.last_seq
+    }
+
+    pub fn version(&self) -> u64 {
+        self.header.version
+    }
+
+    /// The stream of the reply being generated, if any.
+    pub fn pending_reply(&self) -> Option<&StreamId> {
+        self.reply.as_ref().map(|r| &r.stream)
+    }
+
+    /// Nothing in flight: the conversation may be passivated without losing work.
+    pub fn is_quiescent(&self) -> bool {
+        self.reply.is_none()
+    }
+
+    pub fn step(&mut self, twin: &TwinSnapshot, event: Event, now: Timestamp) -> Vec<Effect> {
+        match event {
+            Event::UserMessage { client_id, text, session } => {
+                self.on_user_message(twin, client_id, text, session, now)
+            }
+            Event::ReplyDelta { stream, text } => self.on_reply_delta(twin, stream, text),
+            Event::ReplyFinished { stream, text } => self.on_reply_finished(twin, stream, text, now),
+            Event::ReplyFailed { stream, reason } => self.on_reply_failed(twin, stream, reason),
+            Event::Recovered => self.on_recovered(twin),
+        }
+    }
+
+    fn on_user_message(
+        &mut self,
+        twin: &TwinSnapshot,
+        client_id: ClientMsgId,
+        text: String,
+        session: Option<SessionId>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let to = session.map_or(Recipient::User, Recipient::Session);
+        if let Some(seq) = self.client_ids.get(&client_id) {
+            // A retry of a message already stored: the same ack again, nothing else.
+            return vec![Effect::Send { to, out: Outbound::Ack { client_id, seq } }];
+        }
+        if text.trim().is_empty() || text.len() > MAX_TEXT_BYTES {
+            let message = if text.trim().is_empty() {
+                "text must not be empty".to_owned()
+            } else {
+                format!("text must be at most {MAX_TEXT_BYTES} bytes")
+            };
+            let code = if text.trim().is_empty() { ErrorCode::InvalidField } else { ErrorCode::TooLarge };
+            return vec![Effect::Send { to, out: Outbound::Error { code, message, client_id: Some(client_id) } }];
+        }
+
+        let message = self.append(twin, Origin::User, text, Some(client_id.clone()), None, now);
+        self.client_ids.insert(client_id.clone(), message.seq);
+        let mut records = Vec::with_capacity(2);
+        if self.header.version == 0 {
+            self.header.version = 1;
+            records.push(Record::Conversation(self.header.clone()));
+        }
+        records.push(Record::Message(message.clone()));
+
+        let mut effects = vec![
+            Effect::Persist(records),
+            Effect::Send { to, out: Outbound::Ack { client_id, seq: message.seq } },
+            self.live(LiveEventKind::Message(message)),
+        ];
+        match &mut self.reply {
+            Some(pending) => pending.again = true,
+            None => effects.extend(self.start_reply(twin)),
+        }
+        effects
+    }
+
+    fn on_reply_delta(&mut self, twin: &TwinSnapshot, stream: StreamId, text: String) -> Vec<Effect> {
+        if !self.is_current(&stream) || !twin.profile.replies.stream_previews || text.is_empty() {
+            return Vec::new();
+        }
+        vec![Effect::Send { to: Recipient::User, out: Outbound::Delta { stream, text } }]
+    }
+
+    fn on_reply_finished(
+        &mut self,
+        twin: &TwinSnapshot,
+        stream: StreamId,
+        text: String,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        if !self.is_current(&stream) {
+            return Vec::new();
+        }
+        if text.trim().is_empty() {
+            return self.on_reply_failed(twin, stream, "the reply was empty".to_owned());
+        }
+        let again = self.reply.take().is_some_and(|r| r.again);
+        let message = self.append(twin, Origin::Twin, text, None, Some(stream), now);
+        let mut effects = vec![
+            Effect::Persist(vec![Record::Message(message.clone())]),
+            Effect::Send { to: Recipient::User, out: Outbound::Message(message.clone()) },
+            self.live(LiveEventKind::Message(message)),
+        ];
+        if again {
+            effects.extend(self.start_reply(twin));
+        }
+        effects
+    }
+
+    fn on_reply_failed(&mut self, twin: &TwinSnapshot, stream: StreamId, reason: String) -> Vec<Effect> {
+        if !self.is_current(&stream) {
+            return Vec::new();
+        }
+        let again = self.reply.take().is_some_and(|r| r.again);
+        let mut effects = vec![
+            Effect::Send {
+                to: Recipient::User,
+                out: Outbound::Error {
+                    code: ErrorCode::Unavailable,
+                    message: "the twin could not answer just now; send your message again in a moment".to_owned(),
+                    client_id: None,
+                },
+            },
+            self.live(LiveEventKind::ReplyFailed { stream, reason }),
+        ];
+        if again {
+            effects.extend(self.start_reply(twin));
+        }
+        effects
+    }
+
+    /// After a (re)load: a user message that was acknowledged but never answered gets its answer.
+    fn on_recovered(&mut self, twin: &TwinSnapshot) -> Vec<Effect> {
+        let unanswered = self.history.back().is_some_and(|m| m.origin == Origin::User);
+        if unanswered && self.reply.is_none() { self.start_reply(twin) } else { Vec::new() }
+    }
+
+    fn is_current(&self, stream: &StreamId) -> bool {
+        self.reply.as_ref().is_some_and(|r| &r.stream == stream)
+    }
+
+    /// Assigns the next seq and remembers the message in the history window.
+    fn append(
+        &mut self,
+        twin: &TwinSnapshot,
+        origin: Origin,
+        text: String,
+        client_id: Option<ClientMsgId>,
+        stream: Option<StreamId>,
+        now: Timestamp,
+    ) -> Message {
+        self.last_seq = self.last_seq.next();
+        let message = Message {
+            conversation: self.header.id,
+            creator: self.header.creator,
+            seq: self.last_seq,
+            origin,
+            text,
+            client_id,
+            stream,
+            created_at: now,
+        };
+        self.history.push_back(message.clone());
+        let window = twin.profile.replies.history_window.max(1);
+        while self.history.len() > window {
+            self.history.pop_front();
+        }
+        message
+    }
+
+    fn start_reply(&mut self, twin: &TwinSnapshot) -> Vec<Effect> {
+        let Some(last_user) = self.history.iter().rev().find(|m| m.origin == Origin::User) else {
+            return Vec::new();
+        };
+        let stream = StreamId::answering(last_user.seq);
+        let passages = twin
+            .knowledge
+            .search(&last_user.text, twin.profile.replies.passages)
+            .into_iter()
+            .map(|hit| hit.passage.clone())
+            .collect();
+        let first_contact = !self.history.iter().any(|m| m.origin != Origin::User);
+        let request = ReplyRequest {
+            creator: self.header.creator,
+            conversation: self.header.id,
+            stream: stream.clone(),
+            persona: twin.profile.persona.clone(),
+            system_prompt: twin.system_prompt.clone(),
+            turns: self.history.iter().map(Turn::of).collect(),
+            passages,
+            first_contact,
+        };
+        self.reply = Some(PendingReply { stream: stream.clone(), again: false });
+        vec![Effect::StartReply(Box::new(request)), self.live(LiveEventKind::ReplyStarted { stream })]
+    }
+
+    fn live(&self, kind: LiveEventKind) -> Effect {
+        Effect::Publish(LiveEvent { creator: self.header.creator, conversation: self.header.id, kind })
+    }
+}

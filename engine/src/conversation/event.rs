@@ -1,0 +1,29 @@
+//! What can happen to a conversation, in the order its mailbox delivers it.
+
+use crate::ids::{ClientMsgId, SessionId, StreamId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The user sent text; `client_id` is their idempotency key.
+    UserMessage {
+        client_id: ClientMsgId,
+        text: String,
+        session: Option<SessionId>,
+    },
+    /// A piece of the reply being generated.
+    ReplyDelta {
+        stream: StreamId,
+        text: String,
+    },
+    /// The reply is complete; `text` is all of it.
+    ReplyFinished {
+        stream: StreamId,
+        text: String,
+    },
+    ReplyFailed {
+        stream: StreamId,
+        reason: String,
+    },
+    /// The conversation was just loaded (first use, passivation, or a restart after a crash).
+    Recovered,
+}

@@ -1,0 +1,256 @@
+use super::*;
+use crate::ids::Slug;
+use crate::knowledge::KnowledgeDocument;
+use crate::persona::Persona;
+use crate::twin::{CreatorProfile, ReplySettings};
+
+fn twin() -> TwinSnapshot {
+    let profile = CreatorProfile {
+        slug: Slug::parse("demo").unwrap(),
+        persona: Persona { name: "Maya".into(), ..Persona::default() },
+        replies: ReplySettings { history_window: 4, ..ReplySettings::default() },
+        allowed_origins: vec![],
+    };
+    TwinSnapshot::new(
+        profile,
+        &[KnowledgeDocument { path: "focus.md".into(), body: "# Focus\nPut the phone in another room.".into() }],
+    )
+}
+
+fn conversation(twin: &TwinSnapshot) -> Conversation {
+    Conversation::new(twin.creator, UserId::parse("u1").unwrap(), Timestamp(1_000))
+}
+
+fn user(id: &str, text: &str) -> Event {
+    Event::UserMessage { client_id: ClientMsgId::parse(id).unwrap(), text: text.into(), session: Some(SessionId(7)) }
+}
+
+fn persisted_messages(effects: &[Effect]) -> Vec<Message> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Persist(records) => Some(records),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|r| match r {
+            Record::Message(m) => Some(m.clone()),
+            Record::Conversation(_) => None,
+        })
+        .collect()
+}
+
+fn started_stream(effects: &[Effect]) -> Option<StreamId> {
+    effects.iter().find_map(|e| match e {
+        Effect::StartReply(req) => Some(req.stream.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_first_user_message_creates_the_conversation_persists_acks_and_starts_a_reply_in_that_order() {
+    let twin = twin();
+    let mut c = conversation(&twin);
+    let effects = c.step(&twin, user("m1", "how do I focus?"), Timestamp(2_000));
+
+    let Effect::Persist(records) = &effects[0] else { panic!("persist must come first: {effects:?}") };
+    assert!(matches!(&records[0], Record::Conversation(h) if h.version == 1));
+    assert!(matches!(&records[1], Record::Message(m) if m.seq == Seq(1) && m.origin == Origin::User));
+    assert_eq!(
+        effects[1],
+        Effect::Send {
+            to: Recipient::Session(SessionId(7)),
+            out: Outbound::Ack { client_id: ClientMsgId::parse("m1").unwrap(), seq: Seq(1) }
+        }
+    );
+    let Some(Effect::StartReply(request)) = effects.iter().find(|e| matches!(e, Effect::StartReply(_))) else {
+        panic!("no reply started: {effects:?}")
+    };
+    assert_eq!(request.stream, StreamId::answering(Seq(1)));
+    assert_eq!(request.turns.last().map(|t| t.text.as_str()), Some("how do I focus?"));
+    assert_eq!(request.passages[0].source, "focus.md", "the reply draws on matching knowledge");
+    assert!(request.first_contact);
+    assert_eq!(c.pending_reply(), Some(&StreamId::answering(Seq(1))));
+}
+
+#[test]
+fn a_retried_client_id_is_acknowledged_again_without_storing_or_replying() {
+    let twin = twin();
+    let mut c = conversation(&twin);
+    c.step(&twin, user("m1", "hello"), Timestamp(2_000));
+    let effects = c.step(&twin, user("m1", "hello"), Timestamp(3_000));
+    assert_eq!(
+        effects,
+        vec![Effect::Send {
+            to: Recipient::Session(SessionId(7)),
+            out: Outbound::Ack { client_id: ClientMsgId::parse("m1").unwrap(), seq: Seq(1) }
+        }]
+    );
+    assert_eq!(c.last_seq(), Seq(1));
+}
+
+#[test]
+fn a_finished_reply_is_persisted_before_it_is_sent_as_the_final_message() {
+    let twin = twin();
+    let mut c = conversation(&twin);
+    let stream = started_stream(&c.step(&twin, user("m1", "hi"), Timestamp(2_000))).unwrap();
+    let effects =
+        c.step(&twin, Event::ReplyFinished { stream: stream.clone(), text: "Hello!".into() }, Timestamp(2_500));
+    let persisted = persisted_messages(&effects);
+    assert_eq!(persisted.len(), 1);
+    assert_eq!((persisted[0].seq, persisted[0].origin), (Seq(2), Origin::Twin));
+    assert_eq!(persisted[0].stream.as_ref(), Some(&stream));
+    let persist_at = effects.iter().position(|e| matches!(e, Effect::Persist(_))).unwrap();
+    let send_at = effects.iter().position(|e| matches!(e, Effect::Send { out: Outbound::Message(_), .. })).unwrap();
+    assert!(persist_at < send_at);
+    assert!(c.is_quiescent());
+}
+
+#[test]
+fn deltas_are_previews_only_for_the_current_stream_and_only_when_streaming_is_on() {
+    let mut twin = twin();
+    let mut c = conversation(&twin);
+    let stream = started_stream(&c.step(&twin, user("m1", "hi"), Timestamp(2_000))).unwrap();
+    let effects = c.step(&twin, Event::ReplyDelta { stream: stream.clone(), text: "Hel".into() }, Timestamp(2_100));
+    assert_eq!(
+        effects,
+        vec![Effect::Send { to: Recipient::User, out: Outbound::Delta { stream: stream.clone(), text: "Hel".into() } }]
+    );
+    let stale = StreamId::parse("r99").unwrap();
+    assert!(c.step(&twin, Event::ReplyDelta { stream: stale.clone(), text: "x".into() }, Timestamp(2_100)).is_empty());
+    assert!(c.step(&twin, Event::ReplyFinished { stream: stale, text: "x".into() }, Timestamp(2_100)).is_empty());
+    twin.profile.replies.stream_previews = false;
+    assert!(c.step(&twin, Event::ReplyDelta { stream, text: "lo".into() }, Timestamp(2_100)).is_empty());
+}
+
+#[test]
+fn a_message_during_a_reply_is_answered_after_that_reply_ends() {
+    let twin = twin();
+    let mut c = conversation(&twin);
+    let first = started_stream(&c.step(&twin, user("m1", "hi"), Timestamp(2_000))).unwrap();
+    let effects = c.step(&twin, user("m2", "and focus?"), Timestamp(2_100));
+    assert!(started_stream(&effects).is_none(), "one reply at a time");
+    let effects = c.step(&twin, Event::ReplyFinished { stream: first, text: "Hi.".into() }, Timestamp(2_200));
+    let second = started_stream(&effects).expect("the second message gets its answer");
+    assert_eq!(second, StreamId::answering(Seq(2)));
+}
+
+#[test]
+fn a_failed_reply_tells_the_user_and_frees_the_conversation() {
+    let twin = twin();
+    let mut c = conversation(&twin);
+    let stream = started_stream(&c.step(&twin, user("m1", "hi"), Timestamp(2_000))).unwrap();
+    let effects = c.step(&twin, Event::ReplyFailed { stream, reason: "down".into() }, Timestamp(2_100));
+    assert!(matches!(
+        &effects[0],
+        Effect::Send { to: Recipient::User, out: Outbound::Error { code: ErrorCode::Unavailable, .. } }
+    ));
+    assert!(persisted_messages(&effects).is_empty());
+    assert!(c.is_quiescent());
+}
+
+#[test]
+fn an_empty_or_oversized_message_is_refused_without_a_seq() {
+    let twin = twin();
+    let mut c = conversation(&twin);
+    let effects = c.step(&twin, user("m1", "   "), Timestamp(2_000));
+    assert!(matches!(&effects[..], [Effect::Send { out: Outbound::Error { code: ErrorCode::InvalidField, .. }, .. }]));
+    let effects = c.step(&twin, user("m2", &"x".repeat(MAX_TEXT_BYTES + 1)), Timestamp(2_000));
+    assert!(matches!(&effects[..], [Effect::Send { out: Outbound::Error { code: ErrorCode::TooLarge, .. }, .. }]));
+    assert_eq!(c.last_seq(), Seq(0));
+}
+
+#[test]
+fn a_reloaded_conversation_answers_an_acknowledged_but_unanswered_message() {
+    let twin = twin();
+    let mut c = conversation(&twin);
+    c.step(&twin, user("m1", "hi"), Timestamp(2_000));
+    let stored = StoredConversation {
+        header: ConversationHeader { version: 1, ..c.header.clone() },
+        last_seq: Seq(1),
+        recent: c.history.iter().cloned().collect(),
+        client_ids: vec![(ClientMsgId::parse("m1").unwrap(), Seq(1))],
+    };
+    let mut reloaded = Conversation::from_stored(stored);
+    assert_eq!(
+        started_stream(&reloaded.step(&twin, Event::Recovered, Timestamp(9_000))),
+        Some(StreamId::answering(Seq(1)))
+    );
+    // And the retry of m1 after the reload is still recognised.
+    let effects = reloaded.step(&twin, user("m1", "hi"), Timestamp(9_001));
+    assert!(matches!(&effects[..], [Effect::Send { out: Outbound::Ack { seq: Seq(1), .. }, .. }]));
+}
+
+#[test]
+fn the_history_window_keeps_only_the_most_recent_messages() {
+    let twin = twin();
+    let mut c = conversation(&twin);
+    for i in 0..5 {
+        let s = started_stream(&c.step(&twin, user(&format!("m{i}"), "hi"), Timestamp(2_000))).unwrap();
+        c.step(&twin, Event::ReplyFinished { stream: s, text: "ok".into() }, Timestamp(2_000));
+    }
+    assert_eq!(c.history.len(), 4);
+    assert_eq!(c.history.back().map(|m| m.seq), Some(Seq(10)));
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Send(u8),
+        Finish,
+        Fail,
+        Delta,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![(0u8..12).prop_map(Op::Send), Just(Op::Finish), Just(Op::Fail), Just(Op::Delta)]
+    }
+
+    proptest! {
+        /// Whatever happens, persisted seqs go up by one with no gap or repeat, every client id is
+        /// stored once, and each stored user message is acknowledged with its own seq.
+        #[test]
+        fn seqs_are_dense_and_client_ids_unique(ops in proptest::collection::vec(op(), 1..60)) {
+            let twin = twin();
+            let mut c = conversation(&twin);
+            let mut persisted = Vec::new();
+            let mut acks = std::collections::HashMap::new();
+            for op in ops {
+                let event = match op {
+                    Op::Send(n) => user(&format!("m{n}"), "hello there"),
+                    Op::Finish => match c.pending_reply() {
+                        Some(s) => Event::ReplyFinished { stream: s.clone(), text: "ok".into() },
+                        None => continue,
+                    },
+                    Op::Fail => match c.pending_reply() {
+                        Some(s) => Event::ReplyFailed { stream: s.clone(), reason: "x".into() },
+                        None => continue,
+                    },
+                    Op::Delta => match c.pending_reply() {
+                        Some(s) => Event::ReplyDelta { stream: s.clone(), text: "o".into() },
+                        None => continue,
+                    },
+                };
+                let effects = c.step(&twin, event, Timestamp(5));
+                for e in &effects {
+                    if let Effect::Send { out: Outbound::Ack { client_id, seq }, .. } = e {
+                        let first = *acks.entry(client_id.clone()).or_insert(*seq);
+                        prop_assert_eq!(first, *seq, "a client id is always acked with one seq");
+                    }
+                }
+                persisted.extend(persisted_messages(&effects));
+            }
+            for (i, m) in persisted.iter().enumerate() {
+                prop_assert_eq!(m.seq, Seq(i as u64 + 1));
+            }
+            let ids: Vec<_> = persisted.iter().filter_map(|m| m.client_id.clone()).collect();
+            let mut unique = ids.clone();
+            unique.sort();
+            unique.dedup();
+            prop_assert_eq!(ids.len(), unique.len());
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The ports: how actors reach the world. Each is owned by its consumer (the actors) and
+//! implemented by an adapter. Every method that sends must never block its caller.
+
+mod clock;
+mod delivery;
+mod live;
+mod llm;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use delivery::{Delivery, ErrorCode, Outbound, Recipient};
+pub use live::{LiveEvent, LiveEventKind, LivePublisher};
+pub use llm::{Llm, LlmError, ReplyStream};
+pub use store::{
+    ConversationHeader, ConversationStore, CreatorStore, LoadLimits, PutOutcome, Record, StoreError,
+    StoredConversation, StoredCreator,
+};

@@ -1,0 +1,129 @@
+//! The storage ports: conversations with their messages, and creators with their knowledge.
+
+use std::error::Error as StdError;
+
+use crate::ids::{ClientMsgId, ConversationId, CreatorId, Seq, UserId};
+use crate::knowledge::KnowledgeDocument;
+use crate::message::Message;
+use crate::time::Timestamp;
+use crate::twin::CreatorProfile;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or failed; the caller retries later or reports
+    /// `unavailable`. Nothing of the failed call was written.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// A conversation was written by someone holding a stale version; the writer must reload.
+    #[error("conversation {conversation} was changed concurrently (expected version {expected})")]
+    Conflict { conversation: ConversationId, expected: u64 },
+    /// Stored data could not be read back; a bug or a manual edit. Not retried.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn unavailable(source: impl StdError + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(source))
+    }
+}
+
+/// The durable identity and version of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationHeader {
+    pub id: ConversationId,
+    pub creator: CreatorId,
+    pub user: UserId,
+    /// Incremented by each state change; a write must carry the previous version plus one.
+    pub version: u64,
+    pub created_at: Timestamp,
+}
+
+/// One thing to make durable. A commit is a slice of records written in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// Create the conversation (version 1) or move it from `version - 1` to `version`.
+    Conversation(ConversationHeader),
+    /// Append a message; `(conversation, seq)` and `(conversation, client_id)` are unique.
+    Message(Message),
+}
+
+impl Record {
+    pub fn creator(&self) -> CreatorId {
+        match self {
+            Record::Conversation(h) => h.creator,
+            Record::Message(m) => m.creator,
+        }
+    }
+}
+
+/// How much of a conversation to bring back into memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// Most recent messages, for reply context.
+    pub history: usize,
+    /// Most recent user messages' client ids, for idempotency.
+    pub client_ids: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConversation {
+    pub header: ConversationHeader,
+    /// The largest committed seq (0 when no message was stored yet).
+    pub last_seq: Seq,
+    /// The most recent messages, oldest first.
+    pub recent: Vec<Message>,
+    /// Client ids of the most recent user messages with their seq, oldest first.
+    pub client_ids: Vec<(ClientMsgId, Seq)>,
+}
+
+#[async_trait::async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
+    async fn load(
+        &self,
+        creator: CreatorId,
+        id: ConversationId,
+        limits: LoadLimits,
+    ) -> Result<Option<StoredConversation>, StoreError>;
+
+    /// Writes all records in one transaction, each tenant's rows under that tenant (row-level
+    /// security), or nothing at all.
+    async fn commit(&self, records: &[Record]) -> Result<(), StoreError>;
+
+    /// Messages with a seq larger than `after`, ascending, at most `limit`.
+    async fn history(
+        &self,
+        creator: CreatorId,
+        id: ConversationId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCreator {
+    pub profile: CreatorProfile,
+    pub documents: Vec<KnowledgeDocument>,
+    /// Incremented each time the profile or a document changes.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    Updated { version: u64 },
+    Unchanged,
+}
+
+#[async_trait::async_trait]
+pub trait CreatorStore: Send + Sync + 'static {
+    /// Stores a creator's profile and knowledge documents (the whole set: documents not given are
+    /// removed). Storing what is already there changes nothing.
+    async fn put_creator(
+        &self,
+        profile: &CreatorProfile,
+        documents: &[KnowledgeDocument],
+    ) -> Result<PutOutcome, StoreError>;
+
+    async fn creator(&self, id: CreatorId) -> Result<Option<StoredCreator>, StoreError>;
+}
