@@ -1,0 +1,302 @@
+//! ConversationActor: one per (creator, end user). Feeds events to the pure
+//! [`twin_engine::Conversation`] in mailbox order and carries out its effects; a Persist effect is
+//! committed before any later effect runs, so acks and final messages follow their commit.
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::task::AbortHandle;
+use twin_engine::ports::{ErrorCode, Outbound, Recipient};
+use twin_engine::{ClientMsgId, Conversation, Effect, Event, Seq, StreamId, Timestamp};
+
+use crate::handle::{ConversationKey, Engine, TwinCell};
+use crate::metrics as m;
+
+pub enum ConversationMsg {
+    Event(Event),
+    /// Passivate if idle past the TTL (sent by the engine's sweep).
+    IdleCheck,
+    /// Second half of the passivation hand-over; everything routed before it has been handled.
+    Stop,
+    Inspect(RpcReplyPort<ConversationView>),
+    /// Fault injection: fail as a bug would (tests and drills).
+    Fail(String),
+}
+
+/// What a conversation actor holds, for tests and (later) the live view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationView {
+    pub loaded: bool,
+    pub last_seq: Seq,
+    pub version: u64,
+    pub pending_reply: Option<StreamId>,
+}
+
+pub(crate) struct ConversationArgs {
+    pub(crate) key: ConversationKey,
+    pub(crate) twin: Arc<TwinCell>,
+    pub(crate) engine: Arc<Engine>,
+}
+
+pub struct ConversationState {
+    key: ConversationKey,
+    twin: Arc<TwinCell>,
+    engine: Arc<Engine>,
+    /// None until loaded from the store (after spawning, off the spawner's path) or after a failed
+    /// commit, when the in-memory state can no longer be trusted.
+    conversation: Option<Conversation>,
+    last_activity: Timestamp,
+    replies: Vec<(StreamId, AbortHandle)>,
+    /// Client ids whose message made the step panic: a retry is refused instead of crashing again.
+    poisoned: HashSet<ClientMsgId>,
+    stopping: bool,
+}
+
+pub(crate) struct ConversationActor;
+
+impl Actor for ConversationActor {
+    type Msg = ConversationMsg;
+    type State = ConversationState;
+    type Arguments = ConversationArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<ConversationMsg>,
+        args: ConversationArgs,
+    ) -> Result<ConversationState, ActorProcessingErr> {
+        // No I/O here: the spawner awaits pre_start. Loading happens in post_start.
+        let now = args.engine.ports.clock.now();
+        Ok(ConversationState {
+            key: args.key,
+            twin: args.twin,
+            engine: args.engine,
+            conversation: None,
+            last_activity: now,
+            replies: Vec::new(),
+            poisoned: HashSet::new(),
+            stopping: false,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<ConversationMsg>,
+        state: &mut ConversationState,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.load().await {
+            state.apply(&myself, Event::Recovered).await;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ConversationMsg>,
+        message: ConversationMsg,
+        state: &mut ConversationState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ConversationMsg::Event(event) => {
+                state.last_activity = state.engine.ports.clock.now();
+                state.apply(&myself, event).await;
+            }
+            ConversationMsg::IdleCheck => {
+                let now = state.engine.ports.clock.now();
+                let idle_ms = now.millis_since(state.last_activity);
+                let quiescent = state.conversation.as_ref().is_none_or(Conversation::is_quiescent);
+                if !state.stopping
+                    && quiescent
+                    && idle_ms as u128 >= state.engine.config.idle_ttl.as_millis()
+                    && state.engine.registry.begin_stop(state.key.id(), myself.get_id())
+                {
+                    state.stopping = true;
+                    // Queued behind every event routed before the slot was held.
+                    let _ = myself.cast(ConversationMsg::Stop);
+                }
+            }
+            ConversationMsg::Stop => {
+                let quiescent = state.conversation.as_ref().is_none_or(Conversation::is_quiescent);
+                if quiescent {
+                    myself.stop(Some("idle".to_owned()));
+                } else {
+                    state.stopping = false;
+                    state.engine.registry.cancel_stop(state.key.id(), myself.clone());
+                }
+            }
+            ConversationMsg::Inspect(reply) => {
+                let view = match &state.conversation {
+                    Some(c) => ConversationView {
+                        loaded: true,
+                        last_seq: c.last_seq(),
+                        version: c.version(),
+                        pending_reply: c.pending_reply().cloned(),
+                    },
+                    None => ConversationView { loaded: false, last_seq: Seq::ZERO, version: 0, pending_reply: None },
+                };
+                let _ = reply.send(view);
+            }
+            ConversationMsg::Fail(reason) => return Err(reason.into()),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ConversationMsg>,
+        state: &mut ConversationState,
+    ) -> Result<(), ActorProcessingErr> {
+        for (_, reply) in state.replies.drain(..) {
+            reply.abort();
+        }
+        if state.stopping {
+            metrics::counter!(m::CONVERSATION_PASSIVATIONS).increment(1);
+            let engine = state.engine.clone();
+            let key = state.key.clone();
+            if engine.registry.finish_stop(key.id()) && !engine.is_closed() {
+                // Events arrived during the hand-over: a successor takes them.
+                tokio::spawn(async move {
+                    let _ = engine.spawn_conversation(key).await;
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ConversationState {
+    /// Loads the conversation from the store if it is not in memory. False when the store failed.
+    async fn load(&mut self) -> bool {
+        if self.conversation.is_some() {
+            return true;
+        }
+        let twin = self.twin.current();
+        let limits = Conversation::load_limits(&twin);
+        let id = self.key.id();
+        match self.engine.ports.conversations.load(self.key.creator, id, limits).await {
+            Ok(Some(stored)) => self.conversation = Some(Conversation::from_stored(stored)),
+            Ok(None) => {
+                let now = self.engine.ports.clock.now();
+                self.conversation = Some(Conversation::new(self.key.creator, self.key.user.clone(), now));
+            }
+            Err(error) => {
+                tracing::warn!(conversation = %id, %error, "could not load conversation");
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One event through the step function, then its effects in order.
+    async fn apply(&mut self, myself: &ActorRef<ConversationMsg>, event: Event) {
+        let id = self.key.id();
+        if let Event::UserMessage { client_id, session, .. } = &event {
+            let refusal = if self.poisoned.contains(client_id) {
+                Some((ErrorCode::Internal, "this message could not be processed and was recorded for the operator"))
+            } else if !self.load().await {
+                Some((ErrorCode::Unavailable, "the conversation could not be loaded; try again"))
+            } else {
+                None
+            };
+            if let Some((code, text)) = refusal {
+                let to = session.map_or(Recipient::User, Recipient::Session);
+                let out = Outbound::Error { code, message: text.to_owned(), client_id: Some(client_id.clone()) };
+                self.engine.ports.delivery.deliver(id, to, out);
+                return;
+            }
+        } else if !self.load().await {
+            return;
+        }
+        let Some(conversation) = self.conversation.as_mut() else { return };
+        let twin = self.twin.current();
+        let now = self.engine.ports.clock.now();
+        let label = label(&event);
+        let poison_id = match &event {
+            Event::UserMessage { client_id, .. } => Some(client_id.clone()),
+            _ => None,
+        };
+        let stepped = catch_unwind(AssertUnwindSafe(|| conversation.step(&twin, event, now)));
+        let effects = match stepped {
+            Ok(effects) => effects,
+            Err(_) => {
+                // A bug in the step: record the event, drop the in-memory state (it may be half
+                // changed) and go on with the next event from the stored state.
+                metrics::counter!(m::CONVERSATION_POISON_EVENTS).increment(1);
+                tracing::error!(conversation = %id, event = %label, "conversation step panicked; event recorded and skipped");
+                self.poisoned.extend(poison_id);
+                self.conversation = None;
+                return;
+            }
+        };
+        self.execute(myself, effects).await;
+    }
+
+    async fn execute(&mut self, myself: &ActorRef<ConversationMsg>, effects: Vec<Effect>) {
+        let id = self.key.id();
+        let mut effects = effects.into_iter();
+        while let Some(effect) = effects.next() {
+            match effect {
+                Effect::Persist(records) => {
+                    if let Err(error) = self.engine.commit(records).await {
+                        tracing::warn!(conversation = %id, %error, "commit failed; reloading the conversation");
+                        // Nothing after the failed commit happens; senders of unacked messages are told.
+                        for later in effects.by_ref() {
+                            if let Effect::Send { to, out: Outbound::Ack { client_id, .. } } = later {
+                                let out = Outbound::Error {
+                                    code: ErrorCode::Unavailable,
+                                    message: "your message could not be saved; send it again".to_owned(),
+                                    client_id: Some(client_id),
+                                };
+                                self.engine.ports.delivery.deliver(id, to, out);
+                            }
+                        }
+                        self.abort_replies();
+                        self.conversation = None;
+                        return;
+                    }
+                }
+                Effect::Send { to, out } => self.engine.ports.delivery.deliver(id, to, out),
+                Effect::StartReply(request) => {
+                    let twin = self.twin.current();
+                    let stream = request.stream.clone();
+                    let handle = crate::reply::start(
+                        self.engine.ports.llm.clone(),
+                        *request,
+                        twin.profile.replies.stream_previews,
+                        self.engine.config.reply_timeout,
+                        myself.clone(),
+                    );
+                    self.replies.retain(|(_, h)| !h.is_finished());
+                    self.replies.push((stream, handle));
+                }
+                Effect::CancelReply(stream) => {
+                    self.replies.retain(|(s, h)| {
+                        if *s == stream {
+                            h.abort();
+                        }
+                        *s != stream
+                    });
+                }
+                Effect::Publish(event) => self.engine.ports.live.publish(event),
+            }
+        }
+    }
+
+    fn abort_replies(&mut self) {
+        for (_, reply) in self.replies.drain(..) {
+            reply.abort();
+        }
+    }
+}
+
+/// A short description of an event for logs: never the user's text.
+fn label(event: &Event) -> String {
+    match event {
+        Event::UserMessage { client_id, text, .. } => format!("user message {client_id} ({} bytes)", text.len()),
+        Event::ReplyDelta { stream, .. } => format!("reply delta {stream}"),
+        Event::ReplyFinished { stream, .. } => format!("reply finished {stream}"),
+        Event::ReplyFailed { stream, .. } => format!("reply failed {stream}"),
+        Event::Recovered => "recovered".to_owned(),
+    }
+}

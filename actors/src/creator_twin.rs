@@ -1,0 +1,113 @@
+//! CreatorTwinActor: one per active creator. Parent of that creator's conversations; restarts a
+//! crashed conversation from the store, a bounded number of times.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use twin_engine::{ConversationId, CreatorId, TwinSnapshot};
+
+use crate::handle::{Engine, EngineError, TwinCell};
+use crate::metrics as m;
+
+/// Restarts allowed per conversation within [`RESTART_WINDOW`]; past that the conversation is left
+/// stopped until its next event.
+const MAX_RESTARTS: u32 = 3;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+pub enum CreatorTwinMsg {
+    /// Re-read the creator from the store and swap the snapshot.
+    Reload,
+}
+
+pub(crate) struct CreatorTwinArgs {
+    pub(crate) creator: CreatorId,
+    pub(crate) cell: Arc<TwinCell>,
+    pub(crate) engine: Arc<Engine>,
+}
+
+pub struct CreatorTwinState {
+    creator: CreatorId,
+    cell: Arc<TwinCell>,
+    engine: Arc<Engine>,
+    restarts: HashMap<ConversationId, (Instant, u32)>,
+}
+
+pub(crate) struct CreatorTwinActor;
+
+impl Actor for CreatorTwinActor {
+    type Msg = CreatorTwinMsg;
+    type State = CreatorTwinState;
+    type Arguments = CreatorTwinArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<CreatorTwinMsg>,
+        args: CreatorTwinArgs,
+    ) -> Result<CreatorTwinState, ActorProcessingErr> {
+        Ok(CreatorTwinState { creator: args.creator, cell: args.cell, engine: args.engine, restarts: HashMap::new() })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<CreatorTwinMsg>,
+        message: CreatorTwinMsg,
+        state: &mut CreatorTwinState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            CreatorTwinMsg::Reload => match state.engine.ports.creators.creator(state.creator).await {
+                Ok(Some(stored)) => state.cell.replace(TwinSnapshot::new(stored.profile, &stored.documents)),
+                Ok(None) => tracing::warn!(creator = %state.creator, "creator vanished; keeping the last snapshot"),
+                Err(error) => tracing::warn!(creator = %state.creator, %error, "could not reload creator"),
+            },
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<CreatorTwinMsg>,
+        event: SupervisionEvent,
+        state: &mut CreatorTwinState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Overridden so that a child's exit never stops the twin (ractor's default would).
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if state.engine.actors.remove(&cell.get_id()).is_some() {
+                    metrics::gauge!(m::CONVERSATIONS_ACTIVE).decrement(1.0);
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                let Some((_, key)) = state.engine.actors.remove(&cell.get_id()) else { return Ok(()) };
+                metrics::gauge!(m::CONVERSATIONS_ACTIVE).decrement(1.0);
+                let id = key.id();
+                tracing::error!(conversation = %id, %error, "conversation actor failed");
+                if !state.engine.registry.crashed(id, cell.get_id()) || state.engine.is_closed() {
+                    return Ok(());
+                }
+                let now = Instant::now();
+                let entry = state.restarts.entry(id).or_insert((now, 0));
+                if now.duration_since(entry.0) > RESTART_WINDOW {
+                    *entry = (now, 0);
+                }
+                entry.1 += 1;
+                if entry.1 > MAX_RESTARTS {
+                    tracing::error!(conversation = %id, "conversation keeps failing; left stopped until its next event");
+                    let error = EngineError::Unavailable("this conversation is failing; try again later".to_owned());
+                    for message in state.engine.registry.abandon(id) {
+                        state.engine.refuse(id, message, &error);
+                    }
+                    return Ok(());
+                }
+                metrics::counter!(m::CONVERSATION_RESTARTS).increment(1);
+                let engine = state.engine.clone();
+                tokio::spawn(async move {
+                    let _ = engine.spawn_conversation(key).await;
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

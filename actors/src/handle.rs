@@ -1,0 +1,306 @@
+//! EngineHandle: the typed front door of the actor tree. The api crate routes events, reads
+//! history and shuts down through it and never sees an actor message.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorId, ActorRef};
+use twin_engine::ports::Recipient;
+use twin_engine::ports::{Clock, ConversationStore, CreatorStore, Delivery, ErrorCode, LivePublisher, Llm, Outbound};
+use twin_engine::{ConversationId, CreatorId, Event, Message, Record, Seq, TwinSnapshot, UserId};
+
+use crate::conversation::{ConversationActor, ConversationArgs, ConversationMsg, ConversationView};
+use crate::creator_twin::CreatorTwinMsg;
+use crate::metrics as m;
+use crate::registry::{Offer, Registry};
+use crate::twin_supervisor::{TwinSupervisor, TwinSupervisorMsg};
+use crate::writer::{CommitError, WriterActor, WriterArgs, WriterMsg};
+
+/// The ports the tree talks through. Adapters are chosen by the api crate.
+#[derive(Clone)]
+pub struct Ports {
+    pub conversations: Arc<dyn ConversationStore>,
+    pub creators: Arc<dyn CreatorStore>,
+    pub llm: Arc<dyn Llm>,
+    pub delivery: Arc<dyn Delivery>,
+    pub live: Arc<dyn LivePublisher>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// A conversation with nothing in flight for this long is passivated at the next sweep.
+    pub idle_ttl: Duration,
+    /// Records waiting for the writer above which new messages are refused (`unavailable`).
+    pub writer_max_pending_records: usize,
+    /// Records per transaction at most.
+    pub writer_max_batch_records: usize,
+    /// A reply that takes longer fails.
+    pub reply_timeout: Duration,
+    /// A commit that takes longer counts as failed (the conversation reloads from the store).
+    pub commit_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            idle_ttl: Duration::from_secs(300),
+            writer_max_pending_records: 50_000,
+            writer_max_batch_records: 2_000,
+            reply_timeout: Duration::from_secs(120),
+            commit_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error("no creator {0}")]
+    UnknownCreator(CreatorId),
+    /// The engine is shutting down or overloaded, or the store failed; the client retries later.
+    #[error("the engine is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A conversation as the outside names it: the tenant and the end user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConversationKey {
+    pub creator: CreatorId,
+    pub user: UserId,
+}
+
+impl ConversationKey {
+    pub fn id(&self) -> ConversationId {
+        ConversationId::of(self.creator, &self.user)
+    }
+}
+
+/// The twin's current snapshot, swapped whole when the creator changes; conversations read it per
+/// event (a read lock that is never held across an await).
+pub(crate) struct TwinCell(RwLock<Arc<TwinSnapshot>>);
+
+impl TwinCell {
+    pub(crate) fn new(snapshot: TwinSnapshot) -> Self {
+        Self(RwLock::new(Arc::new(snapshot)))
+    }
+
+    pub(crate) fn current(&self) -> Arc<TwinSnapshot> {
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn replace(&self, snapshot: TwinSnapshot) {
+        match self.0.write() {
+            Ok(mut guard) => *guard = Arc::new(snapshot),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(snapshot),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct TwinEntry {
+    pub(crate) actor: ActorRef<CreatorTwinMsg>,
+    pub(crate) cell: Arc<TwinCell>,
+}
+
+/// Shared by the handle and every actor of the tree.
+pub(crate) struct Engine {
+    pub(crate) ports: Ports,
+    pub(crate) config: EngineConfig,
+    pub(crate) registry: Registry,
+    /// Which conversation each live actor serves, to restart it after a crash.
+    pub(crate) actors: DashMap<ActorId, ConversationKey>,
+    twins: DashMap<CreatorId, TwinEntry>,
+    supervisor: ActorRef<TwinSupervisorMsg>,
+    writer: ActorRef<WriterMsg>,
+    closed: AtomicBool,
+}
+
+#[derive(Clone)]
+pub struct EngineHandle {
+    engine: Arc<Engine>,
+}
+
+impl EngineHandle {
+    pub async fn start(ports: Ports, config: EngineConfig) -> Result<Self, EngineError> {
+        m::describe();
+        let writer_args = WriterArgs {
+            store: ports.conversations.clone(),
+            max_pending_records: config.writer_max_pending_records,
+            max_batch_records: config.writer_max_batch_records,
+        };
+        let (writer, _) = Actor::spawn(None, WriterActor, writer_args).await.map_err(unavailable)?;
+        let (supervisor, _) = Actor::spawn(None, TwinSupervisor, ports.creators.clone()).await.map_err(unavailable)?;
+        let engine = Engine {
+            ports,
+            config,
+            registry: Registry::default(),
+            actors: DashMap::new(),
+            twins: DashMap::new(),
+            supervisor,
+            writer,
+            closed: AtomicBool::new(false),
+        };
+        Ok(Self { engine: Arc::new(engine) })
+    }
+
+    /// The twin of a creator, loading it on first use.
+    pub async fn twin(&self, creator: CreatorId) -> Result<Arc<TwinSnapshot>, EngineError> {
+        Ok(self.engine.twin(creator).await?.cell.current())
+    }
+
+    /// Re-reads a creator from the store (after an import); conversations use it from their next
+    /// event on.
+    pub async fn reload_twin(&self, creator: CreatorId) -> Result<(), EngineError> {
+        self.engine.twins.remove(&creator);
+        let entry = self.engine.twin(creator).await?;
+        let _ = entry.actor.cast(CreatorTwinMsg::Reload);
+        Ok(())
+    }
+
+    /// The one routing function: hands an event to the conversation's actor, starting it if needed.
+    pub async fn route(&self, key: &ConversationKey, event: Event) -> Result<(), EngineError> {
+        self.engine.route(key, ConversationMsg::Event(event)).await
+    }
+
+    /// Durable messages after `after`, ascending, at most `limit` (for `resume`).
+    pub async fn history(&self, key: &ConversationKey, after: Seq, limit: u32) -> Result<Vec<Message>, EngineError> {
+        self.engine.ports.conversations.history(key.creator, key.id(), after, limit).await.map_err(unavailable)
+    }
+
+    /// The in-memory view of a conversation, if its actor is live.
+    pub async fn inspect(&self, key: &ConversationKey) -> Option<ConversationView> {
+        let actor = self.engine.registry.actor(key.id())?;
+        ractor::call!(actor, ConversationMsg::Inspect).ok()
+    }
+
+    /// Asks every live conversation whether it has been idle past the TTL (by the engine's clock).
+    pub fn sweep_idle(&self) {
+        for actor in self.engine.registry.live_actors() {
+            let _ = actor.cast(ConversationMsg::IdleCheck);
+        }
+    }
+
+    pub fn live_conversations(&self) -> usize {
+        self.engine.registry.live_count()
+    }
+
+    /// Fault injection for tests and drills: makes a conversation's actor fail as a bug would.
+    #[doc(hidden)]
+    pub fn crash_conversation(&self, key: &ConversationKey, reason: &str) -> bool {
+        self.engine
+            .registry
+            .actor(key.id())
+            .is_some_and(|actor| actor.cast(ConversationMsg::Fail(reason.to_owned())).is_ok())
+    }
+
+    /// Stops taking events, lets every conversation finish what is in its mailbox, then flushes the
+    /// writer. Replies still being generated are dropped; their messages are answered after the
+    /// next start (the user message is committed, so [`Event::Recovered`] finds it).
+    pub async fn shutdown(&self, deadline: Duration) {
+        let engine = &self.engine;
+        engine.closed.store(true, Ordering::SeqCst);
+        let twins: Vec<_> = engine.twins.iter().map(|t| t.actor.get_cell()).collect();
+        let drains = twins.iter().map(|twin| twin.drain_children_and_wait(Some(deadline)));
+        futures::future::join_all(drains).await;
+        let _ = engine.writer.call(WriterMsg::Drain, Some(deadline)).await;
+        let _ = engine.supervisor.stop_and_wait(None, Some(deadline)).await;
+        let _ = engine.writer.stop_and_wait(None, Some(deadline)).await;
+    }
+}
+
+impl Engine {
+    pub(crate) async fn twin(self: &Arc<Self>, creator: CreatorId) -> Result<TwinEntry, EngineError> {
+        if let Some(entry) = self.twins.get(&creator) {
+            return Ok(entry.clone());
+        }
+        let engine = self.clone();
+        let entry = ractor::call!(self.supervisor, |reply| TwinSupervisorMsg::Load { creator, engine, reply })
+            .map_err(unavailable)??;
+        self.twins.insert(creator, entry.clone());
+        Ok(entry)
+    }
+
+    pub(crate) async fn route(
+        self: &Arc<Self>,
+        key: &ConversationKey,
+        message: ConversationMsg,
+    ) -> Result<(), EngineError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(EngineError::Unavailable("the server is shutting down".to_owned()));
+        }
+        match self.registry.offer(key.id(), message) {
+            Offer::Delivered | Offer::Held => Ok(()),
+            Offer::Refused(message) => {
+                let error = EngineError::Unavailable("too many events are waiting for this conversation".to_owned());
+                self.refuse(key.id(), message, &error);
+                Err(error)
+            }
+            Offer::MustSpawn => self.spawn_conversation(key.clone()).await,
+        }
+    }
+
+    /// Starts the actor for a conversation whose slot is held, then hands it the held events.
+    pub(crate) async fn spawn_conversation(self: &Arc<Self>, key: ConversationKey) -> Result<(), EngineError> {
+        let id = key.id();
+        let started = async {
+            let twin = self.twin(key.creator).await?;
+            let args = ConversationArgs { key: key.clone(), twin: twin.cell.clone(), engine: self.clone() };
+            let (actor, _) =
+                Actor::spawn_linked(None, ConversationActor, args, twin.actor.get_cell()).await.map_err(unavailable)?;
+            Ok::<_, EngineError>(actor)
+        };
+        match started.await {
+            Ok(actor) => {
+                metrics::counter!(m::CONVERSATION_SPAWNS).increment(1);
+                metrics::gauge!(m::CONVERSATIONS_ACTIVE).increment(1.0);
+                self.actors.insert(actor.get_id(), key);
+                self.registry.go_live(id, actor);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(conversation = %id, %error, "could not start a conversation");
+                for message in self.registry.abandon(id) {
+                    self.refuse(id, message, &error);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Tells the sender of an event that could not be handled, when it can be told.
+    pub(crate) fn refuse(&self, id: ConversationId, message: ConversationMsg, error: &EngineError) {
+        if let ConversationMsg::Event(Event::UserMessage { client_id, session, .. }) = message {
+            let to = session.map_or(Recipient::User, Recipient::Session);
+            let out = Outbound::Error {
+                code: ErrorCode::Unavailable,
+                message: error.to_string(),
+                client_id: Some(client_id),
+            };
+            self.ports.delivery.deliver(id, to, out);
+        }
+    }
+
+    /// Makes records durable through the group-commit writer.
+    pub(crate) async fn commit(&self, records: Vec<Record>) -> Result<(), CommitError> {
+        let call = self.writer.call(|reply| WriterMsg::Commit { records, reply }, Some(self.config.commit_timeout));
+        match call.await {
+            Ok(CallResult::Success(outcome)) => outcome,
+            Ok(CallResult::Timeout) => Err(CommitError::Failed("the commit timed out".to_owned())),
+            Ok(CallResult::SenderError) | Err(_) => Err(CommitError::Failed("the writer is gone".to_owned())),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> EngineError {
+    EngineError::Unavailable(error.to_string())
+}

@@ -1,0 +1,32 @@
+//! Metric names of the actor tree, in one place (`twin_<area>_<what>_<unit>`).
+
+pub const CONVERSATIONS_ACTIVE: &str = "twin_conversations_active";
+pub const CONVERSATION_SPAWNS: &str = "twin_conversation_spawns_total";
+pub const CONVERSATION_PASSIVATIONS: &str = "twin_conversation_passivations_total";
+pub const CONVERSATION_RESTARTS: &str = "twin_conversation_restarts_total";
+pub const CONVERSATION_POISON_EVENTS: &str = "twin_conversation_poison_events_total";
+pub const WRITER_BATCH_RECORDS: &str = "twin_writer_batch_records";
+pub const WRITER_COMMIT_SECONDS: &str = "twin_writer_commit_seconds";
+pub const WRITER_COMMIT_FAILURES: &str = "twin_writer_commit_failures_total";
+pub const WRITER_OVERLOADED: &str = "twin_writer_overloaded_total";
+pub const REPLY_SECONDS: &str = "twin_reply_seconds";
+pub const REPLY_FAILURES: &str = "twin_reply_failures_total";
+
+/// Describes every metric once, so `/metrics` carries help text.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(CONVERSATIONS_ACTIVE, "Conversation actors in memory.");
+    describe_counter!(CONVERSATION_SPAWNS, "Conversation actors spawned (first use or re-hydration).");
+    describe_counter!(CONVERSATION_PASSIVATIONS, "Conversation actors stopped after being idle.");
+    describe_counter!(CONVERSATION_RESTARTS, "Conversation actors restarted after a crash.");
+    describe_counter!(
+        CONVERSATION_POISON_EVENTS,
+        "Events that made a conversation's step panic; recorded and skipped."
+    );
+    describe_histogram!(WRITER_BATCH_RECORDS, "Records written per group commit.");
+    describe_histogram!(WRITER_COMMIT_SECONDS, "Duration of one group commit.");
+    describe_counter!(WRITER_COMMIT_FAILURES, "Group commits that failed.");
+    describe_counter!(WRITER_OVERLOADED, "Commits refused because the writer queue was full.");
+    describe_histogram!(REPLY_SECONDS, "Time from starting a reply to its last delta.");
+    describe_counter!(REPLY_FAILURES, "Replies that failed or timed out.");
+}

@@ -1,0 +1,68 @@
+//! A reply being generated: runs on a task of its own and reports back to the conversation as
+//! messages, so a conversation never awaits the model inside a handler.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use ractor::ActorRef;
+use tokio::task::AbortHandle;
+use twin_engine::Event;
+use twin_engine::ports::Llm;
+use twin_engine::prompt::ReplyRequest;
+
+use crate::conversation::ConversationMsg;
+use crate::metrics as m;
+
+pub(crate) fn start(
+    llm: Arc<dyn Llm>,
+    request: ReplyRequest,
+    previews: bool,
+    timeout: Duration,
+    conversation: ActorRef<ConversationMsg>,
+) -> AbortHandle {
+    tokio::spawn(async move {
+        let stream = request.stream.clone();
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(timeout, generate(llm, request, previews, &conversation)).await;
+        let event = match outcome {
+            Ok(Ok(text)) => {
+                metrics::histogram!(m::REPLY_SECONDS).record(started.elapsed().as_secs_f64());
+                Event::ReplyFinished { stream, text }
+            }
+            Ok(Err(reason)) => {
+                metrics::counter!(m::REPLY_FAILURES).increment(1);
+                Event::ReplyFailed { stream, reason }
+            }
+            Err(_) => {
+                metrics::counter!(m::REPLY_FAILURES).increment(1);
+                Event::ReplyFailed { stream, reason: format!("no reply within {} s", timeout.as_secs()) }
+            }
+        };
+        // If the conversation is gone, its successor answers from the store (Event::Recovered).
+        let _ = conversation.cast(ConversationMsg::Event(event));
+    })
+    .abort_handle()
+}
+
+async fn generate(
+    llm: Arc<dyn Llm>,
+    request: ReplyRequest,
+    previews: bool,
+    conversation: &ActorRef<ConversationMsg>,
+) -> Result<String, String> {
+    let stream_id = request.stream.clone();
+    let mut deltas = llm.reply(request).await.map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    while let Some(delta) = deltas.next().await {
+        let delta = delta.map_err(|e| e.to_string())?;
+        text.push_str(&delta);
+        if previews && !delta.is_empty() {
+            let event = Event::ReplyDelta { stream: stream_id.clone(), text: delta };
+            if conversation.cast(ConversationMsg::Event(event)).is_err() {
+                return Err("the conversation stopped".to_owned());
+            }
+        }
+    }
+    Ok(text)
+}

@@ -1,0 +1,259 @@
+//! In-memory ports for driving the real actor tree: a store with fault injection, a scripted
+//! model, a delivery port that records what each client saw and whether it was durable then.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use twin_actors::{ConversationKey, EngineConfig, EngineHandle, LiveHub, Ports};
+use twin_engine::knowledge::KnowledgeDocument;
+use twin_engine::persona::Persona;
+use twin_engine::ports::*;
+use twin_engine::prompt::ReplyRequest;
+use twin_engine::twin::CreatorProfile;
+use twin_engine::*;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    conversations: Mutex<HashMap<ConversationId, ConversationHeader>>,
+    messages: Mutex<HashMap<ConversationId, BTreeMap<u64, Message>>>,
+    creators: Mutex<HashMap<CreatorId, StoredCreator>>,
+    /// Fail this many next commits.
+    pub fail_commits: AtomicUsize,
+    pub commits: AtomicUsize,
+}
+
+impl MemoryStore {
+    pub fn committed(&self, id: ConversationId, seq: Seq) -> bool {
+        self.messages.lock().unwrap().get(&id).is_some_and(|m| m.contains_key(&seq.0))
+    }
+
+    pub fn messages(&self, id: ConversationId) -> Vec<Message> {
+        self.messages.lock().unwrap().get(&id).map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl ConversationStore for MemoryStore {
+    async fn load(
+        &self,
+        creator: CreatorId,
+        id: ConversationId,
+        limits: LoadLimits,
+    ) -> Result<Option<StoredConversation>, StoreError> {
+        let Some(header) = self.conversations.lock().unwrap().get(&id).cloned() else { return Ok(None) };
+        assert_eq!(header.creator, creator);
+        let all = self.messages(id);
+        let last_seq = all.last().map_or(Seq::ZERO, |m| m.seq);
+        let recent = all[all.len().saturating_sub(limits.history)..].to_vec();
+        let users: Vec<_> = all.iter().filter_map(|m| m.client_id.clone().map(|c| (c, m.seq))).collect();
+        let client_ids = users[users.len().saturating_sub(limits.client_ids)..].to_vec();
+        Ok(Some(StoredConversation { header, last_seq, recent, client_ids }))
+    }
+
+    async fn commit(&self, records: &[Record]) -> Result<(), StoreError> {
+        if self.fail_commits.load(Ordering::SeqCst) > 0 {
+            self.fail_commits.fetch_sub(1, Ordering::SeqCst);
+            return Err(StoreError::unavailable(std::io::Error::other("injected failure")));
+        }
+        let mut conversations = self.conversations.lock().unwrap();
+        let mut messages = self.messages.lock().unwrap();
+        // Validate everything first: all or nothing.
+        for record in records {
+            if let Record::Message(m) = record {
+                let existing = messages.get(&m.conversation);
+                if existing.is_some_and(|e| {
+                    e.contains_key(&m.seq.0) || e.values().any(|x| x.client_id.is_some() && x.client_id == m.client_id)
+                }) {
+                    return Err(StoreError::Corrupt(format!("duplicate seq or client id in {}", m.conversation)));
+                }
+            }
+        }
+        for record in records {
+            match record {
+                Record::Conversation(h) => {
+                    conversations.insert(h.id, h.clone());
+                }
+                Record::Message(m) => {
+                    messages.entry(m.conversation).or_default().insert(m.seq.0, m.clone());
+                }
+            }
+        }
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        _creator: CreatorId,
+        id: ConversationId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        Ok(self.messages(id).into_iter().filter(|m| m.seq > after).take(limit as usize).collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl CreatorStore for MemoryStore {
+    async fn put_creator(
+        &self,
+        profile: &CreatorProfile,
+        documents: &[KnowledgeDocument],
+    ) -> Result<PutOutcome, StoreError> {
+        let stored = StoredCreator { profile: profile.clone(), documents: documents.to_vec(), version: 1 };
+        self.creators.lock().unwrap().insert(profile.slug.creator_id(), stored);
+        Ok(PutOutcome::Created)
+    }
+
+    async fn creator(&self, id: CreatorId) -> Result<Option<StoredCreator>, StoreError> {
+        Ok(self.creators.lock().unwrap().get(&id).cloned())
+    }
+}
+
+/// A model whose replies the test controls: echo by default, or held until released, or failing.
+#[derive(Default)]
+pub struct ScriptedLlm {
+    pub hold: AtomicBool,
+    pub fail: AtomicBool,
+    released: tokio::sync::Notify,
+    pub started: AtomicUsize,
+}
+
+impl ScriptedLlm {
+    pub fn release(&self) {
+        self.hold.store(false, Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
+}
+
+#[async_trait::async_trait]
+impl Llm for ScriptedLlm {
+    async fn reply(&self, request: ReplyRequest) -> Result<ReplyStream, LlmError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(LlmError::Unavailable("scripted failure".into()));
+        }
+        while self.hold.load(Ordering::SeqCst) {
+            let notified = self.released.notified();
+            if !self.hold.load(Ordering::SeqCst) {
+                break;
+            }
+            notified.await;
+        }
+        let last = request.turns.last().map(|t| t.text.clone()).unwrap_or_default();
+        let parts = vec![Ok("you said: ".to_owned()), Ok(last)];
+        Ok(futures::stream::iter(parts).boxed())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub to: Recipient,
+    pub out: Outbound,
+    /// For acks and messages: was the seq committed when the frame was handed over?
+    pub durable: Option<bool>,
+}
+
+pub struct RecordingDelivery {
+    pub store: Arc<MemoryStore>,
+    pub seen: Mutex<HashMap<ConversationId, Vec<Seen>>>,
+}
+
+impl Delivery for RecordingDelivery {
+    fn deliver(&self, conversation: ConversationId, to: Recipient, out: Outbound) {
+        let durable = match &out {
+            Outbound::Ack { seq, .. } => Some(self.store.committed(conversation, *seq)),
+            Outbound::Message(m) => Some(self.store.committed(conversation, m.seq)),
+            _ => None,
+        };
+        self.seen.lock().unwrap().entry(conversation).or_default().push(Seen { to, out, durable });
+    }
+}
+
+pub struct Harness {
+    pub engine: EngineHandle,
+    pub store: Arc<MemoryStore>,
+    pub llm: Arc<ScriptedLlm>,
+    pub delivery: Arc<RecordingDelivery>,
+    pub clock: Arc<ManualClock>,
+    pub creator: CreatorId,
+}
+
+pub const IDLE_TTL: Duration = Duration::from_secs(60);
+
+impl Harness {
+    pub async fn start() -> Self {
+        let store = Arc::new(MemoryStore::default());
+        let profile = CreatorProfile {
+            slug: Slug::parse("demo").unwrap(),
+            persona: Persona { name: "Maya".into(), ..Persona::default() },
+            replies: Default::default(),
+            allowed_origins: vec![],
+        };
+        store.put_creator(&profile, &[]).await.unwrap();
+        let llm = Arc::new(ScriptedLlm::default());
+        let delivery = Arc::new(RecordingDelivery { store: store.clone(), seen: Mutex::default() });
+        let clock = Arc::new(ManualClock::starting_at(Timestamp(1_700_000_000_000)));
+        let ports = Ports {
+            conversations: store.clone(),
+            creators: store.clone(),
+            llm: llm.clone(),
+            delivery: delivery.clone(),
+            live: Arc::new(LiveHub::new()),
+            clock: clock.clone(),
+        };
+        let config = EngineConfig { idle_ttl: IDLE_TTL, ..EngineConfig::default() };
+        let engine = EngineHandle::start(ports, config).await.unwrap();
+        Self { engine, store, llm, delivery, clock, creator: profile.slug.creator_id() }
+    }
+
+    pub fn key(&self, user: &str) -> ConversationKey {
+        ConversationKey { creator: self.creator, user: UserId::parse(user).unwrap() }
+    }
+
+    pub async fn say(&self, key: &ConversationKey, client_id: &str, text: &str) {
+        let event = Event::UserMessage {
+            client_id: ClientMsgId::parse(client_id).unwrap(),
+            text: text.into(),
+            session: Some(SessionId(1)),
+        };
+        self.engine.route(key, event).await.unwrap();
+    }
+
+    pub fn seen(&self, key: &ConversationKey) -> Vec<Seen> {
+        self.delivery.seen.lock().unwrap().get(&key.id()).cloned().unwrap_or_default()
+    }
+
+    pub fn acks(&self, key: &ConversationKey) -> Vec<(String, u64)> {
+        self.seen(key)
+            .into_iter()
+            .filter_map(|s| match s.out {
+                Outbound::Ack { client_id, seq } => Some((client_id.to_string(), seq.0)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn finals(&self, key: &ConversationKey) -> Vec<Message> {
+        self.seen(key)
+            .into_iter()
+            .filter_map(|s| match s.out {
+                Outbound::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Polls until `check` holds, failing the test after a generous deadline. No fixed sleeps.
+    pub async fn until(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !check(self) {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
