@@ -73,10 +73,8 @@ impl Actor for CreatorTwinActor {
     ) -> Result<(), ActorProcessingErr> {
         // Overridden so that a child's exit never stops the twin (ractor's default would).
         match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                if state.engine.actors.remove(&cell.get_id()).is_some() {
-                    metrics::gauge!(m::CONVERSATIONS_ACTIVE).decrement(1.0);
-                }
+            SupervisionEvent::ActorTerminated(cell, _, _) if state.engine.actors.remove(&cell.get_id()).is_some() => {
+                metrics::gauge!(m::CONVERSATIONS_ACTIVE).decrement(1.0);
             }
             SupervisionEvent::ActorFailed(cell, error) => {
                 let Some((_, key)) = state.engine.actors.remove(&cell.get_id()) else { return Ok(()) };

@@ -43,7 +43,7 @@ pub struct WriterArgs {
 
 pub struct WriterState {
     args: WriterArgs,
-    pending: Vec<(Vec<Record>, RpcReplyPort<Result<(), CommitError>>)>,
+    pending: Vec<Entry>,
     pending_records: usize,
     in_flight: bool,
     drains: Vec<RpcReplyPort<()>>,
@@ -127,15 +127,9 @@ fn start_flush(myself: &ActorRef<WriterMsg>, state: &mut WriterState) {
     });
 }
 
-type Entry = (Vec<Record>, RpcReplyPort<Result<(), CommitError>>);
-
 /// Commits all entries in one transaction. If that fails for a reason one entry can cause (a
 /// version conflict, a duplicate), each entry is retried alone so one bad entry fails only itself.
-async fn commit_entries(
-    store: &dyn ConversationStore,
-    entries: Vec<Entry>,
-    records: usize,
-) -> Vec<(RpcReplyPort<Result<(), CommitError>>, Result<(), CommitError>)> {
+async fn commit_entries(store: &dyn ConversationStore, entries: Vec<Entry>, records: usize) -> Vec<Outcome> {
     let all: Vec<Record> = entries.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
     let started = Instant::now();
     let result = store.commit(&all).await;
