@@ -20,14 +20,18 @@ pub enum CommitError {
     Failed(String),
 }
 
+type CommitReply = RpcReplyPort<Result<(), CommitError>>;
+type Entry = (Vec<Record>, CommitReply);
+type Outcome = (CommitReply, Result<(), CommitError>);
+
 pub enum WriterMsg {
     Commit {
         records: Vec<Record>,
-        reply: RpcReplyPort<Result<(), CommitError>>,
+        reply: CommitReply,
     },
     /// The in-flight transaction ended; `outcomes` answer its callers in order.
     Flushed {
-        outcomes: Vec<(RpcReplyPort<Result<(), CommitError>>, Result<(), CommitError>)>,
+        outcomes: Vec<Outcome>,
     },
     /// Replies when everything received before it is committed (for shutdown).
     Drain(RpcReplyPort<()>),
