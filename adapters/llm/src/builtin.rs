@@ -1,0 +1,530 @@
+//! The built-in responder: answers in the persona's voice from the knowledge passages the engine
+//! retrieved, and never pretends to be a language model. The api wires it in when no model server
+//! is configured; tests and benchmarks use it because a request always gets the same reply.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use futures::stream;
+use twin_engine::knowledge::{Passage, tokens};
+use twin_engine::persona::Persona;
+use twin_engine::ports::{Llm, LlmError, ReplyStream};
+use twin_engine::prompt::{ReplyRequest, Role};
+
+/// Words per streamed delta: small enough to look live, large enough not to flood a socket.
+const WORDS_PER_DELTA: usize = 4;
+
+/// A quoted passage is cut at the first sentence end past this many bytes, so a chat reply stays
+/// readable. At least one sentence is always kept.
+const MAX_QUOTE_BYTES: usize = 700;
+
+/// Openings in the first person; one is picked per reply from the stream id.
+const LEAD_INS: &[&str] = &[
+    "Good question. Here's how I approach it.",
+    "Here's what I teach on this.",
+    "Let me share what I tell my clients about this.",
+    "This is the short version of how I see it.",
+];
+
+const DEFAULT_FALLBACK: &str = "I don't have anything on that in my material, and I'd rather not guess. \
+     Could you ask me something more specific, or put it another way?";
+
+/// Said when even the fallback is scrubbed away by the creator's avoid words: a reply is never empty.
+const LAST_RESORT: &str = "…";
+
+/// Words that make a message small talk when it contains nothing else.
+const HELLO_WORDS: &[&str] = &["hi", "hello", "hey", "hiya", "morning", "evening", "afternoon", "good", "there"];
+const THANKS_WORDS: &[&str] =
+    &["thanks", "thank", "thx", "you", "so", "very", "much", "a", "lot", "ok", "okay", "cool", "great", "got", "it"];
+
+/// Answers from the creator's material, streamed a few words at a time.
+#[derive(Debug, Clone, Default)]
+pub struct BuiltinResponder {
+    /// Pause between two deltas; zero streams everything at once (tests, benchmarks).
+    chunk_delay: Duration,
+}
+
+impl BuiltinResponder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Paces the deltas, so a demo shows a reply being "typed".
+    pub fn with_chunk_delay(mut self, delay: Duration) -> Self {
+        self.chunk_delay = delay;
+        self
+    }
+
+    /// The full reply to `request`: what the streamed deltas add up to.
+    pub fn compose(&self, request: &ReplyRequest) -> String {
+        compose(request)
+    }
+}
+
+#[async_trait::async_trait]
+impl Llm for BuiltinResponder {
+    async fn reply(&self, request: ReplyRequest) -> Result<ReplyStream, LlmError> {
+        let deltas = split_into_deltas(&compose(&request));
+        let delay = self.chunk_delay;
+        if delay.is_zero() {
+            return Ok(stream::iter(deltas.into_iter().map(Ok)).boxed());
+        }
+        let paced = stream::iter(deltas).enumerate().then(move |(i, delta)| async move {
+            if i > 0 {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(delta)
+        });
+        Ok(paced.boxed())
+    }
+}
+
+fn compose(request: &ReplyRequest) -> String {
+    let persona = &request.persona;
+    let avoid = AvoidWords::new(&persona.voice.avoid_words);
+    let seed = seed_of(request.stream.as_str().as_bytes());
+    let question = request.turns.iter().rev().find(|t| t.role == Role::User).map(|t| t.text.as_str());
+
+    let mut parts = Vec::new();
+    let greeted = request.first_contact && push(&mut parts, &avoid, &persona.voice.greeting);
+    match question {
+        // Nothing asked yet: the greeting (if any) is the whole reply.
+        None => {}
+        Some(question) => {
+            if let Some(topic) = boundary_touched(persona, question) {
+                push(&mut parts, &avoid, &refusal(persona, topic));
+            } else if let Some(best) = request.passages.first()
+                && answer(&mut parts, &avoid, seed, persona, question, best, request.passages.get(1))
+            {
+                // Answered from the material.
+            } else if let Some(small_talk) = small_talk(question) {
+                if !greeted {
+                    push(&mut parts, &avoid, small_talk);
+                }
+            } else if !push(&mut parts, &avoid, &persona.voice.fallback) {
+                push(&mut parts, &avoid, DEFAULT_FALLBACK);
+            }
+        }
+    }
+    if parts.is_empty() && !push(&mut parts, &avoid, &persona.voice.fallback) {
+        push(&mut parts, &avoid, DEFAULT_FALLBACK);
+    }
+    if parts.is_empty() {
+        parts.push(LAST_RESORT.to_owned());
+    }
+    parts.join("\n\n")
+}
+
+/// A lead-in, the best passage (and the second when it is clearly about the question too), and
+/// sometimes one of the creator's signature phrases. False, adding nothing, when the avoid words
+/// leave nothing of the passages.
+fn answer(
+    parts: &mut Vec<String>,
+    avoid: &AvoidWords,
+    seed: u64,
+    persona: &Persona,
+    question: &str,
+    best: &Passage,
+    second: Option<&Passage>,
+) -> bool {
+    let mut quotes = Vec::new();
+    push(&mut quotes, avoid, &quote(best));
+    if let Some(second) = second {
+        let (best_overlap, second_overlap) = (overlap(question, best), overlap(question, second));
+        if second_overlap > 0 && 2 * second_overlap >= best_overlap {
+            push(&mut quotes, avoid, &quote(second));
+        }
+    }
+    if quotes.is_empty() {
+        return false;
+    }
+    let lead_ins: Vec<&str> = LEAD_INS.iter().copied().filter(|l| !avoid.touches(l)).collect();
+    if !lead_ins.is_empty() {
+        parts.push(lead_ins[(seed % lead_ins.len() as u64) as usize].to_owned());
+    }
+    parts.append(&mut quotes);
+    let phrases: Vec<&String> = persona.voice.signature_phrases.iter().filter(|p| !avoid.touches(p)).collect();
+    // Sparingly: about every other reply, decided by a different part of the seed than the lead-in.
+    if !phrases.is_empty() && (seed >> 17) & 1 == 0 {
+        push(parts, avoid, phrases[((seed >> 32) % phrases.len() as u64) as usize]);
+    }
+    true
+}
+
+/// A passage with its heading in front, cut to a readable length at a sentence end.
+fn quote(passage: &Passage) -> String {
+    let mut text = String::new();
+    for sentence in sentences(&passage.text) {
+        if !text.is_empty() {
+            if text.len() >= MAX_QUOTE_BYTES {
+                break;
+            }
+            text.push(' ');
+        }
+        text.push_str(sentence);
+    }
+    match passage.heading.as_deref().map(str::trim) {
+        Some(heading) if !heading.is_empty() => {
+            let separator = if heading.ends_with(['.', '?', '!', ':']) { " " } else { ": " };
+            format!("{heading}{separator}{text}")
+        }
+        _ => text,
+    }
+}
+
+/// How many distinct words of the question the passage (heading included) contains.
+fn overlap(question: &str, passage: &Passage) -> usize {
+    let mut words: Vec<String> = tokens(&passage.text).collect();
+    if let Some(heading) = &passage.heading {
+        words.extend(tokens(heading));
+    }
+    let mut asked: Vec<String> = tokens(question).collect();
+    asked.sort();
+    asked.dedup();
+    asked.iter().filter(|w| words.contains(w)).count()
+}
+
+/// The first boundary whose words appear, in order, in the user's message.
+fn boundary_touched<'p>(persona: &'p Persona, text: &str) -> Option<&'p str> {
+    let said = words(text);
+    persona.boundaries.iter().map(|b| b.trim()).find(|boundary| {
+        let topic = words(boundary);
+        !topic.is_empty() && said.windows(topic.len()).any(|w| w.iter().zip(&topic).all(|(a, b)| same_word(a, b)))
+    })
+}
+
+fn refusal(persona: &Persona, topic: &str) -> String {
+    let name = if persona.name.trim().is_empty() { "the creator" } else { persona.name.trim() };
+    format!(
+        "I'm sorry, but I can't advise on {topic} here. It deserves more care than I can give it in this \
+         chat, so please ask {name} directly."
+    )
+}
+
+fn small_talk(text: &str) -> Option<&'static str> {
+    let said = words(text);
+    if said.is_empty() {
+        return None;
+    }
+    if said.iter().all(|w| HELLO_WORDS.contains(&w.as_str())) {
+        return Some("Hi! What would you like to work on today?");
+    }
+    if said.iter().any(|w| w.starts_with("thank") || w == "thx")
+        && said.iter().all(|w| THANKS_WORDS.contains(&w.as_str()))
+    {
+        return Some("You're welcome. What would you like to work on next?");
+    }
+    None
+}
+
+/// Lowercased words, split on anything that is not a letter or digit.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+/// Equal, or equal up to a plural ending ("medication" / "medications").
+fn same_word(a: &str, b: &str) -> bool {
+    let singular = |w: &str| -> String {
+        let w = w.strip_suffix("es").filter(|s| s.ends_with(['s', 'x', 'z', 'h'])).unwrap_or(w);
+        w.strip_suffix('s').filter(|s| s.len() > 2).unwrap_or(w).to_owned()
+    };
+    a == b || singular(a) == singular(b)
+}
+
+/// The creator's avoid words; text touching one is dropped sentence by sentence.
+struct AvoidWords(Vec<String>);
+
+impl AvoidWords {
+    fn new(words: &[String]) -> Self {
+        Self(words.iter().map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()).collect())
+    }
+
+    /// Case-insensitive substring match, so "hustle" also rules out "Hustler": stricter than a
+    /// word match, which is the safe side.
+    fn touches(&self, text: &str) -> bool {
+        let lower = text.to_lowercase();
+        self.0.iter().any(|w| lower.contains(w.as_str()))
+    }
+
+    /// `text` without the sentences that touch an avoid word.
+    fn scrub(&self, text: &str) -> String {
+        let text = text.trim();
+        if !self.touches(text) {
+            return text.to_owned();
+        }
+        sentences(text).into_iter().filter(|s| !self.touches(s)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Appends the scrubbed `text` as a paragraph when anything is left of it; says whether it did.
+fn push(parts: &mut Vec<String>, avoid: &AvoidWords, text: &str) -> bool {
+    let clean = avoid.scrub(text);
+    if clean.is_empty() {
+        return false;
+    }
+    parts.push(clean);
+    true
+}
+
+/// Sentences of `text`, each with its closing punctuation, without the whitespace between them.
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let at_end = chars.peek().is_none_or(|&(_, next)| next.is_whitespace());
+        if matches!(c, '.' | '!' | '?' | '…') && at_end {
+            let end = i + c.len_utf8();
+            let sentence = text[start..end].trim();
+            if !sentence.is_empty() {
+                out.push(sentence);
+            }
+            start = end;
+        }
+    }
+    let rest = text[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+/// Cuts `text` into deltas of a few words; each delta carries the whitespace after its last word,
+/// so the deltas concatenate to exactly `text`.
+fn split_into_deltas(text: &str) -> Vec<String> {
+    let mut deltas = Vec::new();
+    let (mut start, mut words, mut in_word) = (0, 0, false);
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            if in_word {
+                words += 1;
+                in_word = false;
+            }
+        } else if !in_word {
+            if words == WORDS_PER_DELTA {
+                deltas.push(text[start..i].to_owned());
+                start = i;
+                words = 0;
+            }
+            in_word = true;
+        }
+    }
+    if start < text.len() {
+        deltas.push(text[start..].to_owned());
+    }
+    deltas
+}
+
+/// FNV-1a with a final mix (MurmurHash3's `fmix64`): the same on every platform and Rust version,
+/// unlike `DefaultHasher`, and every bit depends on every byte, so near ids ("r1", "r3") differ.
+fn seed_of(bytes: &[u8]) -> u64 {
+    let mut h =
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::TryStreamExt as _;
+    use twin_engine::ids::{ConversationId, Slug, StreamId, UserId};
+    use twin_engine::persona::Voice;
+    use twin_engine::prompt::Turn;
+
+    use super::*;
+
+    fn persona() -> Persona {
+        Persona {
+            name: "Maya Chen".into(),
+            role: "habit and focus coach".into(),
+            voice: Voice {
+                greeting: "Hi, I'm Maya. Let's make your days a little calmer.".into(),
+                signature_phrases: vec!["Small steps, every day.".into(), "Protect the first hour.".into()],
+                avoid_words: vec!["hustle".into()],
+                fallback: "That isn't something my material covers yet. Ask me about focus, habits or sleep.".into(),
+            },
+            boundaries: vec!["medication".into(), "eating disorders".into()],
+            ..Persona::default()
+        }
+    }
+
+    fn passage(heading: &str, text: &str) -> Passage {
+        Passage { source: "focus.md".into(), heading: Some(heading.into()), text: text.into() }
+    }
+
+    fn request(question: &str, passages: Vec<Passage>, first_contact: bool) -> ReplyRequest {
+        let creator = Slug::parse("maya").expect("valid slug").creator_id();
+        let user = UserId::parse("u1").expect("valid user id");
+        ReplyRequest {
+            creator,
+            conversation: ConversationId::of(creator, &user),
+            stream: StreamId::parse("r7").expect("valid stream id"),
+            persona: persona(),
+            system_prompt: String::new(),
+            turns: vec![Turn { role: Role::User, text: question.into() }],
+            passages,
+            first_contact,
+        }
+    }
+
+    async fn streamed(request: ReplyRequest) -> Vec<String> {
+        let stream = BuiltinResponder::new().reply(request).await.expect("the built-in responder never fails");
+        stream.try_collect().await.expect("no delta fails")
+    }
+
+    fn focus_blocks() -> Passage {
+        passage(
+            "Focus blocks",
+            "Work in blocks of fifty minutes on one task. Put the phone in another room before you start.",
+        )
+    }
+
+    #[tokio::test]
+    async fn the_greeting_opens_the_first_reply_only() {
+        let first = streamed(request("How do I focus?", vec![focus_blocks()], true)).await.concat();
+        let later = streamed(request("How do I focus?", vec![focus_blocks()], false)).await.concat();
+        assert!(first.starts_with("Hi, I'm Maya. Let's make your days a little calmer.\n\n"), "{first}");
+        assert!(!later.contains("Hi, I'm Maya"), "{later}");
+    }
+
+    #[tokio::test]
+    async fn the_best_passage_is_quoted_with_its_heading() {
+        let reply = streamed(request("How do I focus on one task?", vec![focus_blocks()], false)).await.concat();
+        assert!(
+            reply.contains("Focus blocks: Work in blocks of fifty minutes on one task. Put the phone in another room"),
+            "{reply}"
+        );
+        assert!(!reply.contains("my material covers"), "{reply}");
+    }
+
+    #[tokio::test]
+    async fn a_second_passage_is_added_only_when_it_is_about_the_question_too() {
+        let phone = passage("Phone rules", "Keep the phone out of the bedroom so the focus of the evening is rest.");
+        let food = passage("Breakfast", "Eat protein at breakfast to keep energy steady through the morning.");
+        let with_phone = streamed(request("How do I focus with my phone around?", vec![focus_blocks(), phone], false))
+            .await
+            .concat();
+        assert!(with_phone.contains("Phone rules: Keep the phone"), "{with_phone}");
+        let with_food =
+            streamed(request("How do I focus with my phone around?", vec![focus_blocks(), food], false)).await.concat();
+        assert!(!with_food.contains("Breakfast"), "{with_food}");
+    }
+
+    #[tokio::test]
+    async fn without_passages_the_twin_says_its_fallback() {
+        let reply = streamed(request("What's the best crypto to buy?", vec![], false)).await.concat();
+        assert_eq!(reply, "That isn't something my material covers yet. Ask me about focus, habits or sleep.");
+
+        let mut plain = request("What's the best crypto to buy?", vec![], false);
+        plain.persona.voice.fallback = String::new();
+        let reply = streamed(plain).await.concat();
+        assert!(reply.starts_with("I don't have anything on that in my material"), "{reply}");
+    }
+
+    #[tokio::test]
+    async fn a_boundary_topic_is_handed_back_to_the_creator() {
+        let reply = streamed(request("Should I change my medications to focus better?", vec![focus_blocks()], false))
+            .await
+            .concat();
+        assert!(reply.contains("I can't advise on medication here."), "{reply}");
+        assert!(reply.contains("please ask Maya Chen directly"), "{reply}");
+        assert!(!reply.contains("Work in blocks"), "{reply}");
+
+        let phrase = streamed(request("Can you help with eating disorders?", vec![], false)).await.concat();
+        assert!(phrase.contains("I can't advise on eating disorders here."), "{phrase}");
+        let apart =
+            streamed(request("I keep eating late; what about disorders of sleep?", vec![], false)).await.concat();
+        assert!(!apart.contains("can't advise"), "{apart}");
+    }
+
+    #[tokio::test]
+    async fn avoid_words_never_appear_even_when_the_material_uses_them() {
+        let mut persona = persona();
+        persona.voice.avoid_words = vec!["hustle".into(), "GRIND".into()];
+        persona.voice.greeting = "Hi, I'm Maya. No hustle here.".into();
+        persona.voice.signature_phrases = vec!["Less grind, more rhythm.".into(), "Hustle smarter.".into()];
+        let material = passage(
+            "Focus blocks",
+            "Work in blocks of fifty minutes. Forget the hustle culture! Rest between blocks, not grinding through.",
+        );
+        for stream in ["r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"] {
+            let mut req = request("How long should a focus block be?", vec![material.clone()], true);
+            req.persona = persona.clone();
+            req.stream = StreamId::parse(stream).expect("valid stream id");
+            let reply = streamed(req).await.concat();
+            let lower = reply.to_lowercase();
+            assert!(!lower.contains("hustle") && !lower.contains("grind"), "{reply}");
+            assert!(reply.ends_with("Focus blocks: Work in blocks of fifty minutes."), "{reply}");
+            assert!(reply.starts_with("Hi, I'm Maya.\n\n"), "{reply}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_deltas_are_a_few_words_each_and_add_up_to_the_full_reply() {
+        let req = request("How do I focus on one task?", vec![focus_blocks()], true);
+        let full = BuiltinResponder::new().compose(&req);
+        let deltas = streamed(req).await;
+        assert!(deltas.len() > 5, "{deltas:?}");
+        assert!(deltas.iter().all(|d| !d.is_empty() && d.split_whitespace().count() <= WORDS_PER_DELTA));
+        assert_eq!(deltas.concat(), full);
+    }
+
+    #[tokio::test]
+    async fn the_same_request_gets_the_same_reply() {
+        let req = request("How do I focus on one task?", vec![focus_blocks()], false);
+        assert_eq!(streamed(req.clone()).await, streamed(req).await);
+    }
+
+    #[tokio::test]
+    async fn small_talk_gets_a_short_answer_instead_of_the_fallback() {
+        let hello = streamed(request("Hi there!", vec![], true)).await.concat();
+        assert_eq!(hello, "Hi, I'm Maya. Let's make your days a little calmer.");
+        let thanks = streamed(request("Thanks a lot!", vec![], false)).await.concat();
+        assert_eq!(thanks, "You're welcome. What would you like to work on next?");
+    }
+
+    #[tokio::test]
+    async fn signature_phrases_come_sparingly_and_the_lead_in_varies_by_stream() {
+        let (mut signed, mut lead_ins) = (0, std::collections::BTreeSet::new());
+        for n in 1..=20 {
+            let mut req = request("How do I focus on one task?", vec![focus_blocks()], false);
+            req.stream = StreamId::parse(&format!("r{n}")).expect("valid stream id");
+            let reply = streamed(req).await.concat();
+            if reply.ends_with("\n\nSmall steps, every day.") || reply.ends_with("\n\nProtect the first hour.") {
+                signed += 1;
+            }
+            lead_ins.insert(reply.split("\n\n").next().map(str::to_owned));
+        }
+        assert!((3..=17).contains(&signed), "{signed} of 20 replies carry a signature phrase");
+        assert!(lead_ins.len() > 1, "{lead_ins:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_chunk_delay_paces_the_deltas() {
+        let delay = Duration::from_millis(40);
+        let req = request("How do I focus on one task?", vec![focus_blocks()], false);
+        let started = tokio::time::Instant::now();
+        let deltas: Vec<String> = BuiltinResponder::new()
+            .with_chunk_delay(delay)
+            .reply(req)
+            .await
+            .expect("the built-in responder never fails")
+            .try_collect()
+            .await
+            .expect("no delta fails");
+        assert_eq!(started.elapsed(), delay * (deltas.len() as u32 - 1));
+    }
+
+    #[test]
+    fn deltas_keep_every_whitespace_character() {
+        for text in ["", "one", "  leading and trailing  ", "a b c d e f g h i", "para one.\n\npara two\tand\u{a0}more"]
+        {
+            let deltas = split_into_deltas(text);
+            assert_eq!(deltas.concat(), text);
+            assert!(deltas.iter().all(|d| !d.is_empty()));
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! Creator bundles: a twin as files (`creator.toml` + `knowledge/`), read from a folder, written
+//! back to one, and the demo bundle built into the binary. Used by `twin serve --demo`,
+//! `--creators DIR` and `twin creator import` / `export`.
+//!
+//! `creator.toml` is strict: an unknown key is an error naming the file and line, so a typo never
+//! silently drops a setting. The sections reserved for later issues (`default_program`, `[model]`,
+//! `[nudges]`) are accepted and not used yet. `programs/` and `channels.toml` are not read yet.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use include_dir::{Dir, include_dir};
+use serde::{Deserialize, Serialize};
+use twin_engine::ids::{IdError, Slug};
+use twin_engine::knowledge::KnowledgeDocument;
+use twin_engine::persona::{Persona, Voice};
+use twin_engine::twin::{CreatorProfile, ReplySettings};
+
+/// A knowledge file larger than this is refused: it is the creator's prose, not a data dump.
+pub const MAX_KNOWLEDGE_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Extensions of knowledge files that are loaded; any other file is skipped with a warning.
+const KNOWLEDGE_EXTENSIONS: &[&str] = &["md", "txt"];
+
+const CREATOR_FILE: &str = "creator.toml";
+const KNOWLEDGE_DIR: &str = "knowledge";
+
+static DEMO: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../creators/demo");
+
+/// One creator as read from (or written to) a bundle folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bundle {
+    pub profile: CreatorProfile,
+    /// Sorted by path; paths are relative to `knowledge/` with `/` separators.
+    pub documents: Vec<KnowledgeDocument>,
+}
+
+/// Why a bundle could not be read or written. Every message names the file it is about, so the
+/// CLI can print it as one sentence and the creator knows what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{} is not a creator bundle: it has no {CREATOR_FILE}", dir.display())]
+    NotABundle { dir: PathBuf },
+    #[error("the bundle folder name {name:?} ({}) is not a valid creator slug: it {reason}", dir.display())]
+    BadSlug {
+        dir: PathBuf,
+        name: String,
+        #[source]
+        reason: IdError,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The position and the parser's message, not the parser's error: its own rendering spans
+    /// several lines and would repeat the file's text.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Toml { path: PathBuf, line: Option<usize>, message: String },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("{} is {size} bytes; a knowledge file may be at most {MAX_KNOWLEDGE_FILE_BYTES} bytes (1 MiB)", path.display())]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("{} is not valid UTF-8 text (knowledge files must be UTF-8 Markdown or plain text)", path.display())]
+    NotUtf8 { path: PathBuf },
+    #[error("cannot export to {}: it already exists and is not empty", path.display())]
+    NotEmpty { path: PathBuf },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `creator.toml` as written by a creator. Maps onto [`CreatorProfile`]; the slug is not in the
+/// file but is the folder name.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatorFile {
+    /// The name the twin speaks as (`persona.name`).
+    name: String,
+    #[serde(default)]
+    persona: PersonaSection,
+    #[serde(default)]
+    replies: ReplySettings,
+    #[serde(default)]
+    web: WebSection,
+    /// Reserved for the programs issue; accepted, not used yet.
+    #[serde(default, skip_serializing)]
+    default_program: Option<toml::Value>,
+    /// Reserved for the model settings issue; accepted, not used yet.
+    #[serde(default, skip_serializing)]
+    model: Option<toml::Value>,
+    /// Reserved for the nudges issue; accepted, not used yet.
+    #[serde(default, skip_serializing)]
+    nudges: Option<toml::Value>,
+}
+
+/// `[persona]`: everything of [`Persona`] except the name, which is the top-level `name`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PersonaSection {
+    role: String,
+    traits: Vec<String>,
+    methodology: String,
+    values: Vec<String>,
+    boundaries: Vec<String>,
+    voice: Voice,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct WebSection {
+    allowed_origins: Vec<String>,
+}
+
+impl CreatorFile {
+    fn into_profile(self, slug: Slug) -> CreatorProfile {
+        let PersonaSection { role, traits, methodology, values, boundaries, voice } = self.persona;
+        CreatorProfile {
+            slug,
+            persona: Persona { name: self.name, role, traits, voice, methodology, values, boundaries },
+            replies: self.replies,
+            allowed_origins: self.web.allowed_origins,
+        }
+    }
+
+    fn of(profile: &CreatorProfile) -> Self {
+        let persona = &profile.persona;
+        Self {
+            name: persona.name.clone(),
+            persona: PersonaSection {
+                role: persona.role.clone(),
+                traits: persona.traits.clone(),
+                methodology: persona.methodology.clone(),
+                values: persona.values.clone(),
+                boundaries: persona.boundaries.clone(),
+                voice: persona.voice.clone(),
+            },
+            replies: profile.replies.clone(),
+            web: WebSection { allowed_origins: profile.allowed_origins.clone() },
+            default_program: None,
+            model: None,
+            nudges: None,
+        }
+    }
+}
+
+/// Reads the bundle in `dir`; its slug is the folder's name.
+pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
+    let slug = slug_of(dir)?;
+    let creator_path = dir.join(CREATOR_FILE);
+    let text = match fs::read_to_string(&creator_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BundleError::NotABundle { dir: dir.to_path_buf() });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(BundleError::NotUtf8 { path: creator_path });
+        }
+        Err(source) => return Err(BundleError::Read { path: creator_path, source }),
+    };
+    let profile = parse_creator_file(slug, &creator_path, &text)?;
+
+    let knowledge = dir.join(KNOWLEDGE_DIR);
+    let mut files = Vec::new();
+    if knowledge.is_dir() {
+        collect_files(&knowledge, &mut files)?;
+    }
+    files.sort();
+    let mut documents = Vec::new();
+    for path in files {
+        let Some(relative) = knowledge_path(&knowledge, &path) else { continue };
+        if !is_knowledge_file(&path) {
+            tracing::warn!(file = %path.display(), "skipping a knowledge file that is not .md or .txt");
+            continue;
+        }
+        let size = fs::metadata(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?.len();
+        if size > MAX_KNOWLEDGE_FILE_BYTES {
+            return Err(BundleError::TooLarge { path, size });
+        }
+        let bytes = fs::read(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?;
+        documents.push(knowledge_document(&path, relative, bytes)?);
+    }
+    documents.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Bundle { profile, documents })
+}
+
+/// The demo creator (slug `demo`), built into the binary from `creators/demo`.
+pub fn demo() -> Bundle {
+    // The embedded bundle is part of the source tree and `tests::the_demo_bundle_parses` parses it,
+    // so failing here would be a build defect, not a runtime condition.
+    parse_embedded(&DEMO).expect("the embedded demo bundle is valid (checked by a unit test)")
+}
+
+fn parse_embedded(root: &Dir<'static>) -> Result<Bundle, BundleError> {
+    let slug = Slug::parse("demo").map_err(|reason| BundleError::BadSlug {
+        dir: PathBuf::from("demo"),
+        name: "demo".to_owned(),
+        reason,
+    })?;
+    let creator_path = Path::new("demo").join(CREATOR_FILE);
+    let file = root.get_file(CREATOR_FILE).ok_or_else(|| BundleError::NotABundle { dir: PathBuf::from("demo") })?;
+    let text = file.contents_utf8().ok_or_else(|| BundleError::NotUtf8 { path: creator_path.clone() })?;
+    let profile = parse_creator_file(slug, &creator_path, text)?;
+
+    let mut documents = Vec::new();
+    if let Some(knowledge) = root.get_dir(KNOWLEDGE_DIR) {
+        let mut files = Vec::new();
+        collect_embedded(knowledge, &mut files);
+        for file in files {
+            // Paths inside an include_dir tree are relative to the bundle root: `knowledge/…`.
+            let path = Path::new("demo").join(file.path());
+            let Some(relative) = knowledge_path(Path::new(KNOWLEDGE_DIR), file.path()) else { continue };
+            if !is_knowledge_file(&path) {
+                tracing::warn!(file = %path.display(), "skipping a knowledge file that is not .md or .txt");
+                continue;
+            }
+            let size = file.contents().len() as u64;
+            if size > MAX_KNOWLEDGE_FILE_BYTES {
+                return Err(BundleError::TooLarge { path, size });
+            }
+            documents.push(knowledge_document(&path, relative, file.contents().to_vec())?);
+        }
+    }
+    documents.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Bundle { profile, documents })
+}
+
+/// Writes `bundle` as a bundle folder at `dir` (`creator.toml` and `knowledge/`), so that
+/// [`load_dir`] reads the same bundle back when the folder is named after the slug.
+///
+/// The reserved sections (`default_program`, `[model]`, `[nudges]`) are not part of a [`Bundle`] yet,
+/// so they are not written.
+///
+/// `dir` must not exist or be empty. The bundle is written next to it first and moved into place
+/// at the end, so a failed export leaves nothing half-written behind.
+pub fn write_dir(bundle: &Bundle, dir: &Path) -> Result<(), BundleError> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(BundleError::NotEmpty { path: dir.to_path_buf() });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(BundleError::Read { path: dir.to_path_buf(), source }),
+    }
+    let creator_path = dir.join(CREATOR_FILE);
+    let body = toml::to_string_pretty(&CreatorFile::of(&bundle.profile))
+        .map_err(|e| BundleError::Invalid { path: creator_path.clone(), message: e.to_string() })?;
+    let text = format!(
+        "# Creator bundle of `{}`, exported by twin. The folder name is the slug.\n\n{body}",
+        bundle.profile.slug
+    );
+    for document in &bundle.documents {
+        if !is_safe_relative(&document.path) {
+            return Err(BundleError::Invalid {
+                path: dir.join(KNOWLEDGE_DIR).join(&document.path),
+                message: "a knowledge path must be relative and stay inside knowledge/".to_owned(),
+            });
+        }
+    }
+
+    let staging = staging_dir(dir);
+    let written = write_tree(bundle, &staging, &text).and_then(|()| {
+        if dir.exists() {
+            // Empty (checked above): make room for the rename.
+            fs::remove_dir(dir).map_err(|source| BundleError::Write { path: dir.to_path_buf(), source })?;
+        }
+        fs::rename(&staging, dir).map_err(|source| BundleError::Write { path: dir.to_path_buf(), source })
+    });
+    if written.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    written
+}
+
+fn write_tree(bundle: &Bundle, root: &Path, creator_toml: &str) -> Result<(), BundleError> {
+    let write = |path: &Path, bytes: &[u8]| -> Result<(), BundleError> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|source| BundleError::Write { path: parent.to_path_buf(), source })?;
+        }
+        fs::write(path, bytes).map_err(|source| BundleError::Write { path: path.to_path_buf(), source })
+    };
+    fs::create_dir_all(root).map_err(|source| BundleError::Write { path: root.to_path_buf(), source })?;
+    write(&root.join(CREATOR_FILE), creator_toml.as_bytes())?;
+    for document in &bundle.documents {
+        write(&root.join(KNOWLEDGE_DIR).join(&document.path), document.body.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// A hidden sibling of `dir` to write into before the final rename (same filesystem).
+fn staging_dir(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".to_owned());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parent.join(format!(".{name}.export-{}", std::process::id()))
+}
+
+fn slug_of(dir: &Path) -> Result<Slug, BundleError> {
+    // `.` and `..` have no file name of their own; the real folder name is the slug then.
+    let named = match dir.file_name() {
+        Some(_) => dir.to_path_buf(),
+        None => dir.canonicalize().map_err(|source| BundleError::Read { path: dir.to_path_buf(), source })?,
+    };
+    let name = named.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Slug::parse(&name).map_err(|reason| BundleError::BadSlug { dir: dir.to_path_buf(), name, reason })
+}
+
+fn parse_creator_file(slug: Slug, path: &Path, text: &str) -> Result<CreatorProfile, BundleError> {
+    let file: CreatorFile = toml::from_str(text).map_err(|e| BundleError::Toml {
+        path: path.to_path_buf(),
+        line: e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+        message: e.message().trim().to_owned(),
+    })?;
+    if file.name.trim().is_empty() {
+        return Err(BundleError::Invalid { path: path.to_path_buf(), message: "`name` must not be empty".to_owned() });
+    }
+    Ok(file.into_profile(slug))
+}
+
+fn knowledge_document(path: &Path, relative: String, bytes: Vec<u8>) -> Result<KnowledgeDocument, BundleError> {
+    let body = String::from_utf8(bytes).map_err(|_| BundleError::NotUtf8 { path: path.to_path_buf() })?;
+    Ok(KnowledgeDocument { path: relative, body })
+}
+
+/// Every regular file under `dir`, recursively, skipping hidden entries (`.DS_Store`, `.gitkeep`).
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleError> {
+    let entries = fs::read_dir(dir).map_err(|source| BundleError::Read { path: dir.to_path_buf(), source })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| BundleError::Read { path: dir.to_path_buf(), source })?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn collect_embedded(dir: &'static Dir<'static>, out: &mut Vec<&'static include_dir::File<'static>>) {
+    for file in dir.files() {
+        if !file.path().file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            out.push(file);
+        }
+    }
+    for sub in dir.dirs() {
+        collect_embedded(sub, out);
+    }
+}
+
+/// `path` relative to the knowledge folder, with `/` separators (the same on every platform).
+fn knowledge_path(knowledge: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(knowledge).ok()?;
+    let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+fn is_knowledge_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| KNOWLEDGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// A document path that, joined under `knowledge/`, stays inside it.
+fn is_safe_relative(path: &str) -> bool {
+    !path.is_empty() && Path::new(path).components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, bytes: &[u8]) {
+        fs::create_dir_all(path.parent().expect("has a parent")).expect("create folders");
+        fs::write(path, bytes).expect("write file");
+    }
+
+    fn minimal_bundle(root: &Path, slug: &str, creator_toml: &str) -> PathBuf {
+        let dir = root.join(slug);
+        write(&dir.join(CREATOR_FILE), creator_toml.as_bytes());
+        dir
+    }
+
+    #[test]
+    fn the_demo_bundle_parses() {
+        let bundle = parse_embedded(&DEMO).expect("the demo bundle is valid");
+        let profile = &bundle.profile;
+        assert_eq!(profile.slug.as_str(), "demo");
+        assert_eq!(profile.persona.name, "Maya Chen");
+        assert!(!profile.persona.voice.greeting.is_empty());
+        assert!(!profile.persona.voice.fallback.is_empty());
+        assert!(!profile.persona.boundaries.is_empty());
+        assert!(bundle.documents.len() >= 4, "{:?}", bundle.documents.iter().map(|d| &d.path).collect::<Vec<_>>());
+        assert!(bundle.documents.windows(2).all(|w| w[0].path < w[1].path));
+        assert!(bundle.documents.iter().all(|d| d.path.ends_with(".md") && d.body.starts_with("# ")));
+        assert_eq!(demo(), bundle);
+    }
+
+    #[test]
+    fn the_demo_material_never_uses_the_demo_avoid_words() {
+        let bundle = demo();
+        for word in &bundle.profile.persona.voice.avoid_words {
+            for document in &bundle.documents {
+                assert!(!document.body.to_lowercase().contains(&word.to_lowercase()), "{word} in {}", document.path);
+            }
+        }
+    }
+
+    #[test]
+    fn a_written_bundle_loads_back_unchanged() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut bundle = demo();
+        bundle.profile.slug = Slug::parse("maya").expect("valid slug");
+        bundle.profile.allowed_origins = vec!["https://maya.example".to_owned()];
+        bundle
+            .documents
+            .push(KnowledgeDocument { path: "extra/notes.txt".to_owned(), body: "Plain text.\n".to_owned() });
+        bundle.documents.sort_by(|a, b| a.path.cmp(&b.path));
+
+        let dir = tmp.path().join("maya");
+        write_dir(&bundle, &dir).expect("export");
+        assert_eq!(load_dir(&dir).expect("import"), bundle);
+        assert!(matches!(write_dir(&bundle, &dir), Err(BundleError::NotEmpty { .. })));
+        let leftovers: Vec<_> = fs::read_dir(tmp.path()).expect("list").collect();
+        assert_eq!(leftovers.len(), 1, "no staging folder is left behind");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_naming_the_key_and_its_line() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\n\n[persona.voice]\ngreting = \"Hi\"\n");
+        let err = load_dir(&dir).expect_err("a typo is an error");
+        let text = err.to_string();
+        assert!(matches!(err, BundleError::Toml { line: Some(4), .. }), "{text}");
+        assert!(text.contains("greting") && text.contains("creator.toml") && text.contains("line 4"), "{text}");
+    }
+
+    #[test]
+    fn reserved_sections_are_accepted_and_channels_toml_is_ignored() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = minimal_bundle(
+            tmp.path(),
+            "maya",
+            "name = \"Maya\"\ndefault_program = \"reset\"\n[model]\ntemperature = 0.2\n[nudges]\ndaily_cap = 1\n",
+        );
+        write(&dir.join("channels.toml"), b"[telegram]\nbot_token = \"env:X\"\n");
+        let bundle = load_dir(&dir).expect("reserved sections are fine");
+        assert_eq!(bundle.profile.persona.name, "Maya");
+        assert_eq!(bundle.profile.replies, ReplySettings::default());
+        assert!(bundle.documents.is_empty());
+    }
+
+    #[test]
+    fn a_folder_name_that_is_not_a_slug_is_refused() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = minimal_bundle(tmp.path(), "Maya Chen", "name = \"Maya\"\n");
+        let err = load_dir(&dir).expect_err("not a slug");
+        assert!(matches!(err, BundleError::BadSlug { reason: IdError::BadSlug, .. }), "{err}");
+        assert!(err.to_string().contains("\"Maya Chen\""), "{err}");
+    }
+
+    #[test]
+    fn a_knowledge_file_that_is_not_utf8_is_refused_naming_the_file() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\n");
+        write(&dir.join("knowledge/good.md"), b"# Fine\nText.");
+        write(&dir.join("knowledge/latin1.md"), b"caf\xe9 au lait");
+        let err = load_dir(&dir).expect_err("not UTF-8");
+        assert!(matches!(&err, BundleError::NotUtf8 { path } if path.ends_with("knowledge/latin1.md")), "{err}");
+        assert!(err.to_string().contains("latin1.md"), "{err}");
+    }
+
+    #[test]
+    fn knowledge_is_sorted_other_extensions_are_skipped_and_big_files_refused() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\n");
+        write(&dir.join("knowledge/b.txt"), b"B");
+        write(&dir.join("knowledge/a.md"), b"A");
+        write(&dir.join("knowledge/sub/c.md"), b"C");
+        write(&dir.join("knowledge/photo.png"), b"\x89PNG");
+        write(&dir.join("knowledge/.DS_Store"), b"\0");
+        let paths: Vec<String> = load_dir(&dir).expect("loads").documents.into_iter().map(|d| d.path).collect();
+        assert_eq!(paths, ["a.md", "b.txt", "sub/c.md"]);
+
+        write(&dir.join("knowledge/huge.md"), &vec![b'a'; MAX_KNOWLEDGE_FILE_BYTES as usize + 1]);
+        let err = load_dir(&dir).expect_err("too large");
+        assert!(matches!(&err, BundleError::TooLarge { path, .. } if path.ends_with("huge.md")), "{err}");
+    }
+
+    #[test]
+    fn a_folder_without_creator_toml_is_not_a_bundle() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("maya");
+        fs::create_dir_all(&dir).expect("create");
+        assert!(matches!(load_dir(&dir), Err(BundleError::NotABundle { .. })));
+        let empty_name = minimal_bundle(tmp.path(), "nameless", "name = \"  \"\n");
+        assert!(matches!(load_dir(&empty_name), Err(BundleError::Invalid { .. })));
+    }
+
+    #[test]
+    fn an_export_refuses_paths_that_leave_the_knowledge_folder() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut bundle = demo();
+        bundle.documents.push(KnowledgeDocument { path: "../escape.md".to_owned(), body: "x".to_owned() });
+        let err = write_dir(&bundle, &tmp.path().join("demo")).expect_err("unsafe path");
+        assert!(matches!(err, BundleError::Invalid { .. }), "{err}");
+        assert!(fs::read_dir(tmp.path()).expect("list").next().is_none(), "nothing written");
+    }
+}
