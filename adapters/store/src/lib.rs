@@ -1,1 +1,149 @@
-//! placeholder
+//! Twin's storage adapter: the engine's `ConversationStore` and `CreatorStore` ports over
+//! PostgreSQL (production, row-level security) and SQLite (the embedded default).
+//!
+//! The `twin` binary opens a [`Store`] from the database URL, runs [`Store::migrate`] when asked,
+//! and hands the store to the actors as the two ports.
+
+mod content_hash;
+mod error;
+mod migrations;
+mod plan;
+mod postgres;
+mod rows;
+mod sqlite;
+
+use twin_engine::CreatorId;
+use twin_engine::Message;
+use twin_engine::ids::{ConversationId, Seq};
+use twin_engine::knowledge::KnowledgeDocument;
+use twin_engine::ports::{
+    ConversationStore, CreatorStore, LoadLimits, PutOutcome, Record, StoreError, StoredConversation, StoredCreator,
+};
+use twin_engine::twin::CreatorProfile;
+
+pub use error::{MigrationPending, UnsupportedUrl};
+
+/// A connected store; cloning shares the pools.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Postgres(postgres::PgStore),
+    Sqlite(sqlite::SqliteStore),
+}
+
+impl Store {
+    /// Opens `postgres://…` (or `postgresql://…`) or `sqlite://path`. A SQLite file (and its
+    /// folder) is created when missing. PostgreSQL pools switch to the `twin_app` and
+    /// `twin_system` roles on every connection, so they work only once [`Store::migrate`] ran.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        let backend = match scheme {
+            "postgres" | "postgresql" => Backend::Postgres(postgres::PgStore::connect(url).await?),
+            "sqlite" => Backend::Sqlite(sqlite::SqliteStore::connect(url).await?),
+            other => return Err(StoreError::unavailable(UnsupportedUrl { scheme: other.to_owned() })),
+        };
+        Ok(Store { backend })
+    }
+
+    /// Applies the migrations as the URL's user (the schema owner), never through the role pools.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.migrate().await,
+            Backend::Sqlite(s) => s.migrate().await,
+        }
+    }
+
+    /// Ok when the database answers and every migration is applied (for `/readyz`).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.ready().await,
+            Backend::Sqlite(s) => s.ready().await,
+        }
+    }
+
+    /// Closes the pools, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Postgres(s) => s.close().await,
+            Backend::Sqlite(s) => s.close().await,
+        }
+    }
+
+    /// `"postgres"` or `"sqlite"`.
+    pub fn backend(&self) -> &'static str {
+        match &self.backend {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The `twin_app` pool, for the row-level security tests only: the service goes through the
+    /// ports. `None` for SQLite.
+    #[doc(hidden)]
+    pub fn postgres_app_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.backend {
+            Backend::Postgres(s) => Some(s.app_pool()),
+            Backend::Sqlite(_) => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConversationStore for Store {
+    async fn load(
+        &self,
+        creator: CreatorId,
+        id: ConversationId,
+        limits: LoadLimits,
+    ) -> Result<Option<StoredConversation>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.load(creator, id, limits).await,
+            Backend::Sqlite(s) => s.load(creator, id, limits).await,
+        }
+    }
+
+    async fn commit(&self, records: &[Record]) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.commit(records).await,
+            Backend::Sqlite(s) => s.commit(records).await,
+        }
+    }
+
+    async fn history(
+        &self,
+        creator: CreatorId,
+        id: ConversationId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.history(creator, id, after, limit).await,
+            Backend::Sqlite(s) => s.history(creator, id, after, limit).await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CreatorStore for Store {
+    async fn put_creator(
+        &self,
+        profile: &CreatorProfile,
+        documents: &[KnowledgeDocument],
+    ) -> Result<PutOutcome, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.put_creator(profile, documents).await,
+            Backend::Sqlite(s) => s.put_creator(profile, documents).await,
+        }
+    }
+
+    async fn creator(&self, id: CreatorId) -> Result<Option<StoredCreator>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.creator(id).await,
+            Backend::Sqlite(s) => s.creator(id).await,
+        }
+    }
+}

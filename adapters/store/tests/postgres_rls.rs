@@ -1,0 +1,203 @@
+//! PostgreSQL tenant isolation, with the store connected exactly as the service connects: the URL
+//! names the superuser, and the pools switch to `twin_app` / `twin_system`. Each test also shows
+//! through a superuser connection that the rows it cannot see are really there, so it would fail
+//! if row-level security were missing.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/databases.rs"]
+mod databases;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use databases::{Kind, TestDb};
+use fixtures::*;
+use sqlx::{Executor, PgConnection};
+use twin_engine::ports::{ConversationStore, CreatorStore, LoadLimits};
+use twin_engine::{CreatorId, Seq};
+use uuid::Uuid;
+
+const ALL: LoadLimits = LoadLimits { history: 100, client_ids: 100 };
+/// PostgreSQL's insufficient_privilege, raised for a row refused by a policy and a missing grant.
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
+
+/// Two tenants with a creator, a conversation and messages each: alice 3 messages, bob 2.
+async fn two_tenants() -> (TestDb, CreatorId, CreatorId) {
+    let db = TestDb::new(Kind::Postgres).await;
+    let (a, b) = (creator("alice"), creator("bob"));
+    db.store.put_creator(&profile("alice", "Alice"), &[document("a.md", "alice's notes")]).await.unwrap();
+    db.store.put_creator(&profile("bob", "Bob"), &[document("b.md", "bob's notes")]).await.unwrap();
+    let slice = [
+        conversation_record(a, "u1", 1),
+        conversation_record(b, "u1", 1),
+        record(user_message(a, "u1", 1, "c1")),
+        record(twin_message(a, "u1", 2)),
+        record(user_message(a, "u1", 3, "c2")),
+        record(user_message(b, "u1", 1, "c1")),
+        record(twin_message(b, "u1", 2)),
+    ];
+    db.store.commit(&slice).await.unwrap();
+    (db, a, b)
+}
+
+async fn count(conn: &mut PgConnection, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
+}
+
+async fn set_tenant(conn: &mut PgConnection, creator: CreatorId) {
+    sqlx::query("SELECT set_config('app.creator_id', $1, true)")
+        .bind(creator.0.to_string())
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+fn sql_state(error: &sqlx::Error) -> Option<String> {
+    error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned())
+}
+
+#[tokio::test]
+async fn the_pool_runs_as_twin_app_on_tables_it_does_not_own() {
+    let (db, _, _) = two_tenants().await;
+    let pool = db.store.postgres_app_pool().unwrap();
+    let user: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(pool).await.unwrap();
+    assert_eq!(user, "twin_app");
+
+    let mut su = db.superuser().await;
+    let owned_by_roles = count(
+        &mut su,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner IN ('twin_app', 'twin_system')",
+    )
+    .await;
+    assert_eq!(owned_by_roles, 0);
+    let protected = count(
+        &mut su,
+        "SELECT count(*) FROM pg_class WHERE relname IN ('creators', 'knowledge_documents', 'conversations', 'messages') \
+         AND relkind = 'r' AND relrowsecurity AND relforcerowsecurity",
+    )
+    .await;
+    assert_eq!(protected, 4, "every tenant table has ENABLE and FORCE row level security");
+    let roles = count(
+        &mut su,
+        "SELECT count(*) FROM pg_roles WHERE rolname IN ('twin_app', 'twin_system') \
+         AND NOT rolcanlogin AND NOT rolsuper AND NOT rolbypassrls",
+    )
+    .await;
+    assert_eq!(roles, 2);
+}
+
+#[tokio::test]
+async fn tenant_a_cannot_reach_tenant_b_through_the_ports() {
+    let (db, a, b) = two_tenants().await;
+    let theirs = conversation(b, "u1");
+    assert!(db.store.load(a, theirs, ALL).await.unwrap().is_none());
+    assert!(db.store.history(a, theirs, Seq(0), 100).await.unwrap().is_empty());
+    // Their conversation is there for them.
+    assert_eq!(db.store.load(b, theirs, ALL).await.unwrap().unwrap().last_seq, Seq(2));
+
+    // A slice that writes into b's conversation under a's tenant is refused.
+    let mut intruder = user_message(b, "u1", 3, "c3");
+    intruder.creator = a;
+    assert!(db.store.commit(&[record(intruder)]).await.is_err());
+    assert_eq!(db.store.load(b, theirs, ALL).await.unwrap().unwrap().last_seq, Seq(2));
+}
+
+#[tokio::test]
+async fn with_tenant_a_set_a_raw_query_sees_only_a_and_cannot_write_as_b() {
+    let (db, a, b) = two_tenants().await;
+    let pool = db.store.postgres_app_pool().unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    set_tenant(&mut tx, a).await;
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM messages").await, 3, "only a's messages");
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM conversations").await, 1);
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM knowledge_documents").await, 1);
+    let creators: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM creators").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(creators, vec![a.0], "b's creator row is invisible");
+    let theirs: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE creator_id = $1")
+        .bind(b.0)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(theirs, 0);
+    let moved = sqlx::query("UPDATE conversations SET version = 99 WHERE id = $1")
+        .bind(conversation(b, "u1").0)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows_affected(), 0, "b's conversation cannot be updated");
+
+    let insert = sqlx::query(
+        "INSERT INTO messages (conversation_id, seq, creator_id, origin, body, created_at) \
+         VALUES ($1, 3, $2, 'user', 'injected', 0)",
+    )
+    .bind(conversation(b, "u1").0)
+    .bind(b.0)
+    .execute(&mut *tx)
+    .await;
+    let error = insert.expect_err("WITH CHECK refuses a row of another tenant");
+    assert_eq!(sql_state(&error).as_deref(), Some(INSUFFICIENT_PRIVILEGE), "{error}");
+    tx.rollback().await.unwrap();
+
+    // The superuser, who bypasses row-level security, sees both tenants and no injected row.
+    let mut su = db.superuser().await;
+    assert_eq!(count(&mut su, "SELECT count(*) FROM messages").await, 5);
+    assert_eq!(count(&mut su, "SELECT count(*) FROM creators").await, 2);
+    assert_eq!(count(&mut su, "SELECT max(version) FROM conversations").await, 1);
+}
+
+#[tokio::test]
+async fn one_transaction_can_switch_tenants_between_statements() {
+    let (db, a, b) = two_tenants().await;
+    let pool = db.store.postgres_app_pool().unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    set_tenant(&mut tx, a).await;
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM messages").await, 3);
+    set_tenant(&mut tx, b).await;
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM messages").await, 2);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_no_tenant_set_nothing_is_visible() {
+    let (db, a, _) = two_tenants().await;
+    // A port call sets the tenant in its own transaction; it must not stay on the connection.
+    assert!(db.store.load(a, conversation(a, "u1"), ALL).await.unwrap().is_some());
+    let pool = db.store.postgres_app_pool().unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for table in ["messages", "conversations", "creators", "knowledge_documents"] {
+        let sql = format!("SELECT count(*) FROM {table}");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(n, 0, "{table} with no tenant set");
+    }
+    let mut su = db.superuser().await;
+    assert_eq!(count(&mut su, "SELECT count(*) FROM messages").await, 5, "the rows exist");
+}
+
+#[tokio::test]
+async fn twin_system_reads_every_creator_and_nothing_else() {
+    let (db, _, _) = two_tenants().await;
+    db.store.ready().await.expect("readiness is checked as twin_system");
+
+    let mut conn = db.superuser().await;
+    conn.execute("SET ROLE twin_system").await.unwrap();
+    assert_eq!(count(&mut conn, "SELECT count(*) FROM creators").await, 2, "creators across tenants");
+    for sql in ["SELECT count(*) FROM messages", "SELECT count(*) FROM conversations"] {
+        let denied = sqlx::query(sql).execute(&mut conn).await.expect_err("no grant on tenant data");
+        assert_eq!(sql_state(&denied).as_deref(), Some(INSUFFICIENT_PRIVILEGE));
+    }
+    let write = sqlx::query("UPDATE creators SET version = version + 1").execute(&mut conn).await;
+    assert_eq!(sql_state(&write.expect_err("read only")).as_deref(), Some(INSUFFICIENT_PRIVILEGE));
+}
+
+#[tokio::test]
+async fn migrations_run_concurrently_in_many_databases() {
+    let dbs = futures::future::join_all((0..4).map(|_| TestDb::unmigrated(Kind::Postgres))).await;
+    let results = futures::future::join_all(dbs.iter().map(|db| db.store.migrate())).await;
+    for result in results {
+        result.expect("each database migrates while the others do");
+    }
+    for db in &dbs {
+        db.store.ready().await.unwrap();
+    }
+}

@@ -1,0 +1,185 @@
+//! The `twin` command line (CONTRACT.md): one subcommand per verb, each with `--help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use twin_engine::ports::{CreatorStore, PutOutcome};
+use twin_engine::{Slug, UserId};
+
+use crate::auth::{Role, TokenKeys};
+use crate::bundle::{self, Bundle};
+use crate::settings::{Overrides, Settings};
+use crate::startup::{self, Application, ServeOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "twin", version, about = "Realtime conversation engine for creator digital twins")]
+pub struct Cli {
+    /// Log filter (overrides TWIN_LOG), e.g. `debug` or `twin_actors=debug,info`.
+    #[arg(long, global = true)]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+impl Cli {
+    pub fn log_filter(&self) -> Option<String> {
+        self.log.clone()
+    }
+}
+
+/// Where the server's state lives; the same flags on every command that touches it.
+#[derive(Debug, Clone, Args)]
+struct StateArgs {
+    /// Data dir for the embedded defaults (TWIN_DATA_DIR; default ./twin-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Database URL (TWIN_DATABASE_URL; default SQLite in the data dir).
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl StateArgs {
+    fn settings(&self, listen: Option<String>) -> anyhow::Result<Settings> {
+        Settings::load(&Overrides { listen, data_dir: self.data_dir.clone(), database_url: self.database_url.clone() })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the engine (embedded defaults when nothing is configured).
+    Serve {
+        /// Load the built-in demo creator if the store has none.
+        #[arg(long)]
+        demo: bool,
+        /// Import every creator bundle in DIR at start (idempotent).
+        #[arg(long, value_name = "DIR")]
+        creators: Option<PathBuf>,
+        /// HTTP and WebSocket address (TWIN_LISTEN; default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Print a signed token for an identity, with the same keys as `serve`.
+    Token {
+        /// The creator (tenant) the token is for.
+        #[arg(long, value_name = "SLUG")]
+        creator: String,
+        /// The subject: an end user's id (default: `guest`), or the account for other roles.
+        #[arg(long, value_name = "ID")]
+        user: Option<String>,
+        #[arg(long, value_enum, default_value = "user")]
+        role: Role,
+        /// Lifetime, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Creator bundles in and out.
+    Creator {
+        #[command(subcommand)]
+        command: CreatorCommand,
+    },
+    /// Chat with a twin in the terminal, over the WebSocket API of a running server.
+    Chat {
+        #[arg(long, value_name = "SLUG")]
+        creator: String,
+        /// Your user id (default: `guest`); the same id continues the same conversation.
+        #[arg(long, value_name = "ID")]
+        user: Option<String>,
+        /// Server address (default: TWIN_PUBLIC_URL, else http://TWIN_LISTEN).
+        #[arg(long)]
+        url: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CreatorCommand {
+    /// Import (create or update) the creator bundle in DIR; an unchanged bundle changes nothing.
+    Import {
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Write the creator SLUG as a bundle into DIR (which must be empty or missing).
+    Export {
+        slug: String,
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { demo, creators, listen, state } => {
+            let settings = state.settings(listen)?;
+            let app = Application::build(settings, ServeOptions { demo, creators }).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate { state } => {
+            let settings = state.settings(None)?;
+            let store = startup::open_store(&settings).await?;
+            store.close().await;
+            println!("migrations applied ({})", store.backend());
+        }
+        Command::Token { creator, user, role, ttl, state } => {
+            let settings = state.settings(None)?;
+            let slug = Slug::parse(&creator).with_context(|| format!("{creator:?} is not a valid creator slug"))?;
+            let subject = subject(user, role, &slug)?;
+            let keys = TokenKeys::from_settings(&settings)?;
+            println!("{}", keys.mint(slug.creator_id(), &subject, role, ttl)?);
+        }
+        Command::Creator { command: CreatorCommand::Import { dir, state } } => {
+            let settings = state.settings(None)?;
+            let bundle = bundle::load_dir(&dir)?;
+            let store = startup::open_store(&settings).await?;
+            let outcome = startup::import(&store, &bundle).await?;
+            store.close().await;
+            match outcome {
+                PutOutcome::Created => println!("created {} ({} documents)", bundle.profile.slug, bundle.documents.len()),
+                PutOutcome::Updated { version } => println!("updated {} to version {version}", bundle.profile.slug),
+                PutOutcome::Unchanged => println!("{} is unchanged", bundle.profile.slug),
+            }
+        }
+        Command::Creator { command: CreatorCommand::Export { slug, dir, state } } => {
+            let settings = state.settings(None)?;
+            let slug = Slug::parse(&slug).with_context(|| format!("{slug:?} is not a valid creator slug"))?;
+            let store = startup::open_store(&settings).await?;
+            let stored = store.creator(slug.creator_id()).await?;
+            store.close().await;
+            let stored = stored.with_context(|| format!("there is no creator {slug}"))?;
+            bundle::write_dir(&Bundle { profile: stored.profile, documents: stored.documents }, &dir)?;
+            println!("exported {slug} to {}", dir.display());
+        }
+        Command::Chat { creator, user, url, state } => {
+            let settings = state.settings(None)?;
+            let slug = Slug::parse(&creator).with_context(|| format!("{creator:?} is not a valid creator slug"))?;
+            let subject = subject(user, Role::User, &slug)?;
+            let keys = TokenKeys::from_settings(&settings)?;
+            let token = keys.mint(slug.creator_id(), &subject, Role::User, Duration::from_secs(24 * 3600))?;
+            let base = url.unwrap_or_else(|| settings.public_url.clone());
+            crate::chat_client::run(&base, &token).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn subject(user: Option<String>, role: Role, slug: &Slug) -> anyhow::Result<UserId> {
+    let raw = user.unwrap_or_else(|| match role {
+        Role::User => "guest".to_owned(),
+        _ => slug.to_string(),
+    });
+    UserId::parse(&raw).with_context(|| format!("{raw:?} is not a valid user id"))
+}

@@ -1,0 +1,16 @@
+//! The `twin` binary as a library, so tests can start the whole server in-process: configuration,
+//! the command line, HTTP and WebSocket routes, authentication, and the wiring of adapters into the
+//! actor tree. The only crate that names concrete adapters.
+
+pub mod auth;
+pub mod bundle;
+pub mod chat_client;
+pub mod cli;
+pub mod problem;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use settings::Settings;
+pub use startup::Application;

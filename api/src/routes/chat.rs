@@ -1,0 +1,196 @@
+//! `GET /v1/chat`: the end-user chat socket. Authenticates before the upgrade, then runs one
+//! session: client frames in (parsed by the wire module, routed to the conversation), frames from
+//! the conversation out (through the session hub), until either side ends.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use twin_actors::{ConversationKey, EngineError};
+use twin_channels::websocket::wire::{self, ClientFrame, FrameError, MAX_FRAME_BYTES, TRANSPORT_LIMIT_BYTES};
+use twin_engine::ports::{ErrorCode, Outbound};
+use twin_engine::{Event, SessionId};
+
+use super::AppState;
+use crate::auth::{AuthError, Identity};
+use crate::problem::ApiError;
+use crate::telemetry as t;
+
+/// Socket buffers sized for many idle sockets (DEPENDENCIES.md: the library default costs 134 KiB
+/// per idle socket; 4 KiB costs about 6 KiB).
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+/// How long a socket may take to accept our frames before it is considered gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let identity = authenticate(&state, &headers, query.token.as_deref())?;
+    let twin = state.engine.twin(identity.creator).await.map_err(|e| match e {
+        EngineError::UnknownCreator(_) => ApiError::forbidden("the token's creator does not exist"),
+        EngineError::Unavailable(cause) => ApiError::unavailable(cause),
+    })?;
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        let allowed = &twin.profile.allowed_origins;
+        if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
+            return Err(ApiError::forbidden(format!("origin {origin} may not open chat sockets for this creator")));
+        }
+    }
+    let key = ConversationKey { creator: identity.creator, user: identity.subject };
+    Ok(ws
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .max_write_buffer_size(TRANSPORT_LIMIT_BYTES)
+        .max_message_size(TRANSPORT_LIMIT_BYTES)
+        .max_frame_size(TRANSPORT_LIMIT_BYTES)
+        .on_upgrade(move |socket| session(state, key, socket)))
+}
+
+pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap, query_token: Option<&str>) -> Result<Identity, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let result = match bearer.or(query_token) {
+        Some(token) => state.keys.verify(token.trim()),
+        None => Err(AuthError::Missing),
+    };
+    result.map_err(|e| {
+        metrics::counter!(t::HTTP_AUTH_FAILURES).increment(1);
+        ApiError::unauthorized(e.to_string())
+    })
+}
+
+async fn session(state: AppState, key: ConversationKey, socket: WebSocket) {
+    let conversation = key.id();
+    let (session, mut outbound) = state.hub.register(conversation);
+    metrics::gauge!(t::WS_SESSIONS_ACTIVE).increment(1.0);
+    let (mut sink, mut stream) = socket.split();
+    let mut shutdown = state.shutdown.clone();
+    let close = loop {
+        tokio::select! {
+            () = stopping(&mut shutdown) => {
+                break Some(CloseFrame { code: close_code::RESTART, reason: "server restarting; reconnect and resume".into() });
+            }
+            incoming = stream.next() => match incoming {
+                Some(Ok(WsMessage::Text(text))) => {
+                    metrics::counter!(t::WS_FRAMES_IN).increment(1);
+                    for frame in handle_text(&state, &key, session, text.as_str()).await {
+                        if send(&mut sink, frame).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Some(Ok(WsMessage::Binary(_))) => {
+                    metrics::counter!(t::WS_FRAME_ERRORS).increment(1);
+                    if send(&mut sink, wire::encode_frame_error(&FrameError::binary())).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(Ok(WsMessage::Close(_))) | None => break None,
+                Some(Ok(_)) => {} // ping/pong: answered by the library
+                Some(Err(error)) => break Some(transport_close(&error)),
+            },
+            out = outbound.recv() => match out {
+                Some(out) => {
+                    if send(&mut sink, wire::encode(&out)).await.is_err() {
+                        break None;
+                    }
+                }
+                // The hub dropped us: we fell behind on durable frames. The client resumes.
+                None => break Some(CloseFrame { code: close_code::AGAIN, reason: "too slow; reconnect and resume".into() }),
+            },
+        }
+    };
+    state.hub.unregister(conversation, session);
+    metrics::gauge!(t::WS_SESSIONS_ACTIVE).decrement(1.0);
+    if let Some(frame) = close {
+        let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+    }
+}
+
+/// The frames to answer one text frame with (the ack and replies come later, through the hub).
+async fn handle_text(state: &AppState, key: &ConversationKey, session: SessionId, text: &str) -> Vec<String> {
+    if text.len() > MAX_FRAME_BYTES {
+        metrics::counter!(t::WS_FRAME_ERRORS).increment(1);
+        return vec![wire::encode_frame_error(&FrameError::too_large(text.len()))];
+    }
+    let frame = match wire::decode(text) {
+        Ok(frame) => frame,
+        Err(error) => {
+            metrics::counter!(t::WS_FRAME_ERRORS).increment(1);
+            return vec![wire::encode_frame_error(&error)];
+        }
+    };
+    match frame {
+        ClientFrame::Message { id, text } | ClientFrame::Choice { id, value: text } => {
+            let event = Event::UserMessage { client_id: id.clone(), text, session: Some(session) };
+            match state.engine.route(key, event).await {
+                Ok(()) => Vec::new(),
+                Err(error) => {
+                    vec![wire::encode(&Outbound::Error {
+                        code: ErrorCode::Unavailable,
+                        message: error.to_string(),
+                        client_id: Some(id),
+                    })]
+                }
+            }
+        }
+        ClientFrame::Resume { after, limit } => match state.engine.history(key, after, limit + 1).await {
+            Ok(mut messages) => {
+                let more = messages.len() > limit as usize;
+                messages.truncate(limit as usize);
+                let up_to = messages.last().map_or(after, |m| m.seq).max(after);
+                let mut frames: Vec<String> = messages.iter().map(wire::encode_message).collect();
+                frames.push(wire::encode_resumed(up_to, more));
+                frames
+            }
+            Err(error) => vec![wire::encode_error(ErrorCode::Unavailable, &error.to_string(), None)],
+        },
+        ClientFrame::Ping => vec![wire::encode_pong()],
+    }
+}
+
+/// Resolves when the server starts shutting down.
+async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    if shutdown.wait_for(|stopping| *stopping).await.is_err() {
+        // The sender is gone only when the server is gone.
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn send<S>(sink: &mut S, text: String) -> Result<(), ()>
+where
+    S: futures::Sink<WsMessage> + Unpin,
+{
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// The close frame for a transport error: 1009 when the client sent more than the transport takes.
+fn transport_close(error: &axum::Error) -> CloseFrame {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let too_big = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<WsError>())
+        .is_some_and(|e| matches!(e, WsError::Capacity(_)));
+    if too_big {
+        CloseFrame { code: close_code::SIZE, reason: "message too big".into() }
+    } else {
+        CloseFrame { code: close_code::PROTOCOL, reason: "protocol error".into() }
+    }
+}
+

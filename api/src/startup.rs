@@ -1,0 +1,192 @@
+//! `Application`: builds the whole server from `Settings` (store, adapters, actor tree, routes) and
+//! runs it until a shutdown signal, then shuts down in order: stop accepting, close sockets, let
+//! conversations finish their mailboxes, flush the writer, close the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use twin_actors::{EngineConfig, EngineHandle, LiveHub, Ports};
+use twin_channels::websocket::SessionHub;
+use twin_engine::ports::{CreatorStore, PutOutcome, SystemClock};
+use twin_llm::BuiltinResponder;
+use twin_store::Store;
+
+use crate::auth::TokenKeys;
+use crate::bundle::{self, Bundle};
+use crate::routes::{self, AppState};
+use crate::settings::Settings;
+
+/// What `twin serve` loads at start besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Import the built-in demo creator if the store has none by that slug.
+    pub demo: bool,
+    /// Import every creator bundle in this folder (idempotent).
+    pub creators: Option<PathBuf>,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    grace: Duration,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, options: ServeOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", settings.data_dir.display()))?;
+        for unused in settings.not_yet_supported() {
+            tracing::warn!("set but not used by this build: {unused}");
+        }
+        let store = open_store(&settings).await?;
+        if options.demo {
+            import_demo_if_missing(&store).await?;
+        }
+        if let Some(dir) = &options.creators {
+            import_all(&store, dir).await?;
+        }
+        let keys = TokenKeys::from_settings(&settings)?;
+        let hub = Arc::new(SessionHub::new());
+        let ports = Ports {
+            conversations: Arc::new(store.clone()),
+            creators: Arc::new(store.clone()),
+            llm: Arc::new(BuiltinResponder::new()),
+            delivery: hub.clone(),
+            live: Arc::new(LiveHub::new()),
+            clock: Arc::new(SystemClock),
+        };
+        let config = EngineConfig { idle_ttl: settings.idle_ttl, ..EngineConfig::default() };
+        let engine = EngineHandle::start(ports, config).await.context("cannot start the actor tree")?;
+        let listener =
+            TcpListener::bind(&settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let (shutdown, _) = watch::channel(false);
+        let sweeper = tokio::spawn(sweep_idle(engine.clone(), settings.idle_ttl));
+        let state = AppState {
+            engine,
+            hub,
+            keys,
+            store,
+            metrics: crate::telemetry::metrics(),
+            shutdown: shutdown.subscribe(),
+        };
+        Ok(Self { listener, state, shutdown, grace: settings.shutdown_grace, sweeper })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address.
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The token keys this server verifies with (tests mint tokens with them).
+    pub fn keys(&self) -> TokenKeys {
+        self.state.keys.clone()
+    }
+
+    pub fn engine(&self) -> EngineHandle {
+        self.state.engine.clone()
+    }
+
+    /// Runs until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, state, shutdown, grace, sweeper } = self;
+        tracing::info!(address = %listener.local_addr()?, store = state.store.backend(), "twin is listening");
+        let engine = state.engine.clone();
+        let store = state.store.clone();
+        let app = routes::router(state);
+        let stop = async move {
+            signal.await;
+            tracing::info!("shutting down: closing sockets, finishing conversations, flushing writes");
+            // Sockets are long-lived; tell each session to close so the server can drain.
+            let _ = shutdown.send(true);
+        };
+        axum::serve(listener, app).with_graceful_shutdown(stop).await.context("the HTTP server failed")?;
+        sweeper.abort();
+        engine.shutdown(grace).await;
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database_url()).await.context("cannot open the store")?;
+    store.migrate().await.context("cannot apply the database migrations")?;
+    Ok(store)
+}
+
+async fn import_demo_if_missing(store: &Store) -> anyhow::Result<()> {
+    let demo = bundle::demo();
+    if store.creator(demo.profile.slug.creator_id()).await?.is_none() {
+        import(store, &demo).await?;
+    }
+    Ok(())
+}
+
+/// Imports every bundle folder in `dir`.
+pub async fn import_all(store: &Store, dir: &Path) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read the creators folder {}", dir.display()))?;
+    let mut folders: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    folders.sort();
+    for folder in folders {
+        let bundle = bundle::load_dir(&folder)?;
+        import(store, &bundle).await?;
+    }
+    Ok(())
+}
+
+pub async fn import(store: &Store, bundle: &Bundle) -> anyhow::Result<PutOutcome> {
+    let outcome = store
+        .put_creator(&bundle.profile, &bundle.documents)
+        .await
+        .with_context(|| format!("cannot store creator {}", bundle.profile.slug))?;
+    tracing::info!(creator = %bundle.profile.slug, ?outcome, documents = bundle.documents.len(), "creator imported");
+    Ok(outcome)
+}
+
+/// Asks idle conversations to passivate, a few times per TTL.
+async fn sweep_idle(engine: EngineHandle, ttl: Duration) {
+    let period = (ttl / 4).max(Duration::from_secs(1));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        engine.sweep_idle();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
