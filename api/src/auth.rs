@@ -116,10 +116,11 @@ impl TokenKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-            _ => AuthError::Invalid,
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid,
+            })?;
         if data.header.kid.as_deref().is_some_and(|kid| kid != KEY_ID) {
             return Err(AuthError::Invalid);
         }
@@ -213,7 +214,8 @@ mod tests {
             iss: "twin".into(),
             jti: "x".into(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(SECRET)).unwrap();
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(SECRET)).unwrap();
         assert!(matches!(keys().verify(&token), Err(AuthError::Expired)));
     }
 

@@ -148,7 +148,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let outcome = startup::import(&store, &bundle).await?;
             store.close().await;
             match outcome {
-                PutOutcome::Created => println!("created {} ({} documents)", bundle.profile.slug, bundle.documents.len()),
+                PutOutcome::Created => {
+                    println!("created {} ({} documents)", bundle.profile.slug, bundle.documents.len())
+                }
                 PutOutcome::Updated { version } => println!("updated {} to version {version}", bundle.profile.slug),
                 PutOutcome::Unchanged => println!("{} is unchanged", bundle.profile.slug),
             }

@@ -105,15 +105,20 @@ const KEYS: &[&str] = &[
     "shutdown_grace_secs",
 ];
 
+/// Reads one environment variable.
+type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
+
 struct Sources {
     file: BTreeMap<String, String>,
-    env: Box<dyn Fn(&str) -> Option<String>>,
+    env: EnvLookup,
 }
 
 impl Sources {
     /// The value of `key`: environment variable `TWIN_<KEY>` first, then `twin.toml`.
     fn get(&self, key: &str) -> Option<String> {
-        (self.env)(&format!("TWIN_{}", key.to_uppercase())).filter(|v| !v.is_empty()).or_else(|| self.file.get(key).cloned())
+        (self.env)(&format!("TWIN_{}", key.to_uppercase()))
+            .filter(|v| !v.is_empty())
+            .or_else(|| self.file.get(key).cloned())
     }
 }
 
@@ -132,13 +137,17 @@ impl Settings {
     fn from_sources(
         overrides: &Overrides,
         file: BTreeMap<String, String>,
-        env: Box<dyn Fn(&str) -> Option<String>>,
+        env: EnvLookup,
     ) -> anyhow::Result<Self> {
         let s = Sources { file, env };
-        let listen = overrides.listen.clone().or_else(|| s.get("listen")).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen =
+            overrides.listen.clone().or_else(|| s.get("listen")).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
         let public_url = s.get("public_url").unwrap_or_else(|| format!("http://{listen}"));
-        let data_dir =
-            overrides.data_dir.clone().or_else(|| s.get("data_dir").map(PathBuf::from)).unwrap_or_else(|| "twin-data".into());
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or_else(|| s.get("data_dir").map(PathBuf::from))
+            .unwrap_or_else(|| "twin-data".into());
         let seconds = |key: &str, default: u64| -> anyhow::Result<Duration> {
             match s.get(key) {
                 None => Ok(Duration::from_secs(default)),
@@ -166,7 +175,9 @@ impl Settings {
             },
             embed_model_path: s.get("embed_model_path").map(PathBuf::from),
             telegram_api_base: s.get("telegram_api_base").unwrap_or_else(|| "https://api.telegram.org".to_owned()),
-            whatsapp_api_base: s.get("whatsapp_api_base").unwrap_or_else(|| "https://graph.facebook.com/v21.0".to_owned()),
+            whatsapp_api_base: s
+                .get("whatsapp_api_base")
+                .unwrap_or_else(|| "https://graph.facebook.com/v21.0".to_owned()),
             jwt: JwtSettings {
                 secret: s.get("jwt_secret").map(Secret::new),
                 private_key: s.get("jwt_private_key").map(Secret::new),
@@ -276,7 +287,11 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let s = settings(Overrides::default(), "", &[("TWIN_JWT_SECRET", "hunter2"), ("TWIN_DATABASE_URL", "postgres://u:pw@h/d")]);
+        let s = settings(
+            Overrides::default(),
+            "",
+            &[("TWIN_JWT_SECRET", "hunter2"), ("TWIN_DATABASE_URL", "postgres://u:pw@h/d")],
+        );
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("pw@"), "{printed}");
     }

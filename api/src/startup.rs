@@ -65,18 +65,13 @@ impl Application {
         };
         let config = EngineConfig { idle_ttl: settings.idle_ttl, ..EngineConfig::default() };
         let engine = EngineHandle::start(ports, config).await.context("cannot start the actor tree")?;
-        let listener =
-            TcpListener::bind(&settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let (shutdown, _) = watch::channel(false);
         let sweeper = tokio::spawn(sweep_idle(engine.clone(), settings.idle_ttl));
-        let state = AppState {
-            engine,
-            hub,
-            keys,
-            store,
-            metrics: crate::telemetry::metrics(),
-            shutdown: shutdown.subscribe(),
-        };
+        let state =
+            AppState { engine, hub, keys, store, metrics: crate::telemetry::metrics(), shutdown: shutdown.subscribe() };
         Ok(Self { listener, state, shutdown, grace: settings.shutdown_grace, sweeper })
     }
 
@@ -140,7 +135,8 @@ async fn import_demo_if_missing(store: &Store) -> anyhow::Result<()> {
 
 /// Imports every bundle folder in `dir`.
 pub async fn import_all(store: &Store, dir: &Path) -> anyhow::Result<()> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read the creators folder {}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read the creators folder {}", dir.display()))?;
     let mut folders: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
     folders.sort();
     for folder in folders {

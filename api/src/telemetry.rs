@@ -12,10 +12,12 @@ pub const HTTP_AUTH_FAILURES: &str = "twin_http_auth_failures_total";
 
 /// `filter` overrides `TWIN_LOG`; the default is `info`.
 pub fn init_tracing(filter: Option<&str>) {
-    let filter = filter.map(str::to_owned).or_else(|| std::env::var("TWIN_LOG").ok()).unwrap_or_else(|| "info".to_owned());
+    let filter =
+        filter.map(str::to_owned).or_else(|| std::env::var("TWIN_LOG").ok()).unwrap_or_else(|| "info".to_owned());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

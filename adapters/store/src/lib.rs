@@ -11,6 +11,8 @@ mod plan;
 mod postgres;
 mod rows;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use twin_engine::CreatorId;
 use twin_engine::Message;

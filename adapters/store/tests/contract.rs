@@ -2,15 +2,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/databases.rs"]
-mod databases;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
-use databases::{Kind, TestDb};
 use fixtures::*;
 use twin_engine::Seq;
 use twin_engine::ports::{ConversationStore, CreatorStore, LoadLimits, PutOutcome, StoreError};
+use twin_store::testing::{Kind, TestDb};
 
 /// Runs each named test against both backends.
 macro_rules! contract {

@@ -5,16 +5,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/databases.rs"]
-mod databases;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
-use databases::{Kind, TestDb};
 use fixtures::*;
 use sqlx::{Executor, PgConnection};
 use twin_engine::ports::{ConversationStore, CreatorStore, LoadLimits};
 use twin_engine::{CreatorId, Seq};
+use twin_store::testing::{Kind, TestDb};
 use uuid::Uuid;
 
 const ALL: LoadLimits = LoadLimits { history: 100, client_ids: 100 };

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
@@ -25,6 +26,8 @@ use crate::telemetry as t;
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 /// How long a socket may take to accept our frames before it is considered gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a socket closed for an oversized frame is kept before it is dropped.
+const CLOSE_LINGER: Duration = Duration::from_millis(250);
 
 #[derive(Deserialize)]
 pub struct TokenQuery {
@@ -35,9 +38,11 @@ pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<TokenQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // Authenticate first: a request without a valid token learns nothing else.
     let identity = authenticate(&state, &headers, query.token.as_deref())?;
+    let ws = ws.map_err(|rejection| ApiError::bad_request(format!("not a WebSocket upgrade: {rejection}")))?;
     let twin = state.engine.twin(identity.creator).await.map_err(|e| match e {
         EngineError::UnknownCreator(_) => ApiError::forbidden("the token's creator does not exist"),
         EngineError::Unavailable(cause) => ApiError::unavailable(cause),
@@ -58,7 +63,11 @@ pub async fn upgrade(
         .on_upgrade(move |socket| session(state, key, socket)))
 }
 
-pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap, query_token: Option<&str>) -> Result<Identity, ApiError> {
+pub(crate) fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<Identity, ApiError> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -117,7 +126,13 @@ async fn session(state: AppState, key: ConversationKey, socket: WebSocket) {
     state.hub.unregister(conversation, session);
     metrics::gauge!(t::WS_SESSIONS_ACTIVE).decrement(1.0);
     if let Some(frame) = close {
+        let oversized = frame.code == close_code::SIZE;
         let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+        if oversized {
+            // The refused payload is still unread in the kernel; closing now would reset the
+            // connection and could destroy our close frame before the client reads it.
+            tokio::time::sleep(CLOSE_LINGER).await;
+        }
     }
 }
 
@@ -193,4 +208,3 @@ fn transport_close(error: &axum::Error) -> CloseFrame {
         CloseFrame { code: close_code::PROTOCOL, reason: "protocol error".into() }
     }
 }
-

@@ -16,11 +16,20 @@ pub const RESUME_MAX_LIMIT: u32 = 500;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame {
-    Message { id: ClientMsgId, text: String },
+    Message {
+        id: ClientMsgId,
+        text: String,
+    },
     /// The answer to a question with choices. Until programs exist it is handled as the user
     /// saying `value`.
-    Choice { id: ClientMsgId, value: String },
-    Resume { after: Seq, limit: u32 },
+    Choice {
+        id: ClientMsgId,
+        value: String,
+    },
+    Resume {
+        after: Seq,
+        limit: u32,
+    },
     Ping,
 }
 
@@ -138,7 +147,8 @@ enum ServerFrame<'a> {
 
 fn to_json(frame: &ServerFrame<'_>) -> String {
     // Serialising these plain structs cannot fail: no maps with non-string keys, no custom impls.
-    serde_json::to_string(frame).unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding failed"}"#.to_owned())
+    serde_json::to_string(frame)
+        .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding failed"}"#.to_owned())
 }
 
 pub fn encode(out: &Outbound) -> String {
@@ -146,7 +156,9 @@ pub fn encode(out: &Outbound) -> String {
         Outbound::Ack { client_id, seq } => to_json(&ServerFrame::Ack { id: client_id.as_str(), seq: seq.0 }),
         Outbound::Message(message) => encode_message(message),
         Outbound::Delta { stream, text } => to_json(&ServerFrame::Delta { stream: stream.as_str(), text }),
-        Outbound::Error { code, message, client_id } => encode_error(*code, message, client_id.as_ref().map(|c| c.as_str())),
+        Outbound::Error { code, message, client_id } => {
+            encode_error(*code, message, client_id.as_ref().map(|c| c.as_str()))
+        }
     }
 }
 
@@ -196,7 +208,10 @@ mod tests {
             decode(r#"{"type":"resume","after":3}"#),
             Ok(ClientFrame::Resume { after: Seq(3), limit: RESUME_DEFAULT_LIMIT })
         );
-        assert_eq!(decode(r#"{"type":"resume","after":0,"limit":5}"#), Ok(ClientFrame::Resume { after: Seq(0), limit: 5 }));
+        assert_eq!(
+            decode(r#"{"type":"resume","after":0,"limit":5}"#),
+            Ok(ClientFrame::Resume { after: Seq(0), limit: 5 })
+        );
         assert_eq!(decode(r#"{"type":"ping"}"#), Ok(ClientFrame::Ping));
         assert!(matches!(decode(r#"{"type":"choice","id":"c2","value":"yes"}"#), Ok(ClientFrame::Choice { .. })));
     }

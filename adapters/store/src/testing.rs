@@ -1,11 +1,12 @@
-//! Fresh databases for the store tests, connected the way the service connects (`Store::connect`):
+//! Fresh databases for tests (this crate's and the server's), connected the way the service
+//! connects (`Store::connect`):
 //! a SQLite file in a temporary folder, or a uuid-named PostgreSQL database on the server named by
 //! `TWIN_TEST_DATABASE_URL`, dropped when the test ends (also when it fails).
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::Store;
 use sqlx::{Connection, Executor, PgConnection};
-use twin_store::Store;
 
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
