@@ -65,6 +65,13 @@ impl TestDb {
         }
     }
 
+    pub fn kind(&self) -> Kind {
+        match self.cleanup {
+            Cleanup::Sqlite(_) => Kind::Sqlite,
+            Cleanup::Postgres { .. } => Kind::Postgres,
+        }
+    }
+
     /// A superuser connection to this PostgreSQL database that does not switch role: it bypasses
     /// row-level security and shows what is really stored.
     pub async fn superuser(&self) -> PgConnection {
