@@ -134,11 +134,7 @@ impl Settings {
         Self::from_sources(overrides, BTreeMap::new(), Box::new(|_| None))
     }
 
-    fn from_sources(
-        overrides: &Overrides,
-        file: BTreeMap<String, String>,
-        env: EnvLookup,
-    ) -> anyhow::Result<Self> {
+    fn from_sources(overrides: &Overrides, file: BTreeMap<String, String>, env: EnvLookup) -> anyhow::Result<Self> {
         let s = Sources { file, env };
         let listen =
             overrides.listen.clone().or_else(|| s.get("listen")).unwrap_or_else(|| "127.0.0.1:8080".to_owned());

@@ -198,14 +198,16 @@ async fn count_messages(db: &TestDb) -> usize {
         Kind::Postgres => {
             use sqlx::Connection;
             let mut admin = db.superuser().await;
-            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&mut admin).await.unwrap_or(0);
+            let count: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&mut admin).await.unwrap_or(0);
             let _ = admin.close().await;
             count as usize
         }
         Kind::Sqlite => {
             use sqlx::Connection;
             let Ok(mut conn) = sqlx::SqliteConnection::connect(&db.url).await else { return 0 };
-            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&mut conn).await.unwrap_or(0);
+            let count: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&mut conn).await.unwrap_or(0);
             let _ = conn.close().await;
             count as usize
         }
