@@ -197,8 +197,9 @@ impl PgStore {
         let content = CreatorContent::new(profile, documents)?;
         let id = profile.slug.creator_id();
         let mut tx = self.tenant_tx(id, "BEGIN").await?;
-        // Two imports of a new creator may race: the loser's INSERT waits for the winner, finds
-        // the row, and the second round takes the update path.
+        // Two imports of a new creator may race: the loser's INSERT waits for the winner, conflicts
+        // on the id or the slug (they name the same creator), and the second round takes the
+        // update path.
         for _ in 0..2 {
             let current: Option<(String, i64)> =
                 sqlx::query_as("SELECT content_hash, version FROM creators WHERE id = $1 FOR UPDATE")
@@ -228,7 +229,7 @@ impl PgStore {
                 None => {
                     let inserted = sqlx::query(
                         "INSERT INTO creators (id, slug, profile, content_hash, version) \
-                         VALUES ($1, $2, $3::jsonb, $4, 1) ON CONFLICT (id) DO NOTHING",
+                         VALUES ($1, $2, $3::jsonb, $4, 1) ON CONFLICT DO NOTHING",
                     )
                     .bind(id.0)
                     .bind(profile.slug.as_str())
