@@ -8,6 +8,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorRef};
+use tokio::sync::watch;
 use twin_engine::ports::Recipient;
 use twin_engine::ports::{Clock, ConversationStore, CreatorStore, Delivery, ErrorCode, LivePublisher, Llm, Outbound};
 use twin_engine::{ConversationId, CreatorId, Event, Message, Record, Seq, TwinSnapshot, UserId};
@@ -16,8 +17,9 @@ use crate::conversation::{ConversationActor, ConversationArgs, ConversationMsg, 
 use crate::creator_twin::CreatorTwinMsg;
 use crate::metrics as m;
 use crate::registry::{Offer, Registry};
-use crate::twin_supervisor::{TwinSupervisor, TwinSupervisorMsg};
-use crate::writer::{CommitError, WriterActor, WriterArgs, WriterMsg};
+use crate::root::{RootActor, RootArgs, RootMsg};
+use crate::twin_supervisor::TwinSupervisorMsg;
+use crate::writer::{CommitError, WriterArgs, WriterMsg};
 
 /// The ports the tree talks through. Adapters are chosen by the api crate.
 #[derive(Clone)]
@@ -116,9 +118,12 @@ pub(crate) struct Engine {
     /// Which conversation each live actor serves, to restart it after a crash.
     pub(crate) actors: DashMap<ActorId, ConversationKey>,
     twins: DashMap<CreatorId, TwinEntry>,
+    root: ActorRef<RootMsg>,
     supervisor: ActorRef<TwinSupervisorMsg>,
     writer: ActorRef<WriterMsg>,
     closed: AtomicBool,
+    /// Holds the reason once a top-level actor failed.
+    failed: watch::Sender<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -134,17 +139,21 @@ impl EngineHandle {
             max_pending_records: config.writer_max_pending_records,
             max_batch_records: config.writer_max_batch_records,
         };
-        let (writer, _) = Actor::spawn(None, WriterActor, writer_args).await.map_err(unavailable)?;
-        let (supervisor, _) = Actor::spawn(None, TwinSupervisor, ports.creators.clone()).await.map_err(unavailable)?;
+        let (failed, _) = watch::channel(None);
+        let root_args = RootArgs { writer: writer_args, creators: ports.creators.clone(), failed: failed.clone() };
+        let (root, _) = Actor::spawn(None, RootActor, root_args).await.map_err(unavailable)?;
+        let (writer, supervisor) = ractor::call!(root, RootMsg::Children).map_err(unavailable)?;
         let engine = Engine {
             ports,
             config,
             registry: Registry::default(),
             actors: DashMap::new(),
             twins: DashMap::new(),
+            root,
             supervisor,
             writer,
             closed: AtomicBool::new(false),
+            failed,
         };
         Ok(Self { engine: Arc::new(engine) })
     }
@@ -209,8 +218,28 @@ impl EngineHandle {
         let drains = twins.iter().map(|twin| twin.drain_children_and_wait(Some(deadline)));
         futures::future::join_all(drains).await;
         let _ = engine.writer.call(WriterMsg::Drain, Some(deadline)).await;
+        let _ = engine.root.call(RootMsg::ShuttingDown, Some(deadline)).await;
         let _ = engine.supervisor.stop_and_wait(None, Some(deadline)).await;
         let _ = engine.writer.stop_and_wait(None, Some(deadline)).await;
+        let _ = engine.root.stop_and_wait(None, Some(deadline)).await;
+    }
+
+    /// Resolves with the reason if the engine fails beyond repair (a top-level actor died); the
+    /// server then exits so its process supervisor restarts it.
+    pub async fn failed(&self) -> String {
+        let mut failed = self.engine.failed.subscribe();
+        let reason = failed.wait_for(Option::is_some).await.map(|reason| reason.clone().unwrap_or_default());
+        match reason {
+            Ok(reason) => reason,
+            // The sender lives as long as the engine; without it nothing can fail any more.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Fault injection for tests and drills: stops the group-commit writer as a crash would.
+    #[doc(hidden)]
+    pub fn crash_writer(&self) {
+        self.engine.writer.stop(Some("injected".to_owned()));
     }
 }
 

@@ -4,13 +4,15 @@
 //! EngineHandle (typed handle; the api crate sees nothing else)
 //!   │  route(conversation, event) ── the one routing function ──► Registry ──► ConversationActor
 //!   │
-//! TwinSupervisor                       loads creators, restarts nothing itself (twins do not fail)
-//! └── CreatorTwinActor (per creator)   holds the TwinSnapshot; supervises its conversations and
-//!     │                                restarts a crashed one from the store (bounded)
-//!     └── ConversationActor (per creator × end user)
+//! RootActor                            starts and watches the two below; if either dies the engine
+//! │                                    reports itself failed and the server exits for a restart
+//! ├── WriterActor                      group commit: all conversations' records, few transactions
+//! └── TwinSupervisor                   loads creators, restarts nothing itself (twins do not fail)
+//!     └── CreatorTwinActor (per creator)   holds the TwinSnapshot; supervises its conversations
+//!         │                                and restarts a crashed one from the store (bounded)
+//!         └── ConversationActor (per creator × end user)
 //!                                      feeds events to engine::Conversation::step, carries out the
 //!                                      effects; loads its state after spawning, passivates when idle
-//! WriterActor                          group commit: all conversations' records, few transactions
 //! LiveHub                              per-creator broadcast of live events (not an actor: a map of
 //!                                      broadcast channels, so publishing never waits on anyone)
 //! ```
@@ -24,6 +26,7 @@ mod live_hub;
 pub mod metrics;
 mod registry;
 mod reply;
+mod root;
 mod twin_supervisor;
 mod writer;
 

@@ -179,3 +179,15 @@ async fn shutdown_lets_conversations_finish_and_flushes_the_writer() {
     }
     assert!(h.engine.route(&keys[0], twin_engine::Event::Recovered).await.is_err());
 }
+
+#[tokio::test]
+async fn the_engine_reports_itself_failed_when_a_top_level_actor_dies() {
+    let h = Harness::start().await;
+    let failed = tokio::spawn({
+        let engine = h.engine.clone();
+        async move { engine.failed().await }
+    });
+    h.engine.crash_writer();
+    let reason = tokio::time::timeout(std::time::Duration::from_secs(10), failed).await.unwrap().unwrap();
+    assert!(reason.contains("stopped"), "{reason}");
+}

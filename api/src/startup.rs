@@ -104,8 +104,15 @@ impl Application {
         let engine = state.engine.clone();
         let store = state.store.clone();
         let app = routes::router(state);
+        let watched = engine.clone();
+        let (failure_tx, failure_rx) = tokio::sync::oneshot::channel::<String>();
         let stop = async move {
-            signal.await;
+            tokio::select! {
+                () = signal => {}
+                reason = watched.failed() => {
+                    let _ = failure_tx.send(reason);
+                }
+            }
             tracing::info!("shutting down: closing sockets, finishing conversations, flushing writes");
             // Sockets are long-lived; tell each session to close so the server can drain.
             let _ = shutdown.send(true);
@@ -114,6 +121,9 @@ impl Application {
         sweeper.abort();
         engine.shutdown(grace).await;
         store.close().await;
+        if let Ok(reason) = failure_rx.await {
+            anyhow::bail!("the engine failed and stopped ({reason}); restart it");
+        }
         tracing::info!("stopped");
         Ok(())
     }
