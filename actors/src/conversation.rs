@@ -3,7 +3,10 @@
 //! committed before any later effect runs, so acks and final messages follow their commit.
 
 use std::collections::HashSet;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::FutureExt;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -11,7 +14,7 @@ use tokio::task::AbortHandle;
 use twin_engine::ports::{ErrorCode, Outbound, Recipient};
 use twin_engine::{ClientMsgId, Conversation, Effect, Event, Seq, StreamId, Timestamp};
 
-use crate::handle::{ConversationKey, Engine, TwinCell};
+use crate::handle::{ConversationKey, Engine, EngineError, Spawner, TwinCell};
 use crate::metrics as m;
 
 pub enum ConversationMsg {
@@ -21,7 +24,9 @@ pub enum ConversationMsg {
     /// Second half of the passivation hand-over; everything routed before it has been handled.
     Stop,
     Inspect(RpcReplyPort<ConversationView>),
-    /// Fault injection: fail as a bug would (tests and drills).
+    /// Reload from the store after a failed commit (sent to itself after a back-off).
+    Recover,
+    /// Fault injection: fail as a bug outside the handler's guard would (tests and drills).
     Fail(String),
 }
 
@@ -52,6 +57,8 @@ pub struct ConversationState {
     /// Client ids whose message made the step panic: a retry is refused instead of crashing again.
     poisoned: HashSet<ClientMsgId>,
     stopping: bool,
+    /// Commits failed in a row; the back-off before reloading grows with it.
+    failed_commits: u32,
 }
 
 pub(crate) struct ConversationActor;
@@ -77,6 +84,7 @@ impl Actor for ConversationActor {
             replies: Vec::new(),
             poisoned: HashSet::new(),
             stopping: false,
+            failed_commits: 0,
         })
     }
 
@@ -85,9 +93,7 @@ impl Actor for ConversationActor {
         myself: ActorRef<ConversationMsg>,
         state: &mut ConversationState,
     ) -> Result<(), ActorProcessingErr> {
-        if state.load().await {
-            state.apply(&myself, Event::Recovered).await;
-        }
+        state.guarded(&myself, None).await;
         Ok(())
     }
 
@@ -100,8 +106,9 @@ impl Actor for ConversationActor {
         match message {
             ConversationMsg::Event(event) => {
                 state.last_activity = state.engine.ports.clock.now();
-                state.apply(&myself, event).await;
+                state.guarded(&myself, Some(event)).await;
             }
+            ConversationMsg::Recover => state.guarded(&myself, None).await,
             ConversationMsg::IdleCheck => {
                 let now = state.engine.ports.clock.now();
                 let idle_ms = now.millis_since(state.last_activity);
@@ -109,7 +116,7 @@ impl Actor for ConversationActor {
                 if !state.stopping
                     && quiescent
                     && idle_ms as u128 >= state.engine.config.idle_ttl.as_millis()
-                    && state.engine.registry.begin_stop(state.key.id(), myself.get_id())
+                    && state.engine.registry.begin_stop(state.key.id(), &myself)
                 {
                     state.stopping = true;
                     // Queued behind every event routed before the slot was held.
@@ -122,7 +129,7 @@ impl Actor for ConversationActor {
                     myself.stop(Some("idle".to_owned()));
                 } else {
                     state.stopping = false;
-                    state.engine.registry.cancel_stop(state.key.id(), myself.clone());
+                    state.engine.registry.cancel_stop(state.key.id(), &myself);
                 }
             }
             ConversationMsg::Inspect(reply) => {
@@ -144,7 +151,7 @@ impl Actor for ConversationActor {
 
     async fn post_stop(
         &self,
-        _myself: ActorRef<ConversationMsg>,
+        myself: ActorRef<ConversationMsg>,
         state: &mut ConversationState,
     ) -> Result<(), ActorProcessingErr> {
         for (_, reply) in state.replies.drain(..) {
@@ -154,11 +161,18 @@ impl Actor for ConversationActor {
             metrics::counter!(m::CONVERSATION_PASSIVATIONS).increment(1);
             let engine = state.engine.clone();
             let key = state.key.clone();
-            if engine.registry.finish_stop(key.id()) && !engine.is_closed() {
-                // Events arrived during the hand-over: a successor takes them.
-                tokio::spawn(async move {
-                    let _ = engine.spawn_conversation(key).await;
-                });
+            if engine.registry.finish_stop(key.id(), myself.get_id()) {
+                if engine.is_closed() {
+                    let error = EngineError::Unavailable("the server is shutting down".to_owned());
+                    for message in engine.registry.abandon(key.id()) {
+                        engine.refuse(key.id(), message, &error);
+                    }
+                } else {
+                    // Events arrived during the hand-over: a successor takes them.
+                    tokio::spawn(async move {
+                        let _ = engine.spawn_conversation(key, Spawner::Successor).await;
+                    });
+                }
             }
         }
         Ok(())
@@ -166,8 +180,54 @@ impl Actor for ConversationActor {
 }
 
 impl ConversationState {
-    /// Loads the conversation from the store if it is not in memory. False when the store failed.
-    async fn load(&mut self) -> bool {
+    /// Handles one event (or, with `None`, only makes sure the state is loaded) so that nothing
+    /// can fail the actor: a panic anywhere in it is recorded, the in-memory state is dropped, and
+    /// the next message starts from the store. The mailbox behind it is kept.
+    async fn guarded(&mut self, myself: &ActorRef<ConversationMsg>, event: Option<Event>) {
+        let id = self.key.id();
+        let label = event.as_ref().map_or_else(|| "load".to_owned(), label);
+        let poison_id = match &event {
+            Some(Event::UserMessage { client_id, .. }) => Some(client_id.clone()),
+            _ => None,
+        };
+        let handled = AssertUnwindSafe(self.handle_event(myself, event)).catch_unwind().await;
+        if handled.is_err() {
+            metrics::counter!(m::CONVERSATION_POISON_EVENTS).increment(1);
+            tracing::error!(conversation = %id, event = %label, "handling an event panicked; event recorded and skipped");
+            self.poisoned.extend(poison_id);
+            self.abort_replies();
+            self.conversation = None;
+        }
+    }
+
+    async fn handle_event(&mut self, myself: &ActorRef<ConversationMsg>, event: Option<Event>) {
+        let id = self.key.id();
+        if let Some(Event::UserMessage { client_id, session, .. }) = &event {
+            let refusal = if self.poisoned.contains(client_id) {
+                Some((ErrorCode::Internal, "this message could not be processed and was recorded for the operator"))
+            } else if !self.ensure_loaded(myself).await {
+                Some((ErrorCode::Unavailable, "the conversation could not be loaded; try again"))
+            } else {
+                None
+            };
+            if let Some((code, text)) = refusal {
+                let to = session.map_or(Recipient::User, Recipient::Session);
+                let out = Outbound::Error { code, message: text.to_owned(), client_id: Some(client_id.clone()) };
+                self.engine.ports.delivery.deliver(id, to, out);
+                return;
+            }
+        } else if !self.ensure_loaded(myself).await {
+            return;
+        }
+        if let Some(event) = event {
+            self.step(myself, event).await;
+        }
+    }
+
+    /// Loads the conversation if it is not in memory; a freshly loaded conversation first steps
+    /// [`Event::Recovered`] (so an acknowledged but unanswered message gets its answer). False
+    /// when the store failed.
+    async fn ensure_loaded(&mut self, myself: &ActorRef<ConversationMsg>) -> bool {
         if self.conversation.is_some() {
             return true;
         }
@@ -185,50 +245,16 @@ impl ConversationState {
                 return false;
             }
         }
-        true
+        self.step(myself, Event::Recovered).await;
+        self.conversation.is_some()
     }
 
-    /// One event through the step function, then its effects in order.
-    async fn apply(&mut self, myself: &ActorRef<ConversationMsg>, event: Event) {
-        let id = self.key.id();
-        if let Event::UserMessage { client_id, session, .. } = &event {
-            let refusal = if self.poisoned.contains(client_id) {
-                Some((ErrorCode::Internal, "this message could not be processed and was recorded for the operator"))
-            } else if !self.load().await {
-                Some((ErrorCode::Unavailable, "the conversation could not be loaded; try again"))
-            } else {
-                None
-            };
-            if let Some((code, text)) = refusal {
-                let to = session.map_or(Recipient::User, Recipient::Session);
-                let out = Outbound::Error { code, message: text.to_owned(), client_id: Some(client_id.clone()) };
-                self.engine.ports.delivery.deliver(id, to, out);
-                return;
-            }
-        } else if !self.load().await {
-            return;
-        }
+    /// One event through the pure step function, then its effects in order.
+    async fn step(&mut self, myself: &ActorRef<ConversationMsg>, event: Event) {
         let Some(conversation) = self.conversation.as_mut() else { return };
         let twin = self.twin.current();
         let now = self.engine.ports.clock.now();
-        let label = label(&event);
-        let poison_id = match &event {
-            Event::UserMessage { client_id, .. } => Some(client_id.clone()),
-            _ => None,
-        };
-        let stepped = catch_unwind(AssertUnwindSafe(|| conversation.step(&twin, event, now)));
-        let effects = match stepped {
-            Ok(effects) => effects,
-            Err(_) => {
-                // A bug in the step: record the event, drop the in-memory state (it may be half
-                // changed) and go on with the next event from the stored state.
-                metrics::counter!(m::CONVERSATION_POISON_EVENTS).increment(1);
-                tracing::error!(conversation = %id, event = %label, "conversation step panicked; event recorded and skipped");
-                self.poisoned.extend(poison_id);
-                self.conversation = None;
-                return;
-            }
-        };
+        let effects = conversation.step(&twin, event, now);
         self.execute(myself, effects).await;
     }
 
@@ -239,22 +265,32 @@ impl ConversationState {
             match effect {
                 Effect::Persist(records) => {
                     if let Err(error) = self.engine.commit(records).await {
+                        self.failed_commits += 1;
                         tracing::warn!(conversation = %id, %error, "commit failed; reloading the conversation");
-                        // Nothing after the failed commit happens; senders of unacked messages are told.
+                        // Nothing after the failed commit happens; whoever waits for it is told.
                         for later in effects.by_ref() {
-                            if let Effect::Send { to, out: Outbound::Ack { client_id, .. } } = later {
-                                let out = Outbound::Error {
-                                    code: ErrorCode::Unavailable,
-                                    message: "your message could not be saved; send it again".to_owned(),
-                                    client_id: Some(client_id),
-                                };
-                                self.engine.ports.delivery.deliver(id, to, out);
-                            }
+                            let (to, message, client_id) = match later {
+                                Effect::Send { to, out: Outbound::Ack { client_id, .. } } => {
+                                    (to, "your message could not be saved; send it again", Some(client_id))
+                                }
+                                Effect::Send { to, out: Outbound::Message(_) } => {
+                                    (to, "the reply could not be saved; it will be written again", None)
+                                }
+                                _ => continue,
+                            };
+                            let out = Outbound::Error {
+                                code: ErrorCode::Unavailable,
+                                message: message.to_owned(),
+                                client_id,
+                            };
+                            self.engine.ports.delivery.deliver(id, to, out);
                         }
                         self.abort_replies();
                         self.conversation = None;
+                        self.schedule_recovery(myself);
                         return;
                     }
+                    self.failed_commits = 0;
                 }
                 Effect::Send { to, out } => self.engine.ports.delivery.deliver(id, to, out),
                 Effect::StartReply(request) => {
@@ -281,6 +317,17 @@ impl ConversationState {
                 Effect::Publish(event) => self.engine.ports.live.publish(event),
             }
         }
+    }
+
+    /// After a failed commit the state is reloaded from the store, after a back-off (a store that
+    /// is down is not hammered), so a committed message whose answer was lost still gets one.
+    fn schedule_recovery(&self, myself: &ActorRef<ConversationMsg>) {
+        let delay = Duration::from_millis(200u64 << self.failed_commits.min(8));
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = myself.cast(ConversationMsg::Recover);
+        });
     }
 
     fn abort_replies(&mut self) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use twin_engine::{ConversationId, CreatorId, TwinSnapshot};
 
-use crate::handle::{Engine, EngineError, TwinCell};
+use crate::handle::{Engine, EngineError, Spawner, TwinCell};
 use crate::metrics as m;
 
 /// Restarts allowed per conversation within [`RESTART_WINDOW`]; past that the conversation is left
@@ -81,7 +81,14 @@ impl Actor for CreatorTwinActor {
                 metrics::gauge!(m::CONVERSATIONS_ACTIVE).decrement(1.0);
                 let id = key.id();
                 tracing::error!(conversation = %id, %error, "conversation actor failed");
-                if !state.engine.registry.crashed(id, cell.get_id()) || state.engine.is_closed() {
+                if !state.engine.registry.crashed(id, cell.get_id()) {
+                    return Ok(());
+                }
+                if state.engine.is_closed() {
+                    let error = EngineError::Unavailable("the server is shutting down".to_owned());
+                    for message in state.engine.registry.abandon(id) {
+                        state.engine.refuse(id, message, &error);
+                    }
                     return Ok(());
                 }
                 let now = Instant::now();
@@ -101,7 +108,7 @@ impl Actor for CreatorTwinActor {
                 metrics::counter!(m::CONVERSATION_RESTARTS).increment(1);
                 let engine = state.engine.clone();
                 tokio::spawn(async move {
-                    let _ = engine.spawn_conversation(key).await;
+                    let _ = engine.spawn_conversation(key, Spawner::Successor).await;
                 });
             }
             _ => {}

@@ -67,6 +67,15 @@ pub enum EngineError {
     Unavailable(String),
 }
 
+/// Who starts a conversation actor, which decides who tells the senders if it cannot start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Spawner {
+    /// The routing function, whose caller learns of a failure from its result.
+    Router,
+    /// A passivation hand-over or a crash restart: every held event's sender is told.
+    Successor,
+}
+
 /// A conversation as the outside names it: the tenant and the end user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConversationKey {
@@ -260,46 +269,68 @@ impl Engine {
         key: &ConversationKey,
         message: ConversationMsg,
     ) -> Result<(), EngineError> {
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_closed() {
             return Err(EngineError::Unavailable("the server is shutting down".to_owned()));
         }
         match self.registry.offer(key.id(), message) {
             Offer::Delivered | Offer::Held => Ok(()),
-            Offer::Refused(message) => {
-                let error = EngineError::Unavailable("too many events are waiting for this conversation".to_owned());
-                self.refuse(key.id(), message, &error);
-                Err(error)
+            Offer::Refused => {
+                Err(EngineError::Unavailable("too many events are waiting for this conversation".to_owned()))
             }
-            Offer::MustSpawn => self.spawn_conversation(key.clone()).await,
+            Offer::MustSpawn => self.spawn_conversation(key.clone(), Spawner::Router).await,
         }
     }
 
-    /// Starts the actor for a conversation whose slot is held, then hands it the held events.
-    pub(crate) async fn spawn_conversation(self: &Arc<Self>, key: ConversationKey) -> Result<(), EngineError> {
+    /// Starts the actor for a conversation whose slot is held, then hands it the held events. If
+    /// no actor can be started, the held events are refused (their senders are told).
+    pub(crate) async fn spawn_conversation(
+        self: &Arc<Self>,
+        key: ConversationKey,
+        spawner: Spawner,
+    ) -> Result<(), EngineError> {
+        /// A fresh actor that dies before taking its events is replaced this many times.
+        const ATTEMPTS: usize = 3;
         let id = key.id();
-        let started = async {
-            let twin = self.twin(key.creator).await?;
-            let args = ConversationArgs { key: key.clone(), twin: twin.cell.clone(), engine: self.clone() };
-            let (actor, _) =
-                Actor::spawn_linked(None, ConversationActor, args, twin.actor.get_cell()).await.map_err(unavailable)?;
-            Ok::<_, EngineError>(actor)
-        };
-        match started.await {
-            Ok(actor) => {
-                metrics::counter!(m::CONVERSATION_SPAWNS).increment(1);
-                metrics::gauge!(m::CONVERSATIONS_ACTIVE).increment(1.0);
-                self.actors.insert(actor.get_id(), key);
-                self.registry.go_live(id, actor);
-                Ok(())
+        let mut error = EngineError::Unavailable("the conversation failed to start".to_owned());
+        for _ in 0..ATTEMPTS {
+            if self.is_closed() {
+                error = EngineError::Unavailable("the server is shutting down".to_owned());
+                break;
             }
-            Err(error) => {
-                tracing::warn!(conversation = %id, %error, "could not start a conversation");
-                for message in self.registry.abandon(id) {
-                    self.refuse(id, message, &error);
+            match self.start_actor(&key).await {
+                Ok(actor) => {
+                    metrics::counter!(m::CONVERSATION_SPAWNS).increment(1);
+                    metrics::gauge!(m::CONVERSATIONS_ACTIVE).increment(1.0);
+                    self.actors.insert(actor.get_id(), key.clone());
+                    if self.registry.go_live(id, actor) {
+                        return Ok(());
+                    }
                 }
-                Err(error)
+                // The creator is unknown or the store is down: retrying now would not help.
+                Err(e) => {
+                    error = e;
+                    break;
+                }
             }
         }
+        tracing::warn!(conversation = %id, %error, "could not start a conversation");
+        let mut held = self.registry.abandon(id).into_iter();
+        if spawner == Spawner::Router {
+            // The first held event is the router's caller's own; the returned error tells it.
+            held.next();
+        }
+        for message in held {
+            self.refuse(id, message, &error);
+        }
+        Err(error)
+    }
+
+    async fn start_actor(self: &Arc<Self>, key: &ConversationKey) -> Result<ActorRef<ConversationMsg>, EngineError> {
+        let twin = self.twin(key.creator).await?;
+        let args = ConversationArgs { key: key.clone(), twin: twin.cell.clone(), engine: self.clone() };
+        let (actor, _) =
+            Actor::spawn_linked(None, ConversationActor, args, twin.actor.get_cell()).await.map_err(unavailable)?;
+        Ok(actor)
     }
 
     /// Tells the sender of an event that could not be handled, when it can be told.

@@ -1,11 +1,11 @@
 //! The conversation registry: at most one actor per conversation, and the hand-over that keeps an
 //! event from being lost while an actor starts, passivates or restarts.
 //!
-//! A slot is either `Live` (events are cast straight to the actor) or `Held` (an actor is starting
-//! or stopping; events wait in the slot, in order, and go to the next actor). Every transition
-//! happens under the map's shard lock, and casting is non-blocking, so an event is either in the
-//! old actor's mailbox before it was told to stop, or held for the new one — never both, never
-//! neither.
+//! A slot is `Live` (events are cast straight to the actor), `Stopping` (the actor asked to
+//! passivate; events wait in the slot, in order, for whoever comes next) or `Held` (an actor is
+//! being started; events wait for it). Every transition happens under the map's shard lock, and
+//! casting is non-blocking, so an event is either in the old actor's mailbox before it was told to
+//! stop, or held for the next one: never both, never neither.
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
@@ -19,6 +19,7 @@ pub(crate) const MAX_HELD: usize = 1_000;
 
 enum Slot {
     Live(ActorRef<ConversationMsg>),
+    Stopping { actor: ActorRef<ConversationMsg>, held: Vec<ConversationMsg> },
     Held(Vec<ConversationMsg>),
 }
 
@@ -30,7 +31,7 @@ pub(crate) enum Offer {
     /// Nobody owns the conversation: the caller must spawn an actor (the event is held).
     MustSpawn,
     /// Too many events are waiting for this conversation.
-    Refused(ConversationMsg),
+    Refused,
 }
 
 #[derive(Default)]
@@ -54,8 +55,8 @@ impl Registry {
                         Offer::MustSpawn
                     }
                 },
-                Slot::Held(held) if held.len() >= MAX_HELD => Offer::Refused(message),
-                Slot::Held(held) => {
+                Slot::Stopping { held, .. } | Slot::Held(held) if held.len() >= MAX_HELD => Offer::Refused,
+                Slot::Stopping { held, .. } | Slot::Held(held) => {
                     held.push(message);
                     Offer::Held
                 }
@@ -68,70 +69,96 @@ impl Registry {
     }
 
     /// The new actor is running: hand it the held events, in order, and route to it from now on.
-    pub(crate) fn go_live(&self, id: ConversationId, actor: ActorRef<ConversationMsg>) {
+    /// If it is already dead, the slot stays held and the events that could not be handed over
+    /// stay in it, in order; the caller starts another actor or gives up.
+    pub(crate) fn go_live(&self, id: ConversationId, actor: ActorRef<ConversationMsg>) -> bool {
         let mut slot = self.slots.entry(id).or_insert_with(|| Slot::Held(Vec::new()));
-        if let Slot::Held(held) = &mut *slot {
-            for message in held.drain(..) {
-                // A fresh actor's mailbox is open; if it already died, its supervisor restarts it.
-                let _ = actor.cast(message);
+        let held = match &mut *slot {
+            Slot::Held(held) => std::mem::take(held),
+            // Only the spawner of a held slot calls go_live; anything else is left alone.
+            Slot::Live(_) | Slot::Stopping { .. } => return false,
+        };
+        let mut undelivered = Vec::new();
+        for message in held {
+            if !undelivered.is_empty() {
+                undelivered.push(message);
+                continue;
+            }
+            if let Err(MessagingErr::SendErr(message)) = actor.cast(message) {
+                undelivered.push(message);
             }
         }
-        *slot = Slot::Live(actor);
+        if undelivered.is_empty() {
+            *slot = Slot::Live(actor);
+            true
+        } else {
+            *slot = Slot::Held(undelivered);
+            false
+        }
     }
 
     /// An idle actor asks to stop. Granted only if it is still the live actor of its conversation;
     /// from then on events are held until [`Registry::finish_stop`] or [`Registry::cancel_stop`].
-    pub(crate) fn begin_stop(&self, id: ConversationId, actor: ActorId) -> bool {
+    pub(crate) fn begin_stop(&self, id: ConversationId, actor: &ActorRef<ConversationMsg>) -> bool {
         match self.slots.get_mut(&id) {
-            Some(mut slot) if matches!(&*slot, Slot::Live(a) if a.get_id() == actor) => {
-                *slot = Slot::Held(Vec::new());
+            Some(mut slot) if matches!(&*slot, Slot::Live(a) if a.get_id() == actor.get_id()) => {
+                *slot = Slot::Stopping { actor: actor.clone(), held: Vec::new() };
                 true
             }
             _ => false,
         }
     }
 
-    /// The actor found work after all and stays.
-    pub(crate) fn cancel_stop(&self, id: ConversationId, actor: ActorRef<ConversationMsg>) {
-        self.go_live(id, actor);
-    }
-
-    /// The actor has stopped. Returns true when events arrived meanwhile: the caller spawns a
-    /// successor (the slot stays held until it is live).
-    pub(crate) fn finish_stop(&self, id: ConversationId) -> bool {
-        let mut must_spawn = false;
-        self.slots.remove_if(&id, |_, slot| match slot {
-            Slot::Held(held) => {
-                must_spawn = !held.is_empty();
-                held.is_empty()
+    /// The actor found work after all and stays: it gets the events held meanwhile.
+    pub(crate) fn cancel_stop(&self, id: ConversationId, actor: &ActorRef<ConversationMsg>) {
+        let Some(mut slot) = self.slots.get_mut(&id) else { return };
+        if let Slot::Stopping { actor: stopping, held } = &mut *slot
+            && stopping.get_id() == actor.get_id()
+        {
+            for message in held.drain(..) {
+                // The actor is running this very call, so its mailbox is open.
+                let _ = actor.cast(message);
             }
-            Slot::Live(_) => false,
-        });
-        must_spawn
+            *slot = Slot::Live(actor.clone());
+        }
     }
 
-    /// The actor crashed. Returns true when it was the live actor: the caller restarts it (events
-    /// are held meanwhile).
+    /// The stopping actor has stopped. Returns true when events arrived meanwhile: the caller
+    /// spawns a successor (the slot stays held until it is live).
+    pub(crate) fn finish_stop(&self, id: ConversationId, actor: ActorId) -> bool {
+        let Entry::Occupied(mut slot) = self.slots.entry(id) else { return false };
+        let held = match slot.get_mut() {
+            Slot::Stopping { actor: stopping, held } if stopping.get_id() == actor => std::mem::take(held),
+            _ => return false,
+        };
+        if held.is_empty() {
+            slot.remove();
+            false
+        } else {
+            slot.insert(Slot::Held(held));
+            true
+        }
+    }
+
+    /// The actor failed. Returns true when it owned the slot (live or stopping): the caller
+    /// restarts it; events are held meanwhile, including those held during a passivation.
     pub(crate) fn crashed(&self, id: ConversationId, actor: ActorId) -> bool {
-        match self.slots.get_mut(&id) {
-            Some(mut slot) if matches!(&*slot, Slot::Live(a) if a.get_id() == actor) => {
-                *slot = Slot::Held(Vec::new());
-                true
-            }
-            _ => false,
-        }
+        let Some(mut slot) = self.slots.get_mut(&id) else { return false };
+        let held = match &mut *slot {
+            Slot::Live(a) if a.get_id() == actor => Vec::new(),
+            Slot::Stopping { actor: a, held } if a.get_id() == actor => std::mem::take(held),
+            _ => return false,
+        };
+        *slot = Slot::Held(held);
+        true
     }
 
-    /// No actor can be started (the creator is gone, the store is down): forget the slot and give
-    /// back the held events so their senders can be told.
+    /// No actor can be started (the creator is gone, the store is down, shutdown): forget a held
+    /// slot and give back its events so their senders can be told.
     pub(crate) fn abandon(&self, id: ConversationId) -> Vec<ConversationMsg> {
-        match self.slots.remove(&id) {
+        match self.slots.remove_if(&id, |_, slot| matches!(slot, Slot::Held(_))) {
             Some((_, Slot::Held(held))) => held,
-            Some((id, live @ Slot::Live(_))) => {
-                self.slots.insert(id, live);
-                Vec::new()
-            }
-            None => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
@@ -140,7 +167,7 @@ impl Registry {
             .iter()
             .filter_map(|slot| match slot.value() {
                 Slot::Live(actor) => Some(actor.clone()),
-                Slot::Held(_) => None,
+                Slot::Stopping { .. } | Slot::Held(_) => None,
             })
             .collect()
     }
@@ -154,5 +181,111 @@ impl Registry {
             Some(Slot::Live(actor)) => Some(actor.clone()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use ractor::{Actor, ActorProcessingErr};
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// Counts what it receives; stands in for a conversation actor.
+    struct Counter;
+
+    impl Actor for Counter {
+        type Msg = ConversationMsg;
+        type State = Arc<AtomicUsize>;
+        type Arguments = Arc<AtomicUsize>;
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<ConversationMsg>,
+            count: Arc<AtomicUsize>,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok(count)
+        }
+
+        async fn handle(
+            &self,
+            _myself: ActorRef<ConversationMsg>,
+            _message: ConversationMsg,
+            count: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    async fn counter() -> (ActorRef<ConversationMsg>, Arc<AtomicUsize>) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let (actor, _) = Actor::spawn(None, Counter, count.clone()).await.unwrap();
+        (actor, count)
+    }
+
+    async fn received(count: &AtomicUsize, expected: usize) {
+        for _ in 0..500 {
+            if count.load(Ordering::SeqCst) == expected {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        panic!("received {} messages, expected {expected}", count.load(Ordering::SeqCst));
+    }
+
+    const ID: ConversationId = ConversationId(Uuid::from_u128(9));
+
+    #[tokio::test]
+    async fn events_held_while_starting_reach_the_new_actor_in_order() {
+        let registry = Registry::default();
+        assert!(matches!(registry.offer(ID, ConversationMsg::IdleCheck), Offer::MustSpawn));
+        assert!(matches!(registry.offer(ID, ConversationMsg::IdleCheck), Offer::Held));
+        let (actor, count) = counter().await;
+        assert!(registry.go_live(ID, actor));
+        received(&count, 2).await;
+        assert!(matches!(registry.offer(ID, ConversationMsg::IdleCheck), Offer::Delivered));
+        received(&count, 3).await;
+    }
+
+    #[tokio::test]
+    async fn a_crash_during_passivation_hands_the_held_events_to_the_restart() {
+        let registry = Registry::default();
+        registry.offer(ID, ConversationMsg::IdleCheck);
+        let (old, _) = counter().await;
+        registry.go_live(ID, old.clone());
+        assert!(registry.begin_stop(ID, &old));
+        assert!(matches!(registry.offer(ID, ConversationMsg::IdleCheck), Offer::Held));
+        assert!(registry.crashed(ID, old.get_id()), "the stopping actor still owns the slot");
+        assert!(!registry.finish_stop(ID, old.get_id()), "a crashed actor's late stop changes nothing");
+        let (new, count) = counter().await;
+        assert!(registry.go_live(ID, new));
+        received(&count, 1).await;
+    }
+
+    #[tokio::test]
+    async fn a_stopped_actor_with_events_waiting_asks_for_a_successor() {
+        let registry = Registry::default();
+        registry.offer(ID, ConversationMsg::IdleCheck);
+        let (old, _) = counter().await;
+        registry.go_live(ID, old.clone());
+        assert!(registry.begin_stop(ID, &old));
+        assert!(!registry.finish_stop(ID, ractor::ActorId::Local(u64::MAX)), "only the stopping actor finishes");
+        registry.offer(ID, ConversationMsg::IdleCheck);
+        assert!(registry.finish_stop(ID, old.get_id()));
+        assert_eq!(registry.abandon(ID).len(), 1, "the event waits in a held slot");
+    }
+
+    #[tokio::test]
+    async fn a_new_actor_that_is_already_dead_keeps_the_events_held() {
+        let registry = Registry::default();
+        registry.offer(ID, ConversationMsg::IdleCheck);
+        let (dead, _) = counter().await;
+        dead.stop_and_wait(None, None).await.unwrap();
+        assert!(!registry.go_live(ID, dead));
+        assert_eq!(registry.abandon(ID).len(), 1);
     }
 }

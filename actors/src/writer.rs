@@ -2,9 +2,11 @@
 //! transaction is in flight, everything that arrives is gathered into the next, so a busy server
 //! writes many conversations' messages per transaction instead of one transaction per message.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use twin_engine::Record;
 use twin_engine::ports::{ConversationStore, StoreError};
@@ -125,7 +127,16 @@ fn start_flush(myself: &ActorRef<WriterMsg>, state: &mut WriterState) {
     let store = state.args.store.clone();
     let myself = myself.clone();
     tokio::spawn(async move {
-        let outcomes = commit_entries(store.as_ref(), entries, records).await;
+        // A panicking store must not leave the writer waiting forever: the callers' reply ports
+        // are dropped with the panic (they see the commit fail) and the writer goes on.
+        let outcomes = AssertUnwindSafe(commit_entries(store.as_ref(), entries, records))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                metrics::counter!(m::WRITER_COMMIT_FAILURES).increment(1);
+                tracing::error!("the store panicked during a commit");
+                Vec::new()
+            });
         // The writer only stops at shutdown, after a drain; a failed cast means nobody waits.
         let _ = myself.cast(WriterMsg::Flushed { outcomes });
     });

@@ -191,3 +191,22 @@ async fn the_engine_reports_itself_failed_when_a_top_level_actor_dies() {
     let reason = tokio::time::timeout(std::time::Duration::from_secs(10), failed).await.unwrap().unwrap();
     assert!(reason.contains("stopped"), "{reason}");
 }
+
+#[tokio::test]
+async fn a_reply_whose_commit_failed_is_written_again_after_recovery() {
+    let h = Harness::start().await;
+    let key = h.key("u1");
+    h.llm.hold.store(true, Ordering::SeqCst);
+    h.say(&key, "m1", "hello").await;
+    h.until("the ack", |h| h.acks(&key).len() == 1).await;
+    h.store.fail_commits.store(1, Ordering::SeqCst);
+    h.llm.release();
+    h.until("the reply after recovery", |h| h.finals(&key).len() == 1).await;
+    let told = h
+        .seen(&key)
+        .iter()
+        .any(|s| matches!(&s.out, Outbound::Error { code: ErrorCode::Unavailable, client_id: None, .. }));
+    assert!(told, "the user learned that the first reply was not saved");
+    assert_eq!(h.finals(&key)[0].seq, Seq(2));
+    assert!(h.seen(&key).iter().all(|s| s.durable != Some(false)));
+}

@@ -171,6 +171,17 @@ async fn missing_expired_and_forged_tokens_get_401_before_the_upgrade(kind: Kind
     let bearer = format!("Bearer {}", app.token("u"));
     assert!(app.connect_with_header(("authorization", &bearer)).await.is_ok(), "a header token works too");
 
+    let creator = app
+        .keys
+        .mint(
+            twin_engine::Slug::parse("demo").unwrap().creator_id(),
+            &twin_engine::UserId::parse("demo").unwrap(),
+            twin_api::auth::Role::Creator,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    assert_eq!(app.connect_with_token(&creator).await.err(), Some(StatusCode::FORBIDDEN), "chat is for end users");
+
     let unknown = app.token_for("nobody", "u", Duration::from_secs(60));
     assert_eq!(app.connect_with_token(&unknown).await.err(), Some(StatusCode::FORBIDDEN));
 

@@ -17,7 +17,7 @@ use twin_engine::ports::{ErrorCode, Outbound};
 use twin_engine::{Event, SessionId};
 
 use super::AppState;
-use crate::auth::{AuthError, Identity};
+use crate::auth::{AuthError, Identity, Role};
 use crate::problem::ApiError;
 use crate::telemetry as t;
 
@@ -42,6 +42,10 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     // Authenticate first: a request without a valid token learns nothing else.
     let identity = authenticate(&state, &headers, query.token.as_deref())?;
+    if identity.role != Role::User {
+        // Creators and agents watch and take over through the live view, not as an end user.
+        return Err(ApiError::forbidden("chat sockets are for end-user tokens (role `user`)"));
+    }
     let ws = ws.map_err(|rejection| ApiError::bad_request(format!("not a WebSocket upgrade: {rejection}")))?;
     let twin = state.engine.twin(identity.creator).await.map_err(|e| match e {
         EngineError::UnknownCreator(_) => ApiError::forbidden("the token's creator does not exist"),
@@ -88,7 +92,7 @@ async fn session(state: AppState, key: ConversationKey, socket: WebSocket) {
     metrics::gauge!(t::WS_SESSIONS_ACTIVE).increment(1.0);
     let (mut sink, mut stream) = socket.split();
     let mut shutdown = state.shutdown.clone();
-    let close = loop {
+    let close = 'session: loop {
         tokio::select! {
             () = stopping(&mut shutdown) => {
                 break Some(CloseFrame { code: close_code::RESTART, reason: "server restarting; reconnect and resume".into() });
@@ -98,7 +102,7 @@ async fn session(state: AppState, key: ConversationKey, socket: WebSocket) {
                     metrics::counter!(t::WS_FRAMES_IN).increment(1);
                     for frame in handle_text(&state, &key, session, text.as_str()).await {
                         if send(&mut sink, frame).await.is_err() {
-                            break;
+                            break 'session None;
                         }
                     }
                 }
