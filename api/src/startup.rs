@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use twin_actors::{EngineConfig, EngineHandle, LiveHub, Ports};
@@ -104,6 +105,13 @@ impl Application {
         let engine = state.engine.clone();
         let store = state.store.clone();
         let app = routes::router(state);
+        // Frames are small and often back to back (an ack, then deltas): without TCP_NODELAY,
+        // Nagle's algorithm holds each second frame for the client's delayed ACK (~40 ms).
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         let watched = engine.clone();
         let (failure_tx, failure_rx) = tokio::sync::oneshot::channel::<String>();
         let stop = async move {

@@ -1,7 +1,166 @@
-//! `twin-bench`: Twin's load harness. PLACEHOLDER: the harness (echo baseline, chat, connect,
-//! actors and compare scenarios) is its own issue (#3); this binary only says so.
+//! `twin-bench`: Twin's load harness. Each scenario is a subcommand; every run ends with a table
+//! and can write every figure as JSON (`--json FILE`). Servers under test run as child processes on
+//! loopback; the client never targets anything else.
 
-fn main() {
-    eprintln!("twin-bench: the load harness is not built yet (issue #3, \"Bench harness\").");
-    std::process::exit(2);
+mod client;
+mod echo_server;
+mod fsync;
+mod process;
+mod report;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use scenarios::{LoadArgs, TwinArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "twin-bench", version, about = "Load harness for Twin: echo baseline, chat, connect, actors, compare")]
+struct Cli {
+    /// Write every figure of the run to FILE as JSON.
+    #[arg(long, global = true, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// No progress bars (CI logs).
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// A bare axum WebSocket echo server, driven by the same client: the stack's physical limit.
+    EchoBaseline {
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// Simulated users chatting with Twin's built-in responder over WebSocket, real persistence.
+    Chat {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        twin: TwinArgs,
+        /// Turn off `delta` previews (one message in, one final reply out).
+        #[arg(long)]
+        no_streaming: bool,
+    },
+    /// A connection storm, then the sessions held idle: count, rate, memory per session.
+    Connect {
+        /// Sessions to open (this machine's open-file limit is 20 000 per process).
+        #[arg(long, default_value_t = 10_000)]
+        sessions: usize,
+        /// Connections opened at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 4)]
+        sources: u8,
+        #[command(flatten)]
+        twin: TwinArgs,
+    },
+    /// K idle conversation actors in-process: memory per actor, spawn, passivation, re-hydration.
+    Actors {
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Stored messages loaded into each actor.
+        #[arg(long, default_value_t = 2)]
+        history: usize,
+        #[command(flatten)]
+        twin: TwinArgs,
+    },
+    /// Echo baseline and chat (streaming off) back to back, their ratio, and the disk's flush latency.
+    Compare {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        twin: TwinArgs,
+        /// fdatasync probes for the flush latency.
+        #[arg(long, default_value_t = 200)]
+        fsync_rounds: usize,
+    },
+    /// Every scenario, small enough for CI with --quick (well under a minute).
+    All {
+        /// Tiny sizes and durations: a smoke test that the harness works, not a measurement.
+        #[arg(long)]
+        quick: bool,
+        #[command(flatten)]
+        twin: TwinArgs,
+    },
+    /// (internal) The bare echo server the baseline drives.
+    #[command(hide = true)]
+    EchoServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("twin-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut report = report::Report::default();
+    report::machine(report.section("machine"));
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::EchoServer { listen } => return echo_server::run(&listen).await,
+        Command::EchoBaseline { load } => {
+            scenarios::load::echo_baseline(&load, &mut report, quiet).await?;
+        }
+        Command::Chat { load, twin, no_streaming } => {
+            scenarios::load::chat(&load, &twin, !no_streaming, &mut report, quiet).await?;
+        }
+        Command::Connect { sessions, concurrency, sources, twin } => {
+            let args = scenarios::connect::ConnectArgs { sessions, concurrency, sources };
+            scenarios::connect::run(&args, &twin, &mut report, quiet).await?;
+        }
+        Command::Actors { count, history, twin } => {
+            scenarios::actors::run(&scenarios::actors::ActorArgs { count, history }, &twin, &mut report).await?;
+        }
+        Command::Compare { load, twin, fsync_rounds } => {
+            scenarios::compare::run(&load, &twin, fsync_rounds, &mut report, quiet).await?;
+        }
+        Command::All { quick, twin } => {
+            let (load, sessions, actors, fsync_rounds) = if quick {
+                let load = LoadArgs {
+                    connections: 8,
+                    rate: None,
+                    duration: Duration::from_secs(2),
+                    warmup: Duration::from_millis(500),
+                    sources: 2,
+                };
+                (load, 200, 1_000, 20)
+            } else {
+                let load = LoadArgs {
+                    connections: 100,
+                    rate: None,
+                    duration: Duration::from_secs(10),
+                    warmup: Duration::from_secs(2),
+                    sources: 4,
+                };
+                (load, 10_000, 10_000, 200)
+            };
+            scenarios::compare::run(&load, &twin, fsync_rounds, &mut report, quiet).await?;
+            scenarios::load::chat(&load, &twin, true, &mut report, quiet).await?;
+            let connect = scenarios::connect::ConnectArgs { sessions, concurrency: 64, sources: load.sources };
+            scenarios::connect::run(&connect, &twin, &mut report, quiet).await?;
+            let actor_args = scenarios::actors::ActorArgs { count: actors, history: 2 };
+            scenarios::actors::run(&actor_args, &twin, &mut report).await?;
+        }
+    }
+    report.print();
+    if let Some(path) = cli.json {
+        report.write_json(&path)?;
+        println!("\nfigures written to {}", path.display());
+    }
+    Ok(())
 }
