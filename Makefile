@@ -20,7 +20,9 @@ fmt:
 	cargo fmt --all
 
 bench:
-	cargo run --release -p twin-bench
+	cargo build --release -p twin-api -p twin-bench
+	target/release/twin-bench all --json bench-results.json
+	cargo bench -p twin-bench
 
 build:
 	cargo build --release -p twin-api
