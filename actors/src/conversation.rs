@@ -93,7 +93,10 @@ impl Actor for ConversationActor {
         myself: ActorRef<ConversationMsg>,
         state: &mut ConversationState,
     ) -> Result<(), ActorProcessingErr> {
-        state.guarded(&myself, None).await;
+        // Boxed here and below: a handler future is stored inline in the actor's task for the
+        // actor's whole life, so an unboxed one would make every idle conversation carry the
+        // largest handler's state machine (several KiB). Boxed, it exists only while it runs.
+        Box::pin(state.guarded(&myself, None)).await;
         Ok(())
     }
 
@@ -106,9 +109,9 @@ impl Actor for ConversationActor {
         match message {
             ConversationMsg::Event(event) => {
                 state.last_activity = state.engine.ports.clock.now();
-                state.guarded(&myself, Some(event)).await;
+                Box::pin(state.guarded(&myself, Some(event))).await;
             }
-            ConversationMsg::Recover => state.guarded(&myself, None).await,
+            ConversationMsg::Recover => Box::pin(state.guarded(&myself, None)).await,
             ConversationMsg::IdleCheck => {
                 let now = state.engine.ports.clock.now();
                 let idle_ms = now.millis_since(state.last_activity);
@@ -234,7 +237,12 @@ impl ConversationState {
         let twin = self.twin.current();
         let limits = Conversation::load_limits(&twin);
         let id = self.key.id();
-        match self.engine.ports.conversations.load(self.key.creator, id, limits).await {
+        let loaded = match self.engine.load_permits.acquire().await {
+            Ok(_permit) => self.engine.ports.conversations.load(self.key.creator, id, limits).await,
+            // The semaphore is never closed; treat it like a store that is down.
+            Err(_) => return false,
+        };
+        match loaded {
             Ok(Some(stored)) => self.conversation = Some(Conversation::from_stored(stored)),
             Ok(None) => {
                 let now = self.engine.ports.clock.now();

@@ -67,6 +67,9 @@ pub enum EngineError {
     Unavailable(String),
 }
 
+/// Conversation loads running against the store at once.
+const MAX_CONCURRENT_LOADS: usize = 64;
+
 /// Who starts a conversation actor, which decides who tells the senders if it cannot start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Spawner {
@@ -131,6 +134,9 @@ pub(crate) struct Engine {
     supervisor: ActorRef<TwinSupervisorMsg>,
     writer: ActorRef<WriterMsg>,
     closed: AtomicBool,
+    /// Bounds the conversation loads in flight: a spawn storm (a restart, a broadcast) then queues
+    /// cheaply instead of holding thousands of store queries, and their buffers, at once.
+    pub(crate) load_permits: tokio::sync::Semaphore,
     /// Holds the reason once a top-level actor failed.
     failed: watch::Sender<Option<String>>,
 }
@@ -162,6 +168,7 @@ impl EngineHandle {
             supervisor,
             writer,
             closed: AtomicBool::new(false),
+            load_permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_LOADS),
             failed,
         };
         Ok(Self { engine: Arc::new(engine) })
