@@ -39,12 +39,8 @@ async fn echo(socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     while let Some(Ok(message)) = stream.next().await {
         match message {
-            Message::Text(_) | Message::Binary(_) => {
-                if sink.send(message).await.is_err() {
-                    break;
-                }
-            }
             Message::Close(_) => break,
+            Message::Text(_) | Message::Binary(_) if sink.send(message).await.is_err() => break,
             _ => {}
         }
     }
