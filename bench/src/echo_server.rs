@@ -38,10 +38,9 @@ async fn upgrade(ws: WebSocketUpgrade) -> Response {
 async fn echo(socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     while let Some(Ok(message)) = stream.next().await {
-        match message {
-            Message::Close(_) => break,
-            Message::Text(_) | Message::Binary(_) if sink.send(message).await.is_err() => break,
-            _ => {}
+        let echoed = matches!(message, Message::Text(_) | Message::Binary(_));
+        if matches!(message, Message::Close(_)) || (echoed && sink.send(message).await.is_err()) {
+            break;
         }
     }
 }
