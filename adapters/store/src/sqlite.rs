@@ -36,7 +36,12 @@ type MessageTuple = (Hyphenated, Hyphenated, i64, String, String, Option<String>
 
 #[derive(Clone)]
 pub(crate) struct SqliteStore {
+    /// Reads.
     pool: SqlitePool,
+    /// Every write, on one connection: SQLite has one writer anyway, and a connection that alone
+    /// writes keeps its page cache valid across commits instead of re-reading pages another
+    /// connection changed.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -51,13 +56,15 @@ impl SqliteStore {
         if let Some(folder) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(folder).await.map_err(StoreError::unavailable)?;
         }
+        let writer =
+            SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(from_sqlx)?;
         let pool =
             SqlitePoolOptions::new().max_connections(POOL_SIZE).connect_with(options).await.map_err(from_sqlx)?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
-        migrations::SQLITE.run(&self.pool).await.map_err(crate::error::from_migrate)
+        migrations::SQLITE.run(&self.writer).await.map_err(crate::error::from_migrate)
     }
 
     pub(crate) async fn ready(&self) -> Result<(), StoreError> {
@@ -68,6 +75,7 @@ impl SqliteStore {
 
     pub(crate) async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     pub(crate) async fn load(
@@ -164,7 +172,7 @@ impl SqliteStore {
         if batches.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
         for batch in &batches {
             insert_conversations(&mut tx, batch).await?;
             update_conversations(&mut tx, batch).await?;
@@ -180,7 +188,7 @@ impl SqliteStore {
     ) -> Result<PutOutcome, StoreError> {
         let content = CreatorContent::new(profile, documents)?;
         let id = profile.slug.creator_id().0.hyphenated();
-        let mut tx = self.pool.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
         let current: Option<(String, i64)> = sqlx::query_as("SELECT content_hash, version FROM creators WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)

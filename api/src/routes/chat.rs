@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
@@ -100,7 +100,9 @@ async fn session(state: AppState, key: ConversationKey, socket: WebSocket) {
             incoming = stream.next() => match incoming {
                 Some(Ok(WsMessage::Text(text))) => {
                     metrics::counter!(t::WS_FRAMES_IN).increment(1);
-                    for frame in handle_text(&state, &key, session, text.as_str()).await {
+                    // Boxed: the session task lives as long as the socket, and an inline handler
+                    // future would make every idle socket carry its state machine.
+                    for frame in Box::pin(handle_text(&state, &key, session, text.as_str())).await {
                         if send(&mut sink, frame).await.is_err() {
                             break 'session None;
                         }
@@ -117,8 +119,8 @@ async fn session(state: AppState, key: ConversationKey, socket: WebSocket) {
                 Some(Err(error)) => break Some(transport_close(&error)),
             },
             out = outbound.recv() => match out {
-                Some(out) => {
-                    if send(&mut sink, wire::encode(&out)).await.is_err() {
+                Some(frame) => {
+                    if send_frame(&mut sink, WsMessage::Text(Utf8Bytes::from(&*frame))).await.is_err() {
                         break None;
                     }
                 }
@@ -194,7 +196,14 @@ async fn send<S>(sink: &mut S, text: String) -> Result<(), ()>
 where
     S: futures::Sink<WsMessage> + Unpin,
 {
-    match tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Text(text.into()))).await {
+    send_frame(sink, WsMessage::Text(text.into())).await
+}
+
+async fn send_frame<S>(sink: &mut S, message: WsMessage) -> Result<(), ()>
+where
+    S: futures::Sink<WsMessage> + Unpin,
+{
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }

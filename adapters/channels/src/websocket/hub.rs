@@ -4,7 +4,11 @@
 //! Overload policy: each socket has a bounded queue. A preview (`delta`) that does not fit is
 //! dropped; anything durable that does not fit disconnects that socket (its queue is closed), and
 //! the client resumes from its last seq. No conversation ever waits for a socket.
+//!
+//! Frames are encoded once, here, and shared by every session that gets them: a socket's queue
+//! holds pointers to text (an idle socket's queue costs a few hundred bytes, not kilobytes).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
@@ -16,9 +20,12 @@ use twin_engine::{ConversationId, SessionId};
 pub const SESSION_QUEUE: usize = 128;
 
 pub struct SessionHub {
-    sessions: DashMap<ConversationId, Vec<(SessionId, mpsc::Sender<Outbound>)>>,
+    sessions: DashMap<ConversationId, Vec<(SessionId, mpsc::Sender<Frame>)>>,
     next: AtomicU64,
 }
+
+/// One encoded text frame of the chat protocol.
+pub type Frame = Arc<str>;
 
 impl Default for SessionHub {
     fn default() -> Self {
@@ -32,7 +39,7 @@ impl SessionHub {
     }
 
     /// Connects a socket to a conversation. The receiver ends (`None`) if the socket fell behind.
-    pub fn register(&self, conversation: ConversationId) -> (SessionId, mpsc::Receiver<Outbound>) {
+    pub fn register(&self, conversation: ConversationId) -> (SessionId, mpsc::Receiver<Frame>) {
         let id = SessionId(self.next.fetch_add(1, Ordering::Relaxed));
         let (sender, receiver) = mpsc::channel(SESSION_QUEUE);
         self.sessions.entry(conversation).or_default().push((id, sender));
@@ -55,13 +62,15 @@ impl Delivery for SessionHub {
     fn deliver(&self, conversation: ConversationId, to: Recipient, out: Outbound) {
         let Some(mut sessions) = self.sessions.get_mut(&conversation) else { return };
         let preview = matches!(out, Outbound::Delta { .. });
+        let mut frame: Option<Frame> = None;
         sessions.retain(|(id, sender)| {
             if let Recipient::Session(target) = to
                 && target != *id
             {
                 return true;
             }
-            match sender.try_send(out.clone()) {
+            let frame = frame.get_or_insert_with(|| Arc::from(super::wire::encode(&out)));
+            match sender.try_send(frame.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) if preview => true,
                 // Full with a durable frame: drop the sender so the socket closes and resumes.
@@ -89,9 +98,9 @@ mod tests {
         let (_b, mut rx_b) = hub.register(conversation);
         hub.deliver(conversation, Recipient::Session(a), ack(1));
         hub.deliver(conversation, Recipient::User, ack(2));
-        assert_eq!(rx_a.try_recv().unwrap(), ack(1));
-        assert_eq!(rx_a.try_recv().unwrap(), ack(2));
-        assert_eq!(rx_b.try_recv().unwrap(), ack(2));
+        assert_eq!(&*rx_a.try_recv().unwrap(), super::super::wire::encode(&ack(1)));
+        assert_eq!(&*rx_a.try_recv().unwrap(), super::super::wire::encode(&ack(2)));
+        assert_eq!(&*rx_b.try_recv().unwrap(), super::super::wire::encode(&ack(2)));
         assert!(rx_b.try_recv().is_err());
     }
 
