@@ -51,6 +51,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    fn empty(measured_for: Duration) -> Self {
+        Self {
+            completed: 0,
+            measured_for,
+            round_trip: histogram(),
+            ack: histogram(),
+            first_delta: histogram(),
+            errors: 0,
+        }
+    }
+
     pub fn per_second(&self) -> f64 {
         self.completed as f64 / self.measured_for.as_secs_f64().max(1e-9)
     }
@@ -113,14 +124,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
         progress.set_position(completed.load(Ordering::Relaxed));
     }
-    let mut outcome = Outcome {
-        completed: 0,
-        measured_for: plan.duration,
-        round_trip: histogram(),
-        ack: histogram(),
-        first_delta: histogram(),
-        errors: 0,
-    };
+    let mut outcome = Outcome::empty(plan.duration);
     for task in tasks {
         let one = task.await.context("a client task panicked")?;
         outcome.completed += one.completed;
@@ -142,14 +146,7 @@ async fn drive(
     start: Instant,
     completed: &AtomicU64,
 ) -> Outcome {
-    let mut outcome = Outcome {
-        completed: 0,
-        measured_for: plan.duration,
-        round_trip: histogram(),
-        ack: histogram(),
-        first_delta: histogram(),
-        errors: 0,
-    };
+    let mut outcome = Outcome::empty(plan.duration);
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
     let period = plan.rate.map(|r| Duration::from_secs_f64(1.0 / r.max(1e-6)));

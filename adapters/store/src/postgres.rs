@@ -9,18 +9,16 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{Connection, Executor, Postgres, Transaction};
 use twin_engine::knowledge::KnowledgeDocument;
-use twin_engine::ports::{
-    ConversationHeader, LoadLimits, PutOutcome, Record, StoreError, StoredConversation, StoredCreator,
-};
+use twin_engine::ports::{LoadLimits, PutOutcome, Record, StoreError, StoredConversation, StoredCreator};
 use twin_engine::twin::CreatorProfile;
-use twin_engine::{ClientMsgId, ConversationId, CreatorId, Message, Seq, Timestamp, UserId};
+use twin_engine::{ConversationId, CreatorId, Message, Seq};
 use uuid::Uuid;
 
 use crate::content_hash::{CreatorContent, body_hash};
 use crate::error::from_sqlx;
 use crate::migrations;
 use crate::plan::{TenantBatch, first_missing, plan};
-use crate::rows::{MessageRow, corrupt, saturating_db, seq_from, to_db, version_from};
+use crate::rows::{ConversationRows, MessageRow, saturating_db, to_db, version_from};
 
 /// Connections for tenant work; each write is one short transaction.
 const APP_POOL_SIZE: u32 = 16;
@@ -108,7 +106,7 @@ impl PgStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(from_sqlx)?;
-        let mut recent: Vec<MessageTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let recent: Vec<MessageTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND creator_id = $2 \
              ORDER BY seq DESC LIMIT $3"
         )))
@@ -118,8 +116,7 @@ impl PgStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(from_sqlx)?;
-        recent.reverse();
-        let mut client_ids: Vec<(String, i64)> = sqlx::query_as(
+        let client_ids: Vec<(String, i64)> = sqlx::query_as(
             "SELECT client_id, seq FROM messages WHERE conversation_id = $1 AND creator_id = $2 \
              AND origin = 'user' AND client_id IS NOT NULL ORDER BY seq DESC LIMIT $3",
         )
@@ -129,24 +126,16 @@ impl PgStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(from_sqlx)?;
-        client_ids.reverse();
         tx.commit().await.map_err(from_sqlx)?;
-
-        Ok(Some(StoredConversation {
-            header: ConversationHeader {
-                id,
-                creator,
-                user: UserId::parse(&user).map_err(corrupt("user id"))?,
-                version: version_from(version)?,
-                created_at: Timestamp::from_millis(created_at),
-            },
-            last_seq: seq_from(last_seq)?,
-            recent: recent.into_iter().map(message_row).map(MessageRow::into_message).collect::<Result<_, _>>()?,
-            client_ids: client_ids
-                .into_iter()
-                .map(|(client, seq)| Ok((ClientMsgId::parse(&client).map_err(corrupt("client id"))?, seq_from(seq)?)))
-                .collect::<Result<_, StoreError>>()?,
-        }))
+        let rows = ConversationRows {
+            user,
+            version,
+            created_at,
+            last_seq,
+            recent_newest_first: recent.into_iter().map(message_row).collect(),
+            client_ids_newest_first: client_ids,
+        };
+        rows.into_stored(id, creator).map(Some)
     }
 
     pub(crate) async fn history(

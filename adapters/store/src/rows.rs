@@ -1,7 +1,7 @@
 //! Conversions between the engine's types and column values, shared by both backends.
 
-use twin_engine::ports::StoreError;
-use twin_engine::{ClientMsgId, ConversationId, CreatorId, Message, Origin, Seq, StreamId, Timestamp};
+use twin_engine::ports::{ConversationHeader, StoreError, StoredConversation};
+use twin_engine::{ClientMsgId, ConversationId, CreatorId, Message, Origin, Seq, StreamId, Timestamp, UserId};
 use uuid::Uuid;
 
 use crate::error::out_of_range;
@@ -57,4 +57,43 @@ pub(crate) fn to_db(what: &str, value: u64) -> Result<i64, StoreError> {
 /// A bound for `LIMIT` or `seq >`: values past i64::MAX mean "everything" or "nothing after".
 pub(crate) fn saturating_db(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A conversation as both backends read it back, before it becomes engine values.
+pub(crate) struct ConversationRows {
+    pub(crate) user: String,
+    pub(crate) version: i64,
+    pub(crate) created_at: i64,
+    pub(crate) last_seq: i64,
+    /// Most recent first, as queried.
+    pub(crate) recent_newest_first: Vec<MessageRow>,
+    /// Most recent first, as queried.
+    pub(crate) client_ids_newest_first: Vec<(String, i64)>,
+}
+
+impl ConversationRows {
+    pub(crate) fn into_stored(self, id: ConversationId, creator: CreatorId) -> Result<StoredConversation, StoreError> {
+        Ok(StoredConversation {
+            header: ConversationHeader {
+                id,
+                creator,
+                user: UserId::parse(&self.user).map_err(corrupt("user id"))?,
+                version: version_from(self.version)?,
+                created_at: Timestamp::from_millis(self.created_at),
+            },
+            last_seq: seq_from(self.last_seq)?,
+            recent: self
+                .recent_newest_first
+                .into_iter()
+                .rev()
+                .map(MessageRow::into_message)
+                .collect::<Result<_, _>>()?,
+            client_ids: self
+                .client_ids_newest_first
+                .into_iter()
+                .rev()
+                .map(|(client, seq)| Ok((ClientMsgId::parse(&client).map_err(corrupt("client id"))?, seq_from(seq)?)))
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
 }
