@@ -1,6 +1,8 @@
-//! WriterActor: group commit. Conversations hand it records and wait for the commit; while one
-//! transaction is in flight, everything that arrives is gathered into the next, so a busy server
-//! writes many conversations' messages per transaction instead of one transaction per message.
+//! WriterActor: group commit. Conversations hand it records and wait for the commit; while
+//! transactions are in flight (as many as the store allows at once), everything that arrives is
+//! gathered into the next, so a busy server writes many conversations' messages per transaction
+//! instead of one transaction per message. A conversation never has two commits in flight (it
+//! waits for each), so overlapping transactions never reorder one conversation's writes.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -51,7 +53,9 @@ pub struct WriterState {
     args: WriterArgs,
     pending: Vec<Entry>,
     pending_records: usize,
-    in_flight: bool,
+    /// Transactions running now, at most `store.concurrent_commits()`.
+    in_flight: usize,
+    max_in_flight: usize,
     drains: Vec<RpcReplyPort<()>>,
 }
 
@@ -67,7 +71,15 @@ impl Actor for WriterActor {
         _myself: ActorRef<WriterMsg>,
         args: WriterArgs,
     ) -> Result<WriterState, ActorProcessingErr> {
-        Ok(WriterState { args, pending: Vec::new(), pending_records: 0, in_flight: false, drains: Vec::new() })
+        let max_in_flight = args.store.concurrent_commits().max(1);
+        Ok(WriterState {
+            args,
+            pending: Vec::new(),
+            pending_records: 0,
+            in_flight: 0,
+            max_in_flight,
+            drains: Vec::new(),
+        })
     }
 
     async fn handle(
@@ -91,17 +103,17 @@ impl Actor for WriterActor {
                 state.pending.push((records, reply));
             }
             WriterMsg::Flushed { outcomes } => {
-                state.in_flight = false;
+                state.in_flight -= 1;
                 for (reply, outcome) in outcomes {
                     let _ = reply.send(outcome);
                 }
             }
             WriterMsg::Drain(reply) => state.drains.push(reply),
         }
-        if !state.in_flight && !state.pending.is_empty() {
+        while state.in_flight < state.max_in_flight && !state.pending.is_empty() {
             start_flush(&myself, state);
         }
-        if !state.in_flight && state.pending.is_empty() {
+        if state.in_flight == 0 && state.pending.is_empty() {
             for reply in state.drains.drain(..) {
                 let _ = reply.send(());
             }
@@ -123,7 +135,7 @@ fn start_flush(myself: &ActorRef<WriterMsg>, state: &mut WriterState) {
     }
     let entries: Vec<_> = state.pending.drain(..take).collect();
     state.pending_records -= records;
-    state.in_flight = true;
+    state.in_flight += 1;
     let store = state.args.store.clone();
     let myself = myself.clone();
     tokio::spawn(async move {

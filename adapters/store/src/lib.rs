@@ -115,6 +115,15 @@ impl ConversationStore for Store {
         }
     }
 
+    fn concurrent_commits(&self) -> usize {
+        match &self.backend {
+            // Each commit holds one pooled connection; the rest of the pool stays for reads.
+            Backend::Postgres(_) => postgres::CONCURRENT_COMMITS,
+            // One writer: overlapping commits would only queue on its lock.
+            Backend::Sqlite(_) => 1,
+        }
+    }
+
     async fn history(
         &self,
         creator: CreatorId,

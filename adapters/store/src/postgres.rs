@@ -22,6 +22,8 @@ use crate::rows::{ConversationRows, MessageRow, saturating_db, to_db, version_fr
 
 /// Connections for tenant work; each write is one short transaction.
 const APP_POOL_SIZE: u32 = 16;
+/// Group commits in flight at once; each holds one connection of the app pool.
+pub(crate) const CONCURRENT_COMMITS: usize = 4;
 /// Connections for the few cross-tenant jobs.
 const SYSTEM_POOL_SIZE: u32 = 2;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -90,6 +90,13 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// security), or nothing at all.
     async fn commit(&self, records: &[Record]) -> Result<(), StoreError>;
 
+    /// How many commits may run at once. A caller never has two commits of one conversation in
+    /// flight, so commits of different conversations may overlap where the database allows it
+    /// (PostgreSQL); a single-writer database says 1.
+    fn concurrent_commits(&self) -> usize {
+        1
+    }
+
     /// Messages with a seq larger than `after`, ascending, at most `limit`.
     async fn history(
         &self,
