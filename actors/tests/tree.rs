@@ -210,3 +210,25 @@ async fn a_reply_whose_commit_failed_is_written_again_after_recovery() {
     assert_eq!(h.finals(&key)[0].seq, Seq(2));
     assert!(h.seen(&key).iter().all(|s| s.durable != Some(false)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_several_commits_in_flight_every_conversation_stays_dense_and_every_ack_durable() {
+    let store = support::MemoryStore::default();
+    store.concurrent.store(4, Ordering::SeqCst);
+    let h = Harness::start_with(store).await;
+    let keys: Vec<_> = (0..40).map(|i| h.key(&format!("u{i}"))).collect();
+    for round in 0..5 {
+        let sends = keys.iter().map(|key| {
+            let h = &h;
+            async move { h.say(key, &format!("m{round}"), "hello").await }
+        });
+        futures::future::join_all(sends).await;
+        h.until("every reply of the round", |h| keys.iter().all(|k| h.finals(k).len() == round + 1)).await;
+    }
+    for key in &keys {
+        let stored = h.store.messages(key.id());
+        assert_eq!(stored.len(), 10);
+        assert!(stored.iter().enumerate().all(|(i, m)| m.seq == Seq(i as u64 + 1)));
+        assert!(h.seen(key).iter().all(|s| s.durable != Some(false)), "nothing shown before its commit");
+    }
+}

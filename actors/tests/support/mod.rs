@@ -24,6 +24,8 @@ pub struct MemoryStore {
     /// Fail this many next commits.
     pub fail_commits: AtomicUsize,
     pub commits: AtomicUsize,
+    /// What the store tells the writer about overlapping commits (0 means the default, 1).
+    pub concurrent: AtomicUsize,
 }
 
 impl MemoryStore {
@@ -187,7 +189,11 @@ pub const IDLE_TTL: Duration = Duration::from_secs(60);
 
 impl Harness {
     pub async fn start() -> Self {
-        let store = Arc::new(MemoryStore::default());
+        Self::start_with(MemoryStore::default()).await
+    }
+
+    pub async fn start_with(store: MemoryStore) -> Self {
+        let store = Arc::new(store);
         let profile = CreatorProfile {
             slug: Slug::parse("demo").unwrap(),
             persona: Persona { name: "Maya".into(), ..Persona::default() },
