@@ -5,4 +5,4 @@
 pub mod hub;
 pub mod wire;
 
-pub use hub::{Frame, SessionHub};
+pub use hub::{Frame, SessionHub, SessionQueue};

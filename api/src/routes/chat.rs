@@ -11,7 +11,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
-use twin_actors::{ConversationKey, EngineError};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use twin_actors::{ConversationKey, EngineError, EngineHandle};
+use twin_channels::websocket::SessionHub;
 use twin_channels::websocket::wire::{self, ClientFrame, FrameError, MAX_FRAME_BYTES, TRANSPORT_LIMIT_BYTES};
 use twin_engine::ports::{ErrorCode, Outbound};
 use twin_engine::{Event, SessionId};
@@ -64,7 +68,7 @@ pub async fn upgrade(
         .max_write_buffer_size(TRANSPORT_LIMIT_BYTES)
         .max_message_size(TRANSPORT_LIMIT_BYTES)
         .max_frame_size(TRANSPORT_LIMIT_BYTES)
-        .on_upgrade(move |socket| session(state, key, socket)))
+        .on_upgrade(move |socket| session(Session::of(&state), key, socket)))
 }
 
 pub(crate) fn authenticate(
@@ -86,9 +90,23 @@ pub(crate) fn authenticate(
     })
 }
 
-async fn session(state: AppState, key: ConversationKey, socket: WebSocket) {
+/// What a live socket keeps: only the handles it uses, not the whole application state (which
+/// also holds the token keys and their validation tables, copied per clone).
+struct Session {
+    engine: EngineHandle,
+    hub: Arc<SessionHub>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Session {
+    fn of(state: &AppState) -> Self {
+        Self { engine: state.engine.clone(), hub: state.hub.clone(), shutdown: state.shutdown.clone() }
+    }
+}
+
+async fn session(state: Session, key: ConversationKey, socket: WebSocket) {
     let conversation = key.id();
-    let (session, mut outbound) = state.hub.register(conversation);
+    let (session, outbound) = state.hub.register(conversation);
     metrics::gauge!(t::WS_SESSIONS_ACTIVE).increment(1.0);
     let (mut sink, mut stream) = socket.split();
     let mut shutdown = state.shutdown.clone();
@@ -143,7 +161,7 @@ async fn session(state: AppState, key: ConversationKey, socket: WebSocket) {
 }
 
 /// The frames to answer one text frame with (the ack and replies come later, through the hub).
-async fn handle_text(state: &AppState, key: &ConversationKey, session: SessionId, text: &str) -> Vec<String> {
+async fn handle_text(state: &Session, key: &ConversationKey, session: SessionId, text: &str) -> Vec<String> {
     if text.len() > MAX_FRAME_BYTES {
         metrics::counter!(t::WS_FRAME_ERRORS).increment(1);
         return vec![wire::encode_frame_error(&FrameError::too_large(text.len()))];
