@@ -32,13 +32,16 @@ pub struct Scored<'a> {
     pub score: f32,
 }
 
-/// Passages plus the term statistics retrieval needs, built once per knowledge version.
+/// Passages plus the term statistics retrieval needs, built once per knowledge version: an inverted
+/// index (term → the passages holding it), so a search costs what the query's terms occur, not
+/// passages × terms.
 #[derive(Debug, Clone, Default)]
 pub struct KnowledgeIndex {
     passages: Vec<Passage>,
-    terms: Vec<HashMap<String, u32>>,
+    /// Indexed tokens per passage (BM25's document length).
     lengths: Vec<u32>,
-    document_frequency: HashMap<String, u32>,
+    /// For each term, the passages holding it and how often: (passage index, term frequency).
+    postings: HashMap<String, Vec<(u32, u32)>>,
     average_length: f32,
 }
 
@@ -90,10 +93,9 @@ pub fn split_document(doc: &KnowledgeDocument) -> Vec<Passage> {
 impl KnowledgeIndex {
     pub fn build(documents: &[KnowledgeDocument]) -> Self {
         let passages: Vec<Passage> = documents.iter().flat_map(split_document).collect();
-        let mut terms = Vec::with_capacity(passages.len());
         let mut lengths = Vec::with_capacity(passages.len());
-        let mut document_frequency: HashMap<String, u32> = HashMap::new();
-        for passage in &passages {
+        let mut postings: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
+        for (index, passage) in passages.iter().enumerate() {
             let mut counts: HashMap<String, u32> = HashMap::new();
             let indexed = match &passage.heading {
                 Some(h) => format!("{h} {}", passage.text),
@@ -102,15 +104,14 @@ impl KnowledgeIndex {
             for token in tokens(&indexed) {
                 *counts.entry(token).or_default() += 1;
             }
-            for term in counts.keys() {
-                *document_frequency.entry(term.clone()).or_default() += 1;
-            }
             lengths.push(counts.values().sum());
-            terms.push(counts);
+            for (term, tf) in counts {
+                postings.entry(term).or_default().push((index as u32, tf));
+            }
         }
         let average_length =
             if lengths.is_empty() { 0.0 } else { lengths.iter().sum::<u32>() as f32 / lengths.len() as f32 };
-        Self { passages, terms, lengths, document_frequency, average_length }
+        Self { passages, lengths, postings, average_length }
     }
 
     pub fn len(&self) -> usize {
@@ -122,34 +123,40 @@ impl KnowledgeIndex {
     }
 
     /// The best `limit` passages for `query`, best first; passages sharing no word are left out.
+    /// Equal scores keep document order.
     pub fn search(&self, query: &str, limit: usize) -> Vec<Scored<'_>> {
-        const K1: f32 = 1.2;
-        const B: f32 = 0.75;
         let mut query_terms: Vec<String> = tokens(query).collect();
         query_terms.sort();
         query_terms.dedup();
         let n = self.passages.len() as f32;
-        let mut scored: Vec<Scored<'_>> = self
-            .passages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, passage)| {
-                let mut score = 0.0f32;
-                for term in &query_terms {
-                    let Some(&tf) = self.terms[i].get(term) else { continue };
-                    let df = self.document_frequency.get(term).copied().unwrap_or(0) as f32;
-                    let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
-                    let tf = tf as f32;
-                    let norm = 1.0 - B + B * self.lengths[i] as f32 / self.average_length.max(1.0);
-                    score += idf * tf * (K1 + 1.0) / (tf + K1 * norm);
-                }
-                (score > 0.0).then_some(Scored { passage, score })
-            })
-            .collect();
-        scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut scores: HashMap<u32, f32> = HashMap::new();
+        for term in &query_terms {
+            let Some(holders) = self.postings.get(term) else { continue };
+            let idf = bm25_idf(n, holders.len() as f32);
+            for &(index, tf) in holders {
+                let length = self.lengths[index as usize] as f32;
+                *scores.entry(index).or_default() += idf * bm25_tf(tf as f32, length, self.average_length);
+            }
+        }
+        let mut scored: Vec<(u32, f32)> = scores.into_iter().filter(|(_, score)| *score > 0.0).collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(limit);
-        scored
+        scored.into_iter().map(|(index, score)| Scored { passage: &self.passages[index as usize], score }).collect()
     }
+}
+
+const K1: f32 = 1.2;
+const B: f32 = 0.75;
+
+/// BM25's inverse document frequency of a term held by `holders` of `n` passages (always > 0).
+fn bm25_idf(n: f32, holders: f32) -> f32 {
+    ((n - holders + 0.5) / (holders + 0.5) + 1.0).ln()
+}
+
+/// BM25's saturating term-frequency part, normalised by the passage's length.
+fn bm25_tf(tf: f32, length: f32, average_length: f32) -> f32 {
+    let norm = 1.0 - B + B * length / average_length.max(1.0);
+    tf * (K1 + 1.0) / (tf + K1 * norm)
 }
 
 #[cfg(test)]
@@ -182,6 +189,67 @@ mod tests {
         assert_eq!(hits[0].passage.source, "focus.md");
         assert!(hits.iter().all(|h| h.score > 0.0));
         assert!(index.search("quantum chromodynamics", 3).is_empty());
+    }
+
+    /// The plain definition: score every passage against every query term.
+    fn brute_force(documents: &[KnowledgeDocument], query: &str) -> Vec<(String, f32)> {
+        let passages: Vec<Passage> = documents.iter().flat_map(split_document).collect();
+        let counts: Vec<HashMap<String, u32>> = passages
+            .iter()
+            .map(|p| {
+                let text = match &p.heading {
+                    Some(h) => format!("{h} {}", p.text),
+                    None => p.text.clone(),
+                };
+                let mut c = HashMap::new();
+                for t in tokens(&text) {
+                    *c.entry(t).or_default() += 1;
+                }
+                c
+            })
+            .collect();
+        let lengths: Vec<f32> = counts.iter().map(|c| c.values().sum::<u32>() as f32).collect();
+        let average = if lengths.is_empty() { 0.0 } else { lengths.iter().sum::<f32>() / lengths.len() as f32 };
+        let mut terms: Vec<String> = tokens(query).collect();
+        terms.sort();
+        terms.dedup();
+        let n = passages.len() as f32;
+        let mut out = Vec::new();
+        for (i, c) in counts.iter().enumerate() {
+            let mut score = 0.0;
+            for t in &terms {
+                if let Some(&tf) = c.get(t) {
+                    let df = counts.iter().filter(|c| c.contains_key(t)).count() as f32;
+                    score += bm25_idf(n, df) * bm25_tf(tf as f32, lengths[i], average);
+                }
+            }
+            if score > 0.0 {
+                out.push((passages[i].text.clone(), score));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_index_scores_every_passage_as_the_plain_definition_does(
+            bodies in proptest::collection::vec("(alpha|beta|gamma|delta|focus|sleep|habit| |\\n\\n){0,40}", 0..6),
+            query in "(alpha|beta|gamma|delta|focus|sleep|habit| ){0,8}",
+        ) {
+            let documents: Vec<KnowledgeDocument> =
+                bodies.iter().enumerate().map(|(i, b)| doc(&format!("d{i}.md"), b)).collect();
+            let index = KnowledgeIndex::build(&documents);
+            let mut got: Vec<(String, f32)> =
+                index.search(&query, usize::MAX).into_iter().map(|s| (s.passage.text.clone(), s.score)).collect();
+            let mut want = brute_force(&documents, &query);
+            got.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            want.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            proptest::prop_assert_eq!(got.len(), want.len());
+            for ((gt, gs), (wt, ws)) in got.iter().zip(&want) {
+                proptest::prop_assert_eq!(gt, wt);
+                proptest::prop_assert!((gs - ws).abs() < 1e-4, "{} vs {}", gs, ws);
+            }
+        }
     }
 
     #[test]
