@@ -204,32 +204,11 @@ impl PgStore {
                     return Ok(PutOutcome::Unchanged);
                 }
                 Some((_, version)) => {
-                    sqlx::query(
-                        "UPDATE creators SET slug = $2, profile = $3::jsonb, content_hash = $4, version = version + 1, \
-                         updated_at = now() WHERE id = $1",
-                    )
-                    .bind(id.0)
-                    .bind(profile.slug.as_str())
-                    .bind(&content.profile_json)
-                    .bind(&content.hash)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(from_sqlx)?;
+                    write_creator(&mut tx, UPDATE_CREATOR, id, profile, &content).await?;
                     PutOutcome::Updated { version: version_from(version)? + 1 }
                 }
                 None => {
-                    let inserted = sqlx::query(
-                        "INSERT INTO creators (id, slug, profile, content_hash, version) \
-                         VALUES ($1, $2, $3::jsonb, $4, 1) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(id.0)
-                    .bind(profile.slug.as_str())
-                    .bind(&content.profile_json)
-                    .bind(&content.hash)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(from_sqlx)?;
-                    if inserted.rows_affected() == 0 {
+                    if write_creator(&mut tx, INSERT_CREATOR, id, profile, &content).await? == 0 {
                         continue;
                     }
                     PutOutcome::Created
@@ -296,6 +275,30 @@ fn role_pool(set_role: &'static str, size: u32, options: &PgConnectOptions) -> P
 
 /// Row-level security reads the tenant from this transaction-local setting; it reverts when the
 /// transaction ends, so a pooled connection never carries it into its next use.
+const UPDATE_CREATOR: &str = "UPDATE creators SET slug = $2, profile = $3::jsonb, content_hash = $4, \
+     version = version + 1, updated_at = now() WHERE id = $1";
+const INSERT_CREATOR: &str = "INSERT INTO creators (id, slug, profile, content_hash, version) \
+     VALUES ($1, $2, $3::jsonb, $4, 1) ON CONFLICT DO NOTHING";
+
+/// Runs one of the creator statements above, which take the same four values; rows affected.
+async fn write_creator(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    id: CreatorId,
+    profile: &CreatorProfile,
+    content: &CreatorContent<'_>,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(sql)
+        .bind(id.0)
+        .bind(profile.slug.as_str())
+        .bind(&content.profile_json)
+        .bind(&content.hash)
+        .execute(conn)
+        .await
+        .map_err(from_sqlx)?;
+    Ok(done.rows_affected())
+}
+
 async fn set_tenant(conn: &mut PgConnection, creator: CreatorId) -> Result<(), StoreError> {
     sqlx::query("SELECT set_config('app.creator_id', $1, true)")
         .bind(creator.0.to_string())
