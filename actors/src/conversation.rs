@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::AbortHandle;
-use twin_engine::ports::{ErrorCode, Outbound, Recipient};
+use twin_engine::ports::{ErrorCode, LiveEventKind, NudgeOutcome, Outbound, Recipient, Record};
 use twin_engine::{ClientMsgId, Conversation, Effect, Event, Seq, StreamId, Timestamp};
 
 use crate::handle::{ConversationKey, Engine, EngineError, Spawner, TwinCell};
@@ -193,11 +193,25 @@ impl ConversationState {
             Some(Event::UserMessage { client_id, .. }) => Some(client_id.clone()),
             _ => None,
         };
+        let poison_nudge = match &event {
+            Some(Event::NudgeDue { id }) => Some(*id),
+            _ => None,
+        };
         let handled = AssertUnwindSafe(self.handle_event(myself, event)).catch_unwind().await;
         if handled.is_err() {
             metrics::counter!(m::CONVERSATION_POISON_EVENTS).increment(1);
             tracing::error!(conversation = %id, event = %label, "handling an event panicked; event recorded and skipped");
             self.poisoned.extend(poison_id);
+            if let Some(nudge) = poison_nudge {
+                // Settled as skipped, or its lease would bring it back to crash again forever.
+                let engine = self.engine.clone();
+                let record = Record::NudgeSettled { creator: self.key.creator, id: nudge, outcome: NudgeOutcome::Skipped };
+                tokio::spawn(async move {
+                    if let Err(error) = engine.commit(vec![record]).await {
+                        tracing::warn!(%nudge, %error, "could not settle a poisonous nudge; it will come back once its lease expires");
+                    }
+                });
+            }
             self.abort_replies();
             self.conversation = None;
         }
@@ -322,7 +336,13 @@ impl ConversationState {
                         *s != stream
                     });
                 }
-                Effect::Publish(event) => self.engine.ports.live.publish(event),
+                Effect::Publish(event) => {
+                    if let LiveEventKind::ConditionFailed { step, error } = &event.kind {
+                        tracing::warn!(conversation = %id, %step, %error, "a program condition failed; took its stated path");
+                    }
+                    self.engine.ports.live.publish(event)
+                }
+                Effect::Schedule(rows) => self.engine.scheduled(rows),
             }
         }
     }
@@ -353,5 +373,7 @@ fn label(event: &Event) -> String {
         Event::ReplyFinished { stream, .. } => format!("reply finished {stream}"),
         Event::ReplyFailed { stream, .. } => format!("reply failed {stream}"),
         Event::Recovered => "recovered".to_owned(),
+        Event::NudgeDue { id } => format!("nudge due {id}"),
+        Event::Enrol { program } => format!("enrol in {program}"),
     }
 }

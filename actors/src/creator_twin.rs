@@ -57,7 +57,7 @@ impl Actor for CreatorTwinActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             CreatorTwinMsg::Reload => match state.engine.ports.creators.creator(state.creator).await {
-                Ok(Some(stored)) => state.cell.replace(TwinSnapshot::new(stored.profile, &stored.documents)),
+                Ok(Some(stored)) => state.cell.replace(snapshot(stored)),
                 Ok(None) => tracing::warn!(creator = %state.creator, "creator vanished; keeping the last snapshot"),
                 Err(error) => tracing::warn!(creator = %state.creator, %error, "could not reload creator"),
             },
@@ -115,4 +115,14 @@ impl Actor for CreatorTwinActor {
         }
         Ok(())
     }
+}
+
+/// Builds a twin from its stored creator; program versions that no longer compile are logged and
+/// left out (their enrolments fall back to free chat).
+pub(crate) fn snapshot(stored: twin_engine::ports::StoredCreator) -> TwinSnapshot {
+    let (twin, broken) = TwinSnapshot::new(stored.profile, &stored.documents, &stored.programs);
+    for program in broken {
+        tracing::error!(creator = %twin.creator, program = %program.id, version = program.version, problems = %program.problems, "a stored program version does not compile; it is not used");
+    }
+    twin
 }

@@ -10,12 +10,15 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorRef};
 use tokio::sync::watch;
 use twin_engine::ports::Recipient;
-use twin_engine::ports::{Clock, ConversationStore, CreatorStore, Delivery, ErrorCode, LivePublisher, Llm, Outbound};
-use twin_engine::{ConversationId, CreatorId, Event, Message, Record, Seq, TwinSnapshot, UserId};
+use twin_engine::ports::{
+    Clock, ConversationStore, CreatorStore, Delivery, ErrorCode, LivePublisher, Llm, NudgeStore, Outbound,
+};
+use twin_engine::{ConversationId, CreatorId, Event, Message, ProgramId, Record, Seq, TwinSnapshot, UserId};
 
 use crate::conversation::{ConversationActor, ConversationArgs, ConversationMsg, ConversationView};
 use crate::creator_twin::CreatorTwinMsg;
 use crate::metrics as m;
+use crate::nudge_scheduler::{NudgeScheduler, NudgeSchedulerArgs, NudgeSchedulerMsg, SchedulerConfig, SchedulerStats};
 use crate::registry::{Offer, Registry};
 use crate::root::{RootActor, RootArgs, RootMsg};
 use crate::twin_supervisor::TwinSupervisorMsg;
@@ -26,6 +29,8 @@ use crate::writer::{CommitError, WriterArgs, WriterMsg};
 pub struct Ports {
     pub conversations: Arc<dyn ConversationStore>,
     pub creators: Arc<dyn CreatorStore>,
+    /// The nudge table across tenants, for the scheduler.
+    pub nudges: Arc<dyn NudgeStore>,
     pub llm: Arc<dyn Llm>,
     pub delivery: Arc<dyn Delivery>,
     pub live: Arc<dyn LivePublisher>,
@@ -44,6 +49,8 @@ pub struct EngineConfig {
     pub reply_timeout: Duration,
     /// A commit that takes longer counts as failed (the conversation reloads from the store).
     pub commit_timeout: Duration,
+    /// The nudge scheduler; `None` runs without one (nudges are still stored, none fires).
+    pub scheduler: Option<SchedulerConfig>,
 }
 
 impl Default for EngineConfig {
@@ -54,6 +61,7 @@ impl Default for EngineConfig {
             writer_max_batch_records: 2_000,
             reply_timeout: Duration::from_secs(120),
             commit_timeout: Duration::from_secs(30),
+            scheduler: Some(SchedulerConfig::default()),
         }
     }
 }
@@ -133,6 +141,8 @@ pub(crate) struct Engine {
     root: ActorRef<RootMsg>,
     supervisor: ActorRef<TwinSupervisorMsg>,
     writer: ActorRef<WriterMsg>,
+    /// Set once, right after the engine is built (the scheduler routes through the engine).
+    scheduler: std::sync::OnceLock<ActorRef<NudgeSchedulerMsg>>,
     closed: AtomicBool,
     /// Bounds the conversation loads in flight: a spawn storm (a restart, a broadcast) then queues
     /// cheaply instead of holding thousands of store queries, and their buffers, at once.
@@ -167,11 +177,20 @@ impl EngineHandle {
             root,
             supervisor,
             writer,
+            scheduler: std::sync::OnceLock::new(),
             closed: AtomicBool::new(false),
             load_permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_LOADS),
             failed,
         };
-        Ok(Self { engine: Arc::new(engine) })
+        let engine = Arc::new(engine);
+        if let Some(config) = engine.config.scheduler.clone() {
+            let args = NudgeSchedulerArgs { engine: engine.clone(), config };
+            let (scheduler, _) = Actor::spawn_linked(Some("nudge-scheduler".to_owned()), NudgeScheduler, args, engine.root.get_cell())
+                .await
+                .map_err(unavailable)?;
+            let _ = engine.scheduler.set(scheduler);
+        }
+        Ok(Self { engine })
     }
 
     /// The twin of a creator, loading it on first use.
@@ -191,6 +210,17 @@ impl EngineHandle {
     /// The one routing function: hands an event to the conversation's actor, starting it if needed.
     pub async fn route(&self, key: &ConversationKey, event: Event) -> Result<(), EngineError> {
         self.engine.route(key, ConversationMsg::Event(event)).await
+    }
+
+    /// Enrols the user in the latest version of a program (an explicit call rather than a trigger).
+    pub async fn enrol(&self, key: &ConversationKey, program: ProgramId) -> Result<(), EngineError> {
+        self.route(key, Event::Enrol { program }).await
+    }
+
+    /// What the nudge scheduler holds and has claimed; `None` without a scheduler.
+    pub async fn scheduler_stats(&self) -> Option<SchedulerStats> {
+        let scheduler = self.engine.scheduler.get()?;
+        ractor::call!(scheduler, NudgeSchedulerMsg::Stats).ok()
     }
 
     /// Durable messages after `after`, ascending, at most `limit` (for `resume`).
@@ -360,6 +390,13 @@ impl Engine {
             Ok(CallResult::Success(outcome)) => outcome,
             Ok(CallResult::Timeout) => Err(CommitError::Failed("the commit timed out".to_owned())),
             Ok(CallResult::SenderError) | Err(_) => Err(CommitError::Failed("the writer is gone".to_owned())),
+        }
+    }
+
+    /// Tells the scheduler about nudge rows that were just committed.
+    pub(crate) fn scheduled(&self, rows: Vec<twin_engine::ports::ScheduledNudge>) {
+        if let Some(scheduler) = self.scheduler.get() {
+            let _ = scheduler.cast(NudgeSchedulerMsg::Scheduled(rows));
         }
     }
 

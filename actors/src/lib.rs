@@ -7,6 +7,8 @@
 //! RootActor                            starts and watches the two below; if either dies the engine
 //! │                                    reports itself failed and the server exits for a restart
 //! ├── WriterActor                      group commit: all conversations' records, few transactions
+//! ├── NudgeScheduler                   one timing wheel of the nudges due within the horizon, loaded
+//! │                                    from the nudge table; claims due rows and routes NudgeDue
 //! └── TwinSupervisor                   loads creators, restarts nothing itself (twins do not fail)
 //!     └── CreatorTwinActor (per creator)   holds the TwinSnapshot; supervises its conversations
 //!         │                                and restarts a crashed one from the store (bounded)
@@ -23,6 +25,7 @@ mod conversation;
 mod creator_twin;
 mod handle;
 mod live_hub;
+mod nudge_scheduler;
 pub mod metrics;
 mod registry;
 mod reply;
@@ -33,3 +36,4 @@ mod writer;
 pub use conversation::ConversationView;
 pub use handle::{ConversationKey, EngineConfig, EngineError, EngineHandle, Ports};
 pub use live_hub::LiveHub;
+pub use nudge_scheduler::{SchedulerConfig, SchedulerStats};

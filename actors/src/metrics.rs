@@ -11,6 +11,9 @@ pub const WRITER_COMMIT_FAILURES: &str = "twin_writer_commit_failures_total";
 pub const WRITER_OVERLOADED: &str = "twin_writer_overloaded_total";
 pub const REPLY_SECONDS: &str = "twin_reply_seconds";
 pub const REPLY_FAILURES: &str = "twin_reply_failures_total";
+pub const NUDGES_LOADED: &str = "twin_nudges_loaded";
+pub const NUDGES_CLAIMED: &str = "twin_nudges_claimed_total";
+pub const NUDGE_CLAIM_LATENESS_SECONDS: &str = "twin_nudge_claim_lateness_seconds";
 
 /// Describes every metric once, so `/metrics` carries help text.
 pub fn describe() {
@@ -29,4 +32,7 @@ pub fn describe() {
     describe_counter!(WRITER_OVERLOADED, "Commits refused because the writer queue was full.");
     describe_histogram!(REPLY_SECONDS, "Time from starting a reply to its last delta.");
     describe_counter!(REPLY_FAILURES, "Replies that failed or timed out.");
+    describe_gauge!(NUDGES_LOADED, "Nudges held in the scheduler's timing wheel.");
+    describe_counter!(NUDGES_CLAIMED, "Due nudges claimed and routed to their conversation.");
+    describe_histogram!(NUDGE_CLAIM_LATENESS_SECONDS, "Time from a nudge's due time to its claim.");
 }

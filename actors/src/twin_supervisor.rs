@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use twin_engine::ports::CreatorStore;
-use twin_engine::{CreatorId, TwinSnapshot};
+use twin_engine::CreatorId;
 
 use crate::creator_twin::{CreatorTwinActor, CreatorTwinArgs};
 use crate::handle::{Engine, EngineError, TwinCell, TwinEntry};
@@ -80,7 +80,7 @@ async fn load(
         .await
         .map_err(|e| EngineError::Unavailable(e.to_string()))?
         .ok_or(EngineError::UnknownCreator(creator))?;
-    let cell = Arc::new(TwinCell::new(TwinSnapshot::new(stored.profile, &stored.documents)));
+    let cell = Arc::new(TwinCell::new(crate::creator_twin::snapshot(stored)));
     let args = CreatorTwinArgs { creator, cell: cell.clone(), engine };
     let (actor, _) = Actor::spawn_linked(None, CreatorTwinActor, args, myself.get_cell())
         .await

@@ -3,18 +3,22 @@
 //! `--creators DIR` and `twin creator import` / `export`.
 //!
 //! `creator.toml` is strict: an unknown key is an error naming the file and line, so a typo never
-//! silently drops a setting. The sections reserved for later issues (`default_program`, `[model]`,
-//! `[nudges]`) are accepted and not used yet. `programs/` and `channels.toml` are not read yet.
+//! silently drops a setting. The section reserved for a later issue (`[model]`) is accepted and not
+//! used yet. `programs/*.yaml` (or `.yml`, `.json`) are compiled on load, and a program with
+//! problems refuses the whole bundle with every problem listed. `channels.toml` is not read yet.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};
-use twin_engine::ids::{IdError, Slug};
+use twin_engine::ids::{IdError, ProgramId, Slug};
 use twin_engine::knowledge::KnowledgeDocument;
+use twin_engine::nudge::{NudgePolicy, TimeZone};
 use twin_engine::persona::{Persona, Voice};
-use twin_engine::twin::{CreatorProfile, ReplySettings};
+use twin_engine::ports::ProgramSource;
+use twin_engine::program::{self, Problems};
+use twin_engine::twin::{CreatorProfile, NudgeSettings, ReplySettings};
 
 /// A knowledge file larger than this is refused: it is the creator's prose, not a data dump.
 pub const MAX_KNOWLEDGE_FILE_BYTES: u64 = 1024 * 1024;
@@ -24,6 +28,9 @@ const KNOWLEDGE_EXTENSIONS: &[&str] = &["md", "txt"];
 
 const CREATOR_FILE: &str = "creator.toml";
 const KNOWLEDGE_DIR: &str = "knowledge";
+const PROGRAMS_DIR: &str = "programs";
+/// Extensions of program files; any other file in `programs/` (a README) is left alone.
+const PROGRAM_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
 static DEMO: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../creators/demo");
 
@@ -33,6 +40,8 @@ pub struct Bundle {
     pub profile: CreatorProfile,
     /// Sorted by path; paths are relative to `knowledge/` with `/` separators.
     pub documents: Vec<KnowledgeDocument>,
+    /// Sorted by id; each source compiled without problems when the bundle was read.
+    pub programs: Vec<ProgramSource>,
 }
 
 /// Why a bundle could not be read or written. Every message names the file it is about, so the
@@ -60,6 +69,8 @@ pub enum BundleError {
     Toml { path: PathBuf, line: Option<usize>, message: String },
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    #[error("{} {problems}", path.display())]
+    Program { path: PathBuf, problems: Problems },
     #[error("{} is {size} bytes; a knowledge file may be at most {MAX_KNOWLEDGE_FILE_BYTES} bytes (1 MiB)", path.display())]
     TooLarge { path: PathBuf, size: u64 },
     #[error("{} is not valid UTF-8 text (knowledge files must be UTF-8 Markdown or plain text)", path.display())]
@@ -87,18 +98,17 @@ struct CreatorFile {
     replies: ReplySettings,
     #[serde(default)]
     web: WebSection,
-    /// Reserved for the programs issue; accepted, not used yet.
-    #[serde(default, skip_serializing)]
-    #[allow(dead_code, reason = "reserved section: accepted and kept out of exports until its issue uses it")]
-    default_program: Option<toml::Value>,
+    /// The program a new user starts on first contact (`programs/<id>.yaml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default_program: Option<ProgramId>,
     /// Reserved for the model settings issue; accepted, not used yet.
     #[serde(default, skip_serializing)]
     #[allow(dead_code, reason = "reserved section: accepted and kept out of exports until its issue uses it")]
     model: Option<toml::Value>,
-    /// Reserved for the nudges issue; accepted, not used yet.
-    #[serde(default, skip_serializing)]
-    #[allow(dead_code, reason = "reserved section: accepted and kept out of exports until its issue uses it")]
-    nudges: Option<toml::Value>,
+    /// `timezone` and `inactivity_text`, plus the keys of [`NudgePolicy`]; checked in
+    /// [`nudge_settings`] so an unknown key is still an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nudges: Option<toml::Table>,
 }
 
 /// `[persona]`: everything of [`Persona`] except the name, which is the top-level `name`.
@@ -120,14 +130,18 @@ struct WebSection {
 }
 
 impl CreatorFile {
-    fn into_profile(self, slug: Slug) -> CreatorProfile {
+    fn into_profile(self, slug: Slug, path: &Path) -> Result<CreatorProfile, BundleError> {
+        let nudges = nudge_settings(self.nudges.unwrap_or_default())
+            .map_err(|message| BundleError::Invalid { path: path.to_path_buf(), message: format!("[nudges]: {message}") })?;
         let PersonaSection { role, traits, methodology, values, boundaries, voice } = self.persona;
-        CreatorProfile {
+        Ok(CreatorProfile {
             slug,
             persona: Persona { name: self.name, role, traits, voice, methodology, values, boundaries },
             replies: self.replies,
             allowed_origins: self.web.allowed_origins,
-        }
+            default_program: self.default_program,
+            nudges,
+        })
     }
 
     fn of(profile: &CreatorProfile) -> Self {
@@ -144,11 +158,43 @@ impl CreatorFile {
             },
             replies: profile.replies.clone(),
             web: WebSection { allowed_origins: profile.allowed_origins.clone() },
-            default_program: None,
+            default_program: profile.default_program.clone(),
             model: None,
-            nudges: None,
+            nudges: nudges_table(&profile.nudges),
         }
     }
+}
+
+/// `[nudges]` as written: the creator's default time zone and free-chat inactivity text, and the
+/// policy's own keys (quiet hours, daily cap, inactivity_after, stale_after).
+fn nudge_settings(mut table: toml::Table) -> Result<NudgeSettings, String> {
+    let timezone = match table.remove("timezone") {
+        None => TimeZone::default(),
+        Some(toml::Value::String(name)) => name.parse().map_err(|e| format!("{e}"))?,
+        Some(other) => return Err(format!("`timezone` must be a string like \"Europe/Berlin\", not {other}")),
+    };
+    let inactivity_text = match table.remove("inactivity_text") {
+        None => None,
+        Some(toml::Value::String(text)) => Some(text),
+        Some(other) => return Err(format!("`inactivity_text` must be a string, not {other}")),
+    };
+    let policy: NudgePolicy = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().to_owned())?;
+    Ok(NudgeSettings { timezone, inactivity_text, policy })
+}
+
+fn nudges_table(settings: &NudgeSettings) -> Option<toml::Table> {
+    if *settings == NudgeSettings::default() {
+        return None;
+    }
+    let mut table = match toml::Value::try_from(&settings.policy) {
+        Ok(toml::Value::Table(table)) => table,
+        _ => toml::Table::new(),
+    };
+    table.insert("timezone".to_owned(), toml::Value::String(settings.timezone.name().to_owned()));
+    if let Some(text) = &settings.inactivity_text {
+        table.insert("inactivity_text".to_owned(), toml::Value::String(text.clone()));
+    }
+    Some(table)
 }
 
 /// Reads the bundle in `dir`; its slug is the folder's name.
@@ -188,7 +234,63 @@ pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
         documents.push(knowledge_document(&path, relative, bytes)?);
     }
     documents.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Bundle { profile, documents })
+
+    let mut programs = Vec::new();
+    let programs_dir = dir.join(PROGRAMS_DIR);
+    if programs_dir.is_dir() {
+        let entries = fs::read_dir(&programs_dir)
+            .map_err(|source| BundleError::Read { path: programs_dir.clone(), source })?;
+        for entry in entries {
+            let path = entry.map_err(|source| BundleError::Read { path: programs_dir.clone(), source })?.path();
+            if !is_program_file(&path) {
+                continue;
+            }
+            let size = fs::metadata(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?.len();
+            if size > program::MAX_SOURCE_BYTES as u64 {
+                return Err(BundleError::TooLarge { path, size });
+            }
+            let bytes = fs::read(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?;
+            programs.push(program_source(&path, bytes)?);
+        }
+    }
+    finish_bundle(profile, documents, programs, &creator_path)
+}
+
+/// Checks what spans files (the default program exists) and orders the programs.
+fn finish_bundle(
+    profile: CreatorProfile,
+    documents: Vec<KnowledgeDocument>,
+    mut programs: Vec<ProgramSource>,
+    creator_path: &Path,
+) -> Result<Bundle, BundleError> {
+    programs.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(default) = &profile.default_program
+        && !programs.iter().any(|p| p.id == *default)
+    {
+        return Err(BundleError::Invalid {
+            path: creator_path.to_path_buf(),
+            message: format!("`default_program = \"{default}\"` names no file in programs/"),
+        });
+    }
+    Ok(Bundle { profile, documents, programs })
+}
+
+fn is_program_file(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| PROGRAM_EXTENSIONS.contains(&e))
+}
+
+/// A program file: its id is the file name without the extension; it must compile.
+pub fn program_source(path: &Path, bytes: Vec<u8>) -> Result<ProgramSource, BundleError> {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let valid_name = !stem.is_empty()
+        && stem.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let id = ProgramId::parse(&stem).ok().filter(|_| valid_name).ok_or_else(|| BundleError::Invalid {
+        path: path.to_path_buf(),
+        message: "a program file name may only use lowercase letters, digits, `-` and `_`".to_owned(),
+    })?;
+    let source = String::from_utf8(bytes).map_err(|_| BundleError::NotUtf8 { path: path.to_path_buf() })?;
+    program::compile(&id, 1, &source).map_err(|problems| BundleError::Program { path: path.to_path_buf(), problems })?;
+    Ok(ProgramSource { id, source })
 }
 
 /// The demo creator (slug `demo`), built into the binary from `creators/demo`.
@@ -229,7 +331,17 @@ fn parse_embedded(root: &Dir<'static>) -> Result<Bundle, BundleError> {
         }
     }
     documents.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Bundle { profile, documents })
+
+    let mut programs = Vec::new();
+    if let Some(dir) = root.get_dir(PROGRAMS_DIR) {
+        for file in dir.files() {
+            let path = Path::new("demo").join(file.path());
+            if is_program_file(&path) {
+                programs.push(program_source(&path, file.contents().to_vec())?);
+            }
+        }
+    }
+    finish_bundle(profile, documents, programs, &creator_path)
 }
 
 /// Writes `bundle` as a bundle folder at `dir` (`creator.toml` and `knowledge/`), so that
@@ -292,6 +404,9 @@ fn write_tree(bundle: &Bundle, root: &Path, creator_toml: &str) -> Result<(), Bu
     for document in &bundle.documents {
         write(&root.join(KNOWLEDGE_DIR).join(&document.path), document.body.as_bytes())?;
     }
+    for program in &bundle.programs {
+        write(&root.join(PROGRAMS_DIR).join(format!("{}.yaml", program.id)), program.source.as_bytes())?;
+    }
     Ok(())
 }
 
@@ -321,7 +436,7 @@ fn parse_creator_file(slug: Slug, path: &Path, text: &str) -> Result<CreatorProf
     if file.name.trim().is_empty() {
         return Err(BundleError::Invalid { path: path.to_path_buf(), message: "`name` must not be empty".to_owned() });
     }
-    Ok(file.into_profile(slug))
+    file.into_profile(slug, path)
 }
 
 fn knowledge_document(path: &Path, relative: String, bytes: Vec<u8>) -> Result<KnowledgeDocument, BundleError> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use twin_engine::ports::{CreatorStore, PutOutcome};
+use twin_engine::ports::{CreatorStore, ProgramSource, PutOutcome};
 use twin_engine::{Slug, UserId};
 
 use crate::auth::{Role, TokenKeys};
@@ -89,6 +89,16 @@ enum Command {
         #[command(subcommand)]
         command: CreatorCommand,
     },
+    /// Coaching program files.
+    Program {
+        #[command(subcommand)]
+        command: ProgramCommand,
+    },
+    /// The condition language of programs.
+    Condition {
+        #[command(subcommand)]
+        command: ConditionCommand,
+    },
     /// Chat with a twin in the terminal, over the WebSocket API of a running server.
     Chat {
         #[arg(long, value_name = "SLUG")]
@@ -101,6 +111,29 @@ enum Command {
         url: Option<String>,
         #[command(flatten)]
         state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProgramCommand {
+    /// Exit 0 when the program file is valid; otherwise exit 1 and one line per problem, each
+    /// naming its step. The file name (without extension) is the program's id.
+    Validate { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConditionCommand {
+    /// Print the value of a condition expression as JSON; exit 2 with the position on a syntax
+    /// error, 1 with a message on any other error.
+    Eval {
+        expr: String,
+        /// Variables as a JSON object; nested objects give dotted names (`{"user":{"name":"Ana"}}`
+        /// is `user.name`); `{"duration_ms": n}` and `{"time_ms": n}` are durations and times.
+        #[arg(long, value_name = "JSON")]
+        vars: Option<String>,
+        /// Answers by step id, for `answer("step")`, as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        answers: Option<String>,
     },
 }
 
@@ -162,8 +195,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stored = store.creator(slug.creator_id()).await?;
             store.close().await;
             let stored = stored.with_context(|| format!("there is no creator {slug}"))?;
-            bundle::write_dir(&Bundle { profile: stored.profile, documents: stored.documents }, &dir)?;
+            // The latest version of each program; older versions live on in the store for the
+            // enrolments pinned to them.
+            let mut programs: Vec<ProgramSource> = Vec::new();
+            for program in stored.programs {
+                match programs.last_mut() {
+                    Some(last) if last.id == program.id => last.source = program.source,
+                    _ => programs.push(ProgramSource { id: program.id, source: program.source }),
+                }
+            }
+            let bundle = Bundle { profile: stored.profile, documents: stored.documents, programs };
+            bundle::write_dir(&bundle, &dir)?;
             println!("exported {slug} to {}", dir.display());
+        }
+        Command::Program { command: ProgramCommand::Validate { file } } => {
+            return crate::tools::validate_program(&file);
+        }
+        Command::Condition { command: ConditionCommand::Eval { expr, vars, answers } } => {
+            return crate::tools::eval_condition(&expr, vars.as_deref(), answers.as_deref());
         }
         Command::Chat { creator, user, url, state } => {
             let settings = state.settings(None)?;

@@ -11,6 +11,7 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod tools;
 
 pub use settings::Settings;
 pub use startup::Application;

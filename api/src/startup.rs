@@ -59,6 +59,7 @@ impl Application {
         let ports = Ports {
             conversations: Arc::new(store.clone()),
             creators: Arc::new(store.clone()),
+            nudges: Arc::new(store.clone()),
             llm: Arc::new(BuiltinResponder::new()),
             delivery: hub.clone(),
             live: Arc::new(LiveHub::new()),
@@ -166,7 +167,7 @@ pub async fn import_all(store: &Store, dir: &Path) -> anyhow::Result<()> {
 
 pub async fn import(store: &Store, bundle: &Bundle) -> anyhow::Result<PutOutcome> {
     let outcome = store
-        .put_creator(&bundle.profile, &bundle.documents)
+        .put_creator(&bundle.profile, &bundle.documents, &bundle.programs)
         .await
         .with_context(|| format!("cannot store creator {}", bundle.profile.slug))?;
     tracing::info!(creator = %bundle.profile.slug, ?outcome, documents = bundle.documents.len(), "creator imported");

@@ -93,7 +93,7 @@ fn twin() -> TwinSnapshot {
         allowed_origins: vec![],
     };
     assert_eq!(profile.replies.history_window, 20, "the benchmarks assume the default history window");
-    TwinSnapshot::new(profile, &documents())
+    TwinSnapshot::new(profile, &documents(), &[]).0
 }
 
 fn user_message(client_id: &str, text: &str) -> Event {
@@ -219,6 +219,7 @@ fn wire(c: &mut Criterion) {
         text: BuiltinResponder::new().compose(&request),
         client_id: None,
         stream: Some(StreamId::answering(Seq(21))),
+        choices: Vec::new(),
         created_at: Timestamp(2),
     };
 

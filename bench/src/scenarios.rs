@@ -73,6 +73,9 @@ impl TwinUnderTest {
         let creators = data.path().join("creators");
         let mut bundle = twin_api::bundle::demo();
         bundle.profile.slug = Slug::parse(CREATOR)?;
+        // Free chat: every bench message is answered by the twin, not by a program's welcome.
+        bundle.programs.clear();
+        bundle.profile.default_program = None;
         bundle.profile.replies.stream_previews = streaming;
         twin_api::bundle::write_dir(&bundle, &creators.join(CREATOR))?;
         let server =

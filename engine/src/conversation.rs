@@ -6,8 +6,11 @@
 //! "acknowledged means committed" holds.
 
 mod client_ids;
+mod coaching;
 mod effect;
 mod event;
+mod state;
+mod batch;
 #[cfg(test)]
 mod tests;
 
@@ -15,6 +18,7 @@ use std::collections::VecDeque;
 
 pub use effect::Effect;
 pub use event::Event;
+pub use state::{AudienceState, ConversationState, NudgeKind, PendingNudge, Variables};
 
 use crate::ids::{ClientMsgId, ConversationId, CreatorId, Seq, SessionId, StreamId, UserId};
 use crate::message::{Message, Origin};
@@ -24,6 +28,7 @@ use crate::prompt::{ReplyRequest, Turn};
 use crate::time::Timestamp;
 use crate::twin::TwinSnapshot;
 use client_ids::ClientIdWindow;
+use batch::Batch;
 
 /// How many client ids a conversation remembers for idempotency. A retry of a message older than
 /// this many user messages would be stored again; clients retry within seconds, not hundreds of
@@ -51,19 +56,30 @@ pub struct Conversation {
     history: VecDeque<Message>,
     client_ids: ClientIdWindow,
     reply: Option<PendingReply>,
+    /// When the user last wrote (from the loaded history after a reload); inactivity nudges that
+    /// fall due re-arm from here instead of each message rewriting their row.
+    last_user_at: Option<Timestamp>,
 }
 
 impl Conversation {
     /// A conversation nobody has written to yet.
     pub fn new(creator: CreatorId, user: UserId, now: Timestamp) -> Self {
         let header =
-            ConversationHeader { id: ConversationId::of(creator, &user), creator, user, version: 0, created_at: now };
+            ConversationHeader {
+                id: ConversationId::of(creator, &user),
+                creator,
+                user,
+                version: 0,
+                created_at: now,
+                state: ConversationState::default(),
+            };
         Self {
             header,
             last_seq: Seq::ZERO,
             history: VecDeque::new(),
             client_ids: ClientIdWindow::default(),
             reply: None,
+            last_user_at: None,
         }
     }
 
@@ -77,13 +93,9 @@ impl Conversation {
         for (id, seq) in stored.client_ids {
             client_ids.insert(id, seq);
         }
-        Self {
-            header: stored.header,
-            last_seq: stored.last_seq,
-            history: stored.recent.into(),
-            client_ids,
-            reply: None,
-        }
+        let history: VecDeque<Message> = stored.recent.into();
+        let last_user_at = history.iter().rev().find(|m| m.origin == Origin::User).map(|m| m.created_at);
+        Self { header: stored.header, last_seq: stored.last_seq, history, client_ids, reply: None, last_user_at }
     }
 
     pub fn id(&self) -> ConversationId {
@@ -111,6 +123,11 @@ impl Conversation {
         self.reply.as_ref().map(|r| &r.stream)
     }
 
+    /// Program position, variables and pending nudges.
+    pub fn state(&self) -> &ConversationState {
+        &self.header.state
+    }
+
     /// Nothing in flight: the conversation may be passivated without losing work.
     pub fn is_quiescent(&self) -> bool {
         self.reply.is_none()
@@ -125,6 +142,14 @@ impl Conversation {
             Event::ReplyFinished { stream, text } => self.on_reply_finished(twin, stream, text, now),
             Event::ReplyFailed { stream, reason } => self.on_reply_failed(twin, stream, reason),
             Event::Recovered => self.on_recovered(twin),
+            Event::NudgeDue { id } => {
+                let batch = self.on_nudge_due(twin, id, now);
+                self.finish(batch)
+            }
+            Event::Enrol { program } => {
+                let batch = self.on_enrol(twin, program, now);
+                self.finish(batch)
+            }
         }
     }
 
@@ -151,25 +176,15 @@ impl Conversation {
             return vec![Effect::Send { to, out: Outbound::Error { code, message, client_id: Some(client_id) } }];
         }
 
+        let first_contact = self.header.version == 0;
         let message = self.append(twin, Origin::User, text, Some(client_id.clone()), None, now);
         self.client_ids.insert(client_id.clone(), message.seq);
-        let mut records = Vec::with_capacity(2);
-        if self.header.version == 0 {
-            self.header.version = 1;
-            records.push(Record::Conversation(self.header.clone()));
-        }
-        records.push(Record::Message(message.clone()));
-
-        let mut effects = vec![
-            Effect::Persist(records),
-            Effect::Send { to, out: Outbound::Ack { client_id, seq: message.seq } },
-            self.live(LiveEventKind::Message(message)),
-        ];
-        match &mut self.reply {
-            Some(pending) => pending.again = true,
-            None => effects.extend(self.start_reply(twin)),
-        }
-        effects
+        let mut batch = Batch { state_changed: first_contact, ..Batch::default() };
+        batch.persist(Record::Message(message.clone()));
+        batch.send(to, Outbound::Ack { client_id, seq: message.seq });
+        batch.publish(LiveEventKind::Message(message.clone()));
+        self.coach_user_text(twin, &message.text, first_contact, now, &mut batch);
+        self.finish(batch)
     }
 
     fn on_reply_delta(&mut self, twin: &TwinSnapshot, stream: StreamId, text: String) -> Vec<Effect> {
@@ -194,15 +209,16 @@ impl Conversation {
         }
         let again = self.reply.take().is_some_and(|r| r.again);
         let message = self.append(twin, Origin::Twin, text, None, Some(stream), now);
-        let mut effects = vec![
-            Effect::Persist(vec![Record::Message(message.clone())]),
-            Effect::Send { to: Recipient::User, out: Outbound::Message(message.clone()) },
-            self.live(LiveEventKind::Message(message)),
-        ];
+        let mut batch = Batch::default();
+        batch.persist(Record::Message(message.clone()));
+        batch.send(Recipient::User, Outbound::Message(message.clone()));
+        batch.publish(LiveEventKind::Message(message));
         if again {
-            effects.extend(self.start_reply(twin));
+            batch.then.extend(self.start_reply(twin, self.reply_goal(twin)));
+        } else {
+            self.program_after_reply(twin, now, &mut batch);
         }
-        effects
+        self.finish(batch)
     }
 
     fn on_reply_failed(&mut self, twin: &TwinSnapshot, stream: StreamId, reason: String) -> Vec<Effect> {
@@ -222,7 +238,7 @@ impl Conversation {
             self.live(LiveEventKind::ReplyFailed { stream, reason }),
         ];
         if again {
-            effects.extend(self.start_reply(twin));
+            effects.extend(self.start_reply(twin, self.reply_goal(twin)));
         }
         effects
     }
@@ -230,7 +246,45 @@ impl Conversation {
     /// After a (re)load: a user message that was acknowledged but never answered gets its answer.
     fn on_recovered(&mut self, twin: &TwinSnapshot) -> Vec<Effect> {
         let unanswered = self.history.back().is_some_and(|m| m.origin == Origin::User);
-        if unanswered && self.reply.is_none() { self.start_reply(twin) } else { Vec::new() }
+        let silent = self.header.state.enrolment.as_ref().is_some_and(|e| e.phase == crate::program::Phase::Handoff);
+        if unanswered && self.reply.is_none() && !silent {
+            self.start_reply(twin, self.reply_goal(twin))
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The goal of the chat step the user is in, if any.
+    fn reply_goal(&self, twin: &TwinSnapshot) -> Option<String> {
+        let enrolment = self.header.state.enrolment.as_ref()?;
+        let program = twin.programs.version(&enrolment.program, enrolment.version)?;
+        match &program.step(&enrolment.step)?.kind {
+            crate::program::StepKind::Chat { goal, .. } if enrolment.phase == crate::program::Phase::Chat => {
+                Some(goal.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Turns what a step gathered into effects: one commit (with the state row when it changed),
+    /// then the frames, the live events, the scheduler's news and any reply to start.
+    fn finish(&mut self, batch: Batch) -> Vec<Effect> {
+        let Batch { mut records, sends, live, scheduled, then, state_changed } = batch;
+        if state_changed {
+            self.header.version += 1;
+            records.insert(0, Record::Conversation(self.header.clone()));
+        }
+        let mut effects = Vec::with_capacity(1 + sends.len() + live.len() + then.len() + 1);
+        if !records.is_empty() {
+            effects.push(Effect::Persist(records));
+        }
+        effects.extend(sends.into_iter().map(|(to, out)| Effect::Send { to, out }));
+        effects.extend(live.into_iter().map(|kind| self.live(kind)));
+        if !scheduled.is_empty() {
+            effects.push(Effect::Schedule(scheduled));
+        }
+        effects.extend(then);
+        effects
     }
 
     fn is_current(&self, stream: &StreamId) -> bool {
@@ -256,6 +310,7 @@ impl Conversation {
             text,
             client_id,
             stream,
+            choices: Vec::new(),
             created_at: now,
         };
         self.history.push_back(message.clone());
@@ -266,7 +321,12 @@ impl Conversation {
         message
     }
 
-    fn start_reply(&mut self, twin: &TwinSnapshot) -> Vec<Effect> {
+    fn start_reply(&mut self, twin: &TwinSnapshot, goal: Option<String>) -> Vec<Effect> {
+        if let Some(pending) = &mut self.reply {
+            // One reply at a time: answer again when the current one ends.
+            pending.again = true;
+            return Vec::new();
+        }
         let Some(last_user) = self.history.iter().rev().find(|m| m.origin == Origin::User) else {
             return Vec::new();
         };
@@ -287,6 +347,7 @@ impl Conversation {
             turns: self.history.iter().map(Turn::of).collect(),
             passages,
             first_contact,
+            goal,
         };
         self.reply = Some(PendingReply { stream: stream.clone(), again: false });
         vec![Effect::StartReply(Box::new(request)), self.live(LiveEventKind::ReplyStarted { stream })]

@@ -113,6 +113,18 @@ impl ConversationId {
     }
 }
 
+uuid_id!(
+    /// One scheduled nudge. Derived from its conversation and the conversation's nudge counter, so a
+    /// step replayed after a failed commit schedules the same id again instead of a second nudge.
+    NudgeId
+);
+
+impl NudgeId {
+    pub fn of(conversation: ConversationId, n: u64) -> Self {
+        Self(Uuid::new_v5(&conversation.0, format!("nudge-{n}").as_bytes()))
+    }
+}
+
 macro_rules! text_id {
     ($(#[$doc:meta])* $name:ident, $max:expr) => {
         $(#[$doc])*
@@ -166,6 +178,16 @@ text_id!(
     /// An end user of one creator, as the creator's platform or a channel names them.
     UserId,
     128
+);
+text_id!(
+    /// A coaching program of one creator (the file name of `programs/<id>.yaml`).
+    ProgramId,
+    64
+);
+text_id!(
+    /// A step of a program, unique within the program.
+    StepId,
+    64
 );
 text_id!(
     /// The client's idempotency key for one message it sends.

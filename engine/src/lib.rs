@@ -8,14 +8,18 @@ pub mod conversation;
 pub mod ids;
 pub mod knowledge;
 pub mod message;
+pub mod nudge;
 pub mod persona;
 pub mod ports;
+pub mod program;
 pub mod prompt;
 pub mod time;
 pub mod twin;
 
 pub use conversation::{Conversation, Effect, Event, Outbound, Recipient, Record};
-pub use ids::{ClientMsgId, ConversationId, CreatorId, IdError, Seq, SessionId, Slug, StreamId, UserId};
-pub use message::{Message, Origin};
+pub use ids::{
+    ClientMsgId, ConversationId, CreatorId, IdError, NudgeId, ProgramId, Seq, SessionId, Slug, StepId, StreamId, UserId,
+};
+pub use message::{Choice, Message, Origin};
 pub use time::Timestamp;
 pub use twin::TwinSnapshot;

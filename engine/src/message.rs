@@ -56,5 +56,15 @@ pub struct Message {
     pub client_id: Option<ClientMsgId>,
     /// The reply stream that produced this message, for generated replies.
     pub stream: Option<StreamId>,
+    /// Buttons offered with a program question, in order; empty for most messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<Choice>,
     pub created_at: Timestamp,
+}
+
+/// One answer offered to the user: `value` is what the program stores, `label` what the user sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
 }

@@ -12,6 +12,6 @@ pub use delivery::{Delivery, ErrorCode, Outbound, Recipient};
 pub use live::{LiveEvent, LiveEventKind, LivePublisher};
 pub use llm::{Llm, LlmError, ReplyStream};
 pub use store::{
-    ConversationHeader, ConversationStore, CreatorStore, LoadLimits, PutOutcome, Record, StoreError,
-    StoredConversation, StoredCreator,
+    ConversationHeader, ConversationStore, CreatorStore, LoadLimits, NudgeOutcome, NudgeStore, ProgramSource,
+    PutOutcome, Record, ScheduledNudge, StoreError, StoredConversation, StoredCreator, StoredProgram,
 };

@@ -52,6 +52,9 @@ pub struct ReplyRequest {
     pub passages: Vec<Passage>,
     /// Whether the user has heard from the twin before in this conversation.
     pub first_contact: bool,
+    /// The goal of the program's `chat` step the user is in: creator-authored, so a model adapter
+    /// may put it in the system prompt.
+    pub goal: Option<String>,
 }
 
 /// The system prompt for a persona. Deterministic, so it can be cached per twin version.

@@ -2,9 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CreatorId, Slug};
+use crate::ids::{CreatorId, ProgramId, Slug};
 use crate::knowledge::{KnowledgeDocument, KnowledgeIndex};
+use crate::nudge::{NudgePolicy, TimeZone};
 use crate::persona::Persona;
+use crate::ports::StoredProgram;
+use crate::program::{BrokenProgram, ProgramSet};
 
 /// The creator as stored: persona, settings and knowledge documents, one version at a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +19,22 @@ pub struct CreatorProfile {
     /// Web origins allowed to open chat sockets (browsers send `Origin`); empty allows any.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// The program a new user starts on first contact (else one whose triggers say `first_contact`).
+    #[serde(default)]
+    pub default_program: Option<ProgramId>,
+    #[serde(default)]
+    pub nudges: NudgeSettings,
+}
+
+/// The creator's nudge rules: their default time zone for users who gave none, the policy, and
+/// the inactivity nudge for users who are not in a program that has its own.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NudgeSettings {
+    pub timezone: TimeZone,
+    /// Sent when a user in free chat stays silent for `policy.inactivity_after`; none when unset.
+    pub inactivity_text: Option<String>,
+    pub policy: NudgePolicy,
 }
 
 /// How replies are produced and shown.
@@ -44,11 +63,26 @@ pub struct TwinSnapshot {
     pub knowledge: KnowledgeIndex,
     /// Text the system prompt is built from; assembled once per snapshot.
     pub system_prompt: String,
+    /// Every stored version of the creator's programs, compiled.
+    pub programs: ProgramSet,
 }
 
 impl TwinSnapshot {
-    pub fn new(profile: CreatorProfile, documents: &[KnowledgeDocument]) -> Self {
+    /// Builds the twin; program versions that do not compile are left out and returned, for the log.
+    pub fn new(
+        profile: CreatorProfile,
+        documents: &[KnowledgeDocument],
+        programs: &[StoredProgram],
+    ) -> (Self, Vec<BrokenProgram>) {
         let system_prompt = crate::prompt::system_prompt(&profile.persona);
-        Self { creator: profile.slug.creator_id(), knowledge: KnowledgeIndex::build(documents), profile, system_prompt }
+        let (programs, broken) = ProgramSet::build(programs);
+        let twin = Self {
+            creator: profile.slug.creator_id(),
+            knowledge: KnowledgeIndex::build(documents),
+            profile,
+            system_prompt,
+            programs,
+        };
+        (twin, broken)
     }
 }

@@ -367,6 +367,7 @@ mod tests {
             turns: vec![Turn { role: Role::User, text: question.into() }],
             passages,
             first_contact,
+            goal: None,
         }
     }
 

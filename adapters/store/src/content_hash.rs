@@ -35,7 +35,7 @@ impl<'a> CreatorContent<'a> {
     }
 }
 
-/// Hex sha-256 of one document body, stored per row.
+/// Hex sha-256 of one stored text (a document body, a program source), stored per row.
 pub(crate) fn body_hash(body: &str) -> String {
     hex(&Sha256::digest(body.as_bytes()))
 }

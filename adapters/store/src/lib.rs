@@ -1,27 +1,28 @@
-//! Twin's storage adapter: the engine's `ConversationStore` and `CreatorStore` ports over
-//! PostgreSQL (production, row-level security) and SQLite (the embedded default).
+//! Twin's storage adapter: the engine's `ConversationStore`, `CreatorStore` and `NudgeStore` ports
+//! over PostgreSQL (production, row-level security) and SQLite (the embedded default).
 //!
 //! The `twin` binary opens a [`Store`] from the database URL, runs [`Store::migrate`] when asked,
-//! and hands the store to the actors as the two ports.
+//! and hands the store to the actors as the three ports.
 
 mod content_hash;
 mod error;
 mod migrations;
 mod plan;
 mod postgres;
+mod programs;
 mod rows;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use twin_engine::CreatorId;
-use twin_engine::Message;
-use twin_engine::ids::{ConversationId, Seq};
+use twin_engine::ids::{ConversationId, NudgeId, Seq};
 use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::ports::{
-    ConversationStore, CreatorStore, LoadLimits, PutOutcome, Record, StoreError, StoredConversation, StoredCreator,
+    ConversationStore, CreatorStore, LoadLimits, NudgeStore, ProgramSource, PutOutcome, Record, ScheduledNudge,
+    StoreError, StoredConversation, StoredCreator,
 };
 use twin_engine::twin::CreatorProfile;
+use twin_engine::{CreatorId, Message, Timestamp};
 
 pub use error::{MigrationPending, UnsupportedUrl};
 
@@ -144,10 +145,11 @@ impl CreatorStore for Store {
         &self,
         profile: &CreatorProfile,
         documents: &[KnowledgeDocument],
+        programs: &[ProgramSource],
     ) -> Result<PutOutcome, StoreError> {
         match &self.backend {
-            Backend::Postgres(s) => s.put_creator(profile, documents).await,
-            Backend::Sqlite(s) => s.put_creator(profile, documents).await,
+            Backend::Postgres(s) => s.put_creator(profile, documents, programs).await,
+            Backend::Sqlite(s) => s.put_creator(profile, documents, programs).await,
         }
     }
 
@@ -155,6 +157,51 @@ impl CreatorStore for Store {
         match &self.backend {
             Backend::Postgres(s) => s.creator(id).await,
             Backend::Sqlite(s) => s.creator(id).await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl NudgeStore for Store {
+    async fn pending_before(
+        &self,
+        horizon: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.pending_before(horizon, now, limit).await,
+            Backend::Sqlite(s) => s.pending_before(horizon, now, limit).await,
+        }
+    }
+
+    async fn claim(
+        &self,
+        ids: &[NudgeId],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.claim(ids, now, lease_until).await,
+            Backend::Sqlite(s) => s.claim(ids, now, lease_until).await,
+        }
+    }
+
+    async fn release_claims(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.release_claims().await,
+            Backend::Sqlite(s) => s.release_claims().await,
+        }
+    }
+
+    async fn pending_of(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.pending_of(creator, conversation).await,
+            Backend::Sqlite(s) => s.pending_of(creator, conversation).await,
         }
     }
 }

@@ -1,10 +1,15 @@
 //! Turns a commit slice into one batch per tenant, checking each conversation's version chain
 //! before anything is written. Both backends write these batches.
+//!
+//! Inside a tenant's batch the backends write, in this order: created conversations, updated
+//! conversations, messages, scheduled nudges, settled nudges. So a conversation committed in the
+//! same slice as its first messages and nudges exists before the rows that reference it, and a
+//! nudge scheduled and settled in one slice ends settled, whatever the order of the records.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use twin_engine::ports::{ConversationHeader, Record, StoreError};
-use twin_engine::{ConversationId, CreatorId, Message};
+use twin_engine::ports::{ConversationHeader, NudgeOutcome, Record, ScheduledNudge, StoreError};
+use twin_engine::{ConversationId, CreatorId, Message, NudgeId};
 
 /// One tenant's share of a commit, written after the tenant is set.
 pub(crate) struct TenantBatch<'a> {
@@ -15,6 +20,26 @@ pub(crate) struct TenantBatch<'a> {
     pub updated: Vec<(&'a ConversationHeader, u64)>,
     /// Messages in slice order; inserted after the conversations they belong to.
     pub messages: Vec<&'a Message>,
+    /// Nudges to insert as pending, each id once (the first record of it), after the conversations.
+    pub scheduled: Vec<&'a ScheduledNudge>,
+    /// Nudges to settle, each id once with the outcome of its first record (applied in order, a
+    /// later one would find the nudge no longer pending); written after `scheduled`.
+    pub settled: Vec<(NudgeId, NudgeOutcome)>,
+}
+
+impl TenantBatch<'_> {
+    /// The settled nudges grouped by outcome (in outcome order), for backends that settle with one
+    /// statement per outcome.
+    pub(crate) fn settled_by_outcome(&self) -> Vec<(NudgeOutcome, Vec<NudgeId>)> {
+        let mut groups: Vec<(NudgeOutcome, Vec<NudgeId>)> = Vec::new();
+        for &(id, outcome) in &self.settled {
+            match groups.iter_mut().find(|(o, _)| *o == outcome) {
+                Some((_, ids)) => ids.push(id),
+                None => groups.push((outcome, vec![id])),
+            }
+        }
+        groups
+    }
 }
 
 /// A conversation's net change in the slice: consecutive versions of one conversation collapse
@@ -24,33 +49,60 @@ struct Step<'a> {
     expected: u64,
 }
 
+struct Tenant<'a> {
+    creator: CreatorId,
+    steps: Vec<Step<'a>>,
+    messages: Vec<&'a Message>,
+    scheduled: Vec<&'a ScheduledNudge>,
+    settled: Vec<(NudgeId, NudgeOutcome)>,
+}
+
 /// Groups the records by creator (in order of first appearance). A conversation that appears
 /// more than once must carry consecutive versions, as if each record were applied in order;
 /// otherwise the slice is refused as a conflict before anything is written.
 pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreError> {
-    let mut tenants: Vec<(CreatorId, Vec<Step<'_>>, Vec<&Message>)> = Vec::new();
+    let mut tenants: Vec<Tenant<'_>> = Vec::new();
     let mut tenant_index: HashMap<CreatorId, usize> = HashMap::new();
     let mut step_index: HashMap<(CreatorId, ConversationId), usize> = HashMap::new();
+    // Nudge ids are unique across tenants (a primary key), so one set serves the whole slice.
+    let mut scheduled_ids: HashSet<NudgeId> = HashSet::new();
+    let mut settled_ids: HashSet<NudgeId> = HashSet::new();
     for record in records {
         let creator = record.creator();
         let t = *tenant_index.entry(creator).or_insert_with(|| {
-            tenants.push((creator, Vec::new(), Vec::new()));
+            tenants.push(Tenant {
+                creator,
+                steps: Vec::new(),
+                messages: Vec::new(),
+                scheduled: Vec::new(),
+                settled: Vec::new(),
+            });
             tenants.len() - 1
         });
-        let (_, steps, messages) = &mut tenants[t];
+        let tenant = &mut tenants[t];
         match record {
-            Record::Message(message) => messages.push(message),
+            Record::Message(message) => tenant.messages.push(message),
+            Record::NudgeScheduled(nudge) => {
+                if scheduled_ids.insert(nudge.id) {
+                    tenant.scheduled.push(nudge);
+                }
+            }
+            Record::NudgeSettled { id, outcome, .. } => {
+                if settled_ids.insert(*id) {
+                    tenant.settled.push((*id, *outcome));
+                }
+            }
             Record::Conversation(header) => {
                 if header.version == 0 {
                     return Err(StoreError::Corrupt(format!("conversation {} written at version 0", header.id)));
                 }
                 match step_index.get(&(creator, header.id)) {
                     None => {
-                        step_index.insert((creator, header.id), steps.len());
-                        steps.push(Step { header, expected: header.version - 1 });
+                        step_index.insert((creator, header.id), tenant.steps.len());
+                        tenant.steps.push(Step { header, expected: header.version - 1 });
                     }
                     Some(&s) => {
-                        let step = &mut steps[s];
+                        let step = &mut tenant.steps[s];
                         if header.version != step.header.version + 1 {
                             return Err(StoreError::Conflict { conversation: header.id, expected: header.version - 1 });
                         }
@@ -62,13 +114,15 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
     }
     Ok(tenants
         .into_iter()
-        .map(|(creator, steps, messages)| {
-            let (created, updated): (Vec<_>, Vec<_>) = steps.into_iter().partition(|s| s.expected == 0);
+        .map(|tenant| {
+            let (created, updated): (Vec<_>, Vec<_>) = tenant.steps.into_iter().partition(|s| s.expected == 0);
             TenantBatch {
-                creator,
+                creator: tenant.creator,
                 created: created.into_iter().map(|s| s.header).collect(),
                 updated: updated.into_iter().map(|s| (s.header, s.expected)).collect(),
-                messages,
+                messages: tenant.messages,
+                scheduled: tenant.scheduled,
+                settled: tenant.settled,
             }
         })
         .collect())
@@ -107,6 +161,19 @@ mod tests {
             user,
             version,
             created_at: Timestamp::from_millis(1),
+            state: Default::default(),
+        }
+    }
+
+    fn nudge(creator: CreatorId, n: u64) -> ScheduledNudge {
+        let user = UserId::parse("u").unwrap();
+        let conversation = ConversationId::of(creator, &user);
+        ScheduledNudge {
+            id: NudgeId::of(conversation, n),
+            creator,
+            conversation,
+            user,
+            due_at: Timestamp::from_millis(9),
         }
     }
 
@@ -147,5 +214,27 @@ mod tests {
         let a = CreatorId(Uuid::from_u128(7));
         let records = [Record::Conversation(header(a, "u", 3)), Record::Conversation(header(a, "u", 3))];
         assert!(matches!(plan(&records), Err(StoreError::Conflict { expected: 2, .. })));
+    }
+
+    #[test]
+    fn nudges_are_kept_once_per_id_with_the_first_record_winning() {
+        let a = CreatorId(Uuid::from_u128(7));
+        let (first, second) = (nudge(a, 1), nudge(a, 2));
+        let records = [
+            Record::NudgeSettled { creator: a, id: first.id, outcome: NudgeOutcome::Fired },
+            Record::NudgeScheduled(first.clone()),
+            Record::NudgeScheduled(second.clone()),
+            Record::NudgeScheduled(first.clone()),
+            Record::NudgeSettled { creator: a, id: first.id, outcome: NudgeOutcome::Cancelled },
+            Record::NudgeSettled { creator: a, id: second.id, outcome: NudgeOutcome::Skipped },
+        ];
+        let batches = plan(&records).unwrap();
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].scheduled, vec![&first, &second]);
+        assert_eq!(batches[0].settled, vec![(first.id, NudgeOutcome::Fired), (second.id, NudgeOutcome::Skipped)]);
+        assert_eq!(
+            batches[0].settled_by_outcome(),
+            vec![(NudgeOutcome::Fired, vec![first.id]), (NudgeOutcome::Skipped, vec![second.id])]
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! PostgreSQL, the production store: tenant work runs as `twin_app` under row-level security, with
-//! the tenant set at the start of every transaction; cross-tenant reads run as `twin_system`.
+//! the tenant set at the start of every transaction; cross-tenant work (readiness, the nudge
+//! scheduler's scan and claims) runs as `twin_system`.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,16 +11,22 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{Connection, Executor, Postgres, Transaction};
 use twin_engine::knowledge::KnowledgeDocument;
-use twin_engine::ports::{LoadLimits, PutOutcome, Record, StoreError, StoredConversation, StoredCreator};
+use twin_engine::ports::{
+    LoadLimits, ProgramSource, PutOutcome, Record, ScheduledNudge, StoreError, StoredConversation, StoredCreator,
+};
 use twin_engine::twin::CreatorProfile;
-use twin_engine::{ConversationId, CreatorId, Message, Seq};
+use twin_engine::{ConversationId, CreatorId, Message, NudgeId, Seq, Timestamp};
 use uuid::Uuid;
 
 use crate::content_hash::{CreatorContent, body_hash};
 use crate::error::from_sqlx;
 use crate::migrations;
 use crate::plan::{TenantBatch, first_missing, plan};
-use crate::rows::{ConversationRows, MessageRow, saturating_db, to_db, version_from};
+use crate::programs::{Latest, NewVersion, new_versions};
+use crate::rows::{
+    ConversationRows, MessageRow, NudgeRow, choices_json, earliest_first, saturating_db, state_json, stored_program,
+    to_db, version_from,
+};
 
 /// Connections for tenant work; each write is one short transaction.
 const APP_POOL_SIZE: u32 = 16;
@@ -31,9 +39,19 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reads that span several statements see one snapshot and never write.
 const READ_TX: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
-const MESSAGE_COLUMNS: &str = "conversation_id, creator_id, seq, origin, body, client_id, stream, created_at";
+const MESSAGE_COLUMNS: &str =
+    "conversation_id, creator_id, seq, origin, body, client_id, stream, choices::text, created_at";
 
-type MessageTuple = (Uuid, Uuid, i64, String, String, Option<String>, Option<String>, i64);
+type MessageTuple = (Uuid, Uuid, i64, String, String, Option<String>, Option<String>, Option<String>, i64);
+
+/// What a nudge query returns, in [`NudgeTuple`]'s order.
+const NUDGE_COLUMNS: &str = "id, creator_id, conversation_id, user_id, due_at";
+
+type NudgeTuple = (Uuid, Uuid, Uuid, String, i64);
+
+/// The database's clock in milliseconds, for bookkeeping columns (`settled_at`): the transaction's
+/// start, so every row of one commit gets the same value.
+const NOW_MILLIS: &str = "(extract(epoch FROM now()) * 1000)::bigint";
 
 #[derive(Clone)]
 pub(crate) struct PgStore {
@@ -90,14 +108,15 @@ impl PgStore {
         limits: LoadLimits,
     ) -> Result<Option<StoredConversation>, StoreError> {
         let mut tx = self.tenant_tx(creator, READ_TX).await?;
-        let row: Option<(String, i64, i64)> =
-            sqlx::query_as("SELECT user_id, version, created_at FROM conversations WHERE id = $1 AND creator_id = $2")
-                .bind(id.0)
-                .bind(creator.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-        let Some((user, version, created_at)) = row else {
+        let row: Option<(String, i64, i64, String)> = sqlx::query_as(
+            "SELECT user_id, version, created_at, state::text FROM conversations WHERE id = $1 AND creator_id = $2",
+        )
+        .bind(id.0)
+        .bind(creator.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        let Some((user, version, created_at, state)) = row else {
             return Ok(None);
         };
         let last_seq: i64 = sqlx::query_scalar(
@@ -133,6 +152,7 @@ impl PgStore {
             user,
             version,
             created_at,
+            state,
             last_seq,
             recent_newest_first: recent.into_iter().map(message_row).collect(),
             client_ids_newest_first: client_ids,
@@ -176,6 +196,8 @@ impl PgStore {
             insert_conversations(&mut tx, batch).await?;
             update_conversations(&mut tx, batch).await?;
             insert_messages(&mut tx, batch).await?;
+            insert_nudges(&mut tx, batch).await?;
+            settle_nudges(&mut tx, batch).await?;
         }
         tx.commit().await.map_err(from_sqlx)
     }
@@ -184,6 +206,7 @@ impl PgStore {
         &self,
         profile: &CreatorProfile,
         documents: &[KnowledgeDocument],
+        programs: &[ProgramSource],
     ) -> Result<PutOutcome, StoreError> {
         let content = CreatorContent::new(profile, documents)?;
         let id = profile.slug.creator_id();
@@ -198,23 +221,31 @@ impl PgStore {
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(from_sqlx)?;
+            // Read once the creator row is locked: a concurrent import of this creator waits above,
+            // so the latest versions cannot move before this transaction ends.
+            let latest = latest_programs(&mut tx, id, programs).await?;
+            let new_programs = new_versions(programs, &latest)?;
             let outcome = match current {
-                Some((hash, _)) if hash == content.hash => {
+                Some((hash, _)) if hash == content.hash && new_programs.is_empty() => {
                     tx.rollback().await.map_err(from_sqlx)?;
                     return Ok(PutOutcome::Unchanged);
                 }
-                Some((_, version)) => {
+                Some((hash, version)) => {
                     write_creator(&mut tx, UPDATE_CREATOR, id, profile, &content).await?;
+                    if hash != content.hash {
+                        replace_documents(&mut tx, id, &content).await?;
+                    }
                     PutOutcome::Updated { version: version_from(version)? + 1 }
                 }
                 None => {
                     if write_creator(&mut tx, INSERT_CREATOR, id, profile, &content).await? == 0 {
                         continue;
                     }
+                    replace_documents(&mut tx, id, &content).await?;
                     PutOutcome::Created
                 }
             };
-            replace_documents(&mut tx, id, &content).await?;
+            insert_programs(&mut tx, id, &new_programs).await?;
             tx.commit().await.map_err(from_sqlx)?;
             return Ok(outcome);
         }
@@ -240,12 +271,93 @@ impl PgStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(from_sqlx)?;
+        let programs: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT program_id, version::bigint, source FROM programs WHERE creator_id = $1 \
+             ORDER BY program_id COLLATE \"C\", version",
+        )
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(Some(StoredCreator {
             profile,
             documents: documents.into_iter().map(|(path, body)| KnowledgeDocument { path, body }).collect(),
+            programs: programs.into_iter().map(stored_program).collect::<Result<_, _>>()?,
             version: version_from(version)?,
         }))
+    }
+
+    /// Across tenants, as `twin_system` (its policy shows it pending nudges only).
+    pub(crate) async fn pending_before(
+        &self,
+        horizon: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        let rows: Vec<NudgeTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {NUDGE_COLUMNS} FROM nudges WHERE status = 'pending' AND due_at < $1 \
+             AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY due_at, id LIMIT $3"
+        )))
+        .bind(horizon.millis())
+        .bind(now.millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.system)
+        .await
+        .map_err(from_sqlx)?;
+        rows.into_iter().map(nudge_row).map(NudgeRow::into_nudge).collect()
+    }
+
+    /// One statement as `twin_system`: rows another claim has locked are skipped, not waited for,
+    /// and a row whose claim was taken and committed meanwhile fails the re-checked condition, so
+    /// each nudge is claimed by one caller per lease.
+    pub(crate) async fn claim(
+        &self,
+        ids: &[NudgeId],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        let rows: Vec<NudgeTuple> = sqlx::query_as(CLAIM)
+            .bind(&ids)
+            .bind(now.millis())
+            .bind(lease_until.millis())
+            .fetch_all(&self.system)
+            .await
+            .map_err(from_sqlx)?;
+        earliest_first(rows.into_iter().map(nudge_row).collect())
+    }
+
+    pub(crate) async fn release_claims(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE nudges SET claimed_until = NULL WHERE status = 'pending' AND claimed_until IS NOT NULL",
+        )
+        .execute(&self.system)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
+    pub(crate) async fn pending_of(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        let mut tx = self.tenant_tx(creator, READ_TX).await?;
+        let rows: Vec<NudgeTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {NUDGE_COLUMNS} FROM nudges WHERE conversation_id = $1 AND creator_id = $2 \
+             AND status = 'pending' ORDER BY due_at, id"
+        )))
+        .bind(conversation.0)
+        .bind(creator.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        tx.commit().await.map_err(from_sqlx)?;
+        rows.into_iter().map(nudge_row).map(NudgeRow::into_nudge).collect()
     }
 
     /// A transaction on the app pool with the tenant set for all its statements.
@@ -273,8 +385,18 @@ fn role_pool(set_role: &'static str, size: u32, options: &PgConnectOptions) -> P
         .connect_lazy_with(options.clone())
 }
 
-/// Row-level security reads the tenant from this transaction-local setting; it reverts when the
-/// transaction ends, so a pooled connection never carries it into its next use.
+/// Claims the pending, unclaimed (or expired) nudges among `$1` until `$3`; `$2` is now. The CTE
+/// locks the rows it picks and skips rows another transaction holds; PostgreSQL re-checks the
+/// condition on a row that changed since the statement began, so a claim committed meanwhile is
+/// not taken twice.
+const CLAIM: &str = "WITH c AS (\
+        SELECT id FROM nudges \
+        WHERE id = ANY($1::uuid[]) AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < $2) \
+        FOR UPDATE SKIP LOCKED\
+    ) \
+    UPDATE nudges AS n SET claimed_until = $3 FROM c WHERE n.id = c.id \
+    RETURNING n.id, n.creator_id, n.conversation_id, n.user_id, n.due_at";
+
 const UPDATE_CREATOR: &str = "UPDATE creators SET slug = $2, profile = $3::jsonb, content_hash = $4, \
      version = version + 1, updated_at = now() WHERE id = $1";
 const INSERT_CREATOR: &str = "INSERT INTO creators (id, slug, profile, content_hash, version) \
@@ -299,6 +421,8 @@ async fn write_creator(
     Ok(done.rows_affected())
 }
 
+/// Row-level security reads the tenant from this transaction-local setting; it reverts when the
+/// transaction ends, so a pooled connection never carries it into its next use.
 async fn set_tenant(conn: &mut PgConnection, creator: CreatorId) -> Result<(), StoreError> {
     sqlx::query("SELECT set_config('app.creator_id', $1, true)")
         .bind(creator.0.to_string())
@@ -317,10 +441,12 @@ async fn insert_conversations(conn: &mut PgConnection, batch: &TenantBatch<'_>) 
     let users: Vec<&str> = batch.created.iter().map(|h| h.user.as_str()).collect();
     let versions = batch.created.iter().map(|h| to_db("version", h.version)).collect::<Result<Vec<_>, _>>()?;
     let created_at: Vec<i64> = batch.created.iter().map(|h| h.created_at.millis()).collect();
+    let states = batch.created.iter().map(|h| state_json(h)).collect::<Result<Vec<_>, _>>()?;
     let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO conversations (id, creator_id, user_id, version, created_at) \
-         SELECT u.id, $1, u.user_id, u.version, u.created_at \
-         FROM UNNEST($2::uuid[], $3::text[], $4::bigint[], $5::bigint[]) AS u(id, user_id, version, created_at) \
+        "INSERT INTO conversations (id, creator_id, user_id, version, created_at, state) \
+         SELECT u.id, $1, u.user_id, u.version, u.created_at, u.state::jsonb \
+         FROM UNNEST($2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::text[]) \
+              AS u(id, user_id, version, created_at, state) \
          ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(batch.creator.0)
@@ -328,6 +454,7 @@ async fn insert_conversations(conn: &mut PgConnection, batch: &TenantBatch<'_>) 
     .bind(&users)
     .bind(&versions)
     .bind(&created_at)
+    .bind(&states)
     .fetch_all(&mut *conn)
     .await
     .map_err(from_sqlx)?;
@@ -345,15 +472,17 @@ async fn update_conversations(conn: &mut PgConnection, batch: &TenantBatch<'_>) 
     let ids: Vec<Uuid> = batch.updated.iter().map(|(h, _)| h.id.0).collect();
     let expected = batch.updated.iter().map(|(_, e)| to_db("version", *e)).collect::<Result<Vec<_>, _>>()?;
     let versions = batch.updated.iter().map(|(h, _)| to_db("version", h.version)).collect::<Result<Vec<_>, _>>()?;
+    let states = batch.updated.iter().map(|(h, _)| state_json(h)).collect::<Result<Vec<_>, _>>()?;
     let updated: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE conversations AS c SET version = u.version, updated_at = now() \
-         FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[]) AS u(id, expected, version) \
+        "UPDATE conversations AS c SET version = u.version, state = u.state::jsonb, updated_at = now() \
+         FROM UNNEST($2::uuid[], $3::bigint[], $4::bigint[], $5::text[]) AS u(id, expected, version, state) \
          WHERE c.id = u.id AND c.creator_id = $1 AND c.version = u.expected RETURNING c.id",
     )
     .bind(batch.creator.0)
     .bind(&ids)
     .bind(&expected)
     .bind(&versions)
+    .bind(&states)
     .fetch_all(&mut *conn)
     .await
     .map_err(from_sqlx)?;
@@ -378,11 +507,13 @@ async fn insert_messages(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Re
         batch.messages.iter().map(|m| m.client_id.as_ref().map(|c| c.as_str())).collect();
     let streams: Vec<Option<&str>> = batch.messages.iter().map(|m| m.stream.as_ref().map(|s| s.as_str())).collect();
     let created_at: Vec<i64> = batch.messages.iter().map(|m| m.created_at.millis()).collect();
+    let choices = batch.messages.iter().map(|m| choices_json(&m.choices)).collect::<Result<Vec<_>, _>>()?;
     let inserted: Result<Vec<(Uuid, i64)>, sqlx::Error> = sqlx::query_as(
-        "INSERT INTO messages (conversation_id, seq, creator_id, origin, body, client_id, stream, created_at) \
-         SELECT u.conversation_id, u.seq, $1, u.origin, u.body, u.client_id, u.stream, u.created_at \
-         FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[]) \
-              AS u(conversation_id, seq, origin, body, client_id, stream, created_at) \
+        "INSERT INTO messages (conversation_id, seq, creator_id, origin, body, client_id, stream, created_at, choices) \
+         SELECT u.conversation_id, u.seq, $1, u.origin, u.body, u.client_id, u.stream, u.created_at, u.choices::jsonb \
+         FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], \
+                     $9::text[]) \
+              AS u(conversation_id, seq, origin, body, client_id, stream, created_at, choices) \
          ON CONFLICT DO NOTHING RETURNING conversation_id, seq",
     )
     .bind(batch.creator.0)
@@ -393,6 +524,7 @@ async fn insert_messages(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Re
     .bind(&client_ids)
     .bind(&streams)
     .bind(&created_at)
+    .bind(&choices)
     .fetch_all(&mut *conn)
     .await;
     let inserted = match inserted {
@@ -412,6 +544,111 @@ async fn insert_messages(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Re
         let expected = stored.map(version_from).transpose()?.unwrap_or(0);
         return Err(StoreError::Conflict { conversation: ConversationId(conversation), expected });
     }
+    Ok(())
+}
+
+/// Inserts the slice's nudges as pending; an id already stored is left as it is (a replayed step
+/// schedules the same id again). A nudge of a conversation not stored for this tenant refuses the
+/// commit, as a message does.
+async fn insert_nudges(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
+    let Some(first) = batch.scheduled.first() else {
+        return Ok(());
+    };
+    let ids: Vec<Uuid> = batch.scheduled.iter().map(|n| n.id.0).collect();
+    let conversations: Vec<Uuid> = batch.scheduled.iter().map(|n| n.conversation.0).collect();
+    let users: Vec<&str> = batch.scheduled.iter().map(|n| n.user.as_str()).collect();
+    let due_at: Vec<i64> = batch.scheduled.iter().map(|n| n.due_at.millis()).collect();
+    let inserted = sqlx::query(
+        "INSERT INTO nudges (id, creator_id, conversation_id, user_id, due_at) \
+         SELECT u.id, $1, u.conversation_id, u.user_id, u.due_at \
+         FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::bigint[]) AS u(id, conversation_id, user_id, due_at) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(batch.creator.0)
+    .bind(&ids)
+    .bind(&conversations)
+    .bind(&users)
+    .bind(&due_at)
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(StoreError::Conflict { conversation: first.conversation, expected: 0 })
+        }
+        Err(e) => Err(from_sqlx(e)),
+    }
+}
+
+/// Settles the slice's nudges that are still pending; one already settled (or never stored for
+/// this tenant) is left alone, so settling is idempotent.
+async fn settle_nudges(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
+    if batch.settled.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = batch.settled.iter().map(|(id, _)| id.0).collect();
+    let outcomes: Vec<&str> = batch.settled.iter().map(|(_, outcome)| outcome.as_str()).collect();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE nudges AS n SET status = u.status, settled_at = {NOW_MILLIS}, claimed_until = NULL \
+         FROM UNNEST($2::uuid[], $3::text[]) AS u(id, status) \
+         WHERE n.id = u.id AND n.creator_id = $1 AND n.status = 'pending'"
+    )))
+    .bind(batch.creator.0)
+    .bind(&ids)
+    .bind(&outcomes)
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
+}
+
+/// The latest stored version of each of the given programs (others are not needed).
+async fn latest_programs(
+    conn: &mut PgConnection,
+    creator: CreatorId,
+    programs: &[ProgramSource],
+) -> Result<HashMap<String, Latest>, StoreError> {
+    if programs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<&str> = programs.iter().map(|p| p.id.as_str()).collect();
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT DISTINCT ON (program_id) program_id, version::bigint, content_hash FROM programs \
+         WHERE creator_id = $1 AND program_id = ANY($2::text[]) ORDER BY program_id, version DESC",
+    )
+    .bind(creator.0)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(rows.into_iter().map(|(id, version, hash)| (id, Latest { version, hash })).collect())
+}
+
+async fn insert_programs(
+    conn: &mut PgConnection,
+    creator: CreatorId,
+    versions: &[NewVersion<'_>],
+) -> Result<(), StoreError> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = versions.iter().map(|v| v.id).collect();
+    let numbers: Vec<i32> = versions.iter().map(|v| v.version).collect();
+    let sources: Vec<&str> = versions.iter().map(|v| v.source).collect();
+    let hashes: Vec<&str> = versions.iter().map(|v| v.hash.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO programs (creator_id, program_id, version, source, content_hash) \
+         SELECT $1, u.program_id, u.version, u.source, u.content_hash \
+         FROM UNNEST($2::text[], $3::integer[], $4::text[], $5::text[]) AS u(program_id, version, source, content_hash)",
+    )
+    .bind(creator.0)
+    .bind(&ids)
+    .bind(&numbers)
+    .bind(&sources)
+    .bind(&hashes)
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
     Ok(())
 }
 
@@ -451,6 +688,12 @@ async fn replace_documents(
     Ok(())
 }
 
-fn message_row((conversation, creator, seq, origin, body, client_id, stream, created_at): MessageTuple) -> MessageRow {
-    MessageRow { conversation, creator, seq, origin, body, client_id, stream, created_at }
+fn message_row(
+    (conversation, creator, seq, origin, body, client_id, stream, choices, created_at): MessageTuple,
+) -> MessageRow {
+    MessageRow { conversation, creator, seq, origin, body, client_id, stream, choices, created_at }
+}
+
+fn nudge_row((id, creator, conversation, user, due_at): NudgeTuple) -> NudgeRow {
+    NudgeRow { id, creator, conversation, user, due_at }
 }

@@ -1,7 +1,11 @@
 //! Conversions between the engine's types and column values, shared by both backends.
 
-use twin_engine::ports::{ConversationHeader, StoreError, StoredConversation};
-use twin_engine::{ClientMsgId, ConversationId, CreatorId, Message, Origin, Seq, StreamId, Timestamp, UserId};
+use twin_engine::conversation::ConversationState;
+use twin_engine::ports::{ConversationHeader, ScheduledNudge, StoreError, StoredConversation, StoredProgram};
+use twin_engine::{
+    Choice, ClientMsgId, ConversationId, CreatorId, Message, NudgeId, Origin, ProgramId, Seq, StreamId, Timestamp,
+    UserId,
+};
 use uuid::Uuid;
 
 use crate::error::out_of_range;
@@ -15,6 +19,8 @@ pub(crate) struct MessageRow {
     pub body: String,
     pub client_id: Option<String>,
     pub stream: Option<String>,
+    /// JSON of the choices; NULL when there are none.
+    pub choices: Option<String>,
     pub created_at: i64,
 }
 
@@ -24,6 +30,10 @@ impl MessageRow {
             .ok_or_else(|| StoreError::Corrupt(format!("unknown origin {:?}", self.origin)))?;
         let client_id = self.client_id.map(|raw| ClientMsgId::parse(&raw).map_err(corrupt("client id"))).transpose()?;
         let stream = self.stream.map(|raw| StreamId::parse(&raw).map_err(corrupt("stream id"))).transpose()?;
+        let choices = match self.choices {
+            None => Vec::new(),
+            Some(raw) => serde_json::from_str(&raw).map_err(corrupt("message choices"))?,
+        };
         Ok(Message {
             conversation: ConversationId(self.conversation),
             creator: CreatorId(self.creator),
@@ -32,9 +42,63 @@ impl MessageRow {
             text: self.body,
             client_id,
             stream,
+            choices,
             created_at: Timestamp::from_millis(self.created_at),
         })
     }
+}
+
+/// The choices column of a message: JSON, or NULL for none (most messages).
+pub(crate) fn choices_json(choices: &[Choice]) -> Result<Option<String>, StoreError> {
+    if choices.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(choices)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("message choices cannot be serialized: {e}")))
+}
+
+/// The state column of a conversation.
+pub(crate) fn state_json(header: &ConversationHeader) -> Result<String, StoreError> {
+    serde_json::to_string(&header.state)
+        .map_err(|e| StoreError::Corrupt(format!("state of conversation {} cannot be serialized: {e}", header.id)))
+}
+
+/// A nudge as its columns hold it (the backends decode ids to `Uuid` first).
+pub(crate) struct NudgeRow {
+    pub id: Uuid,
+    pub creator: Uuid,
+    pub conversation: Uuid,
+    pub user: String,
+    pub due_at: i64,
+}
+
+impl NudgeRow {
+    pub(crate) fn into_nudge(self) -> Result<ScheduledNudge, StoreError> {
+        Ok(ScheduledNudge {
+            id: NudgeId(self.id),
+            creator: CreatorId(self.creator),
+            conversation: ConversationId(self.conversation),
+            user: UserId::parse(&self.user).map_err(corrupt("user id"))?,
+            due_at: Timestamp::from_millis(self.due_at),
+        })
+    }
+}
+
+/// Claimed rows come back in no particular order; the port promises earliest first.
+pub(crate) fn earliest_first(rows: Vec<NudgeRow>) -> Result<Vec<ScheduledNudge>, StoreError> {
+    let mut nudges = rows.into_iter().map(NudgeRow::into_nudge).collect::<Result<Vec<_>, _>>()?;
+    nudges.sort_by_key(|n| (n.due_at, n.id));
+    Ok(nudges)
+}
+
+/// A stored program version; `(program id, version, source)` as the columns hold them.
+pub(crate) fn stored_program((id, version, source): (String, i64, String)) -> Result<StoredProgram, StoreError> {
+    Ok(StoredProgram {
+        id: ProgramId::parse(&id).map_err(corrupt("program id"))?,
+        version: u32::try_from(version).map_err(|_| out_of_range("program version", version))?,
+        source,
+    })
 }
 
 pub(crate) fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> StoreError {
@@ -64,6 +128,8 @@ pub(crate) struct ConversationRows {
     pub(crate) user: String,
     pub(crate) version: i64,
     pub(crate) created_at: i64,
+    /// JSON of the conversation's state.
+    pub(crate) state: String,
     pub(crate) last_seq: i64,
     /// Most recent first, as queried.
     pub(crate) recent_newest_first: Vec<MessageRow>,
@@ -80,6 +146,7 @@ impl ConversationRows {
                 user: UserId::parse(&self.user).map_err(corrupt("user id"))?,
                 version: version_from(self.version)?,
                 created_at: Timestamp::from_millis(self.created_at),
+                state: serde_json::from_str::<ConversationState>(&self.state).map_err(corrupt("conversation state"))?,
             },
             last_seq: seq_from(self.last_seq)?,
             recent: self
@@ -95,5 +162,25 @@ impl ConversationRows {
                 .map(|(client, seq)| Ok((ClientMsgId::parse(&client).map_err(corrupt("client id"))?, seq_from(seq)?)))
                 .collect::<Result<_, StoreError>>()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_migrations_default_state_loads_as_the_default() {
+        // Conversations stored before the state column have '{}' (0004 / sqlite 0002).
+        assert_eq!(serde_json::from_str::<ConversationState>("{}").unwrap(), ConversationState::default());
+    }
+
+    #[test]
+    fn no_choices_are_stored_as_null() {
+        assert_eq!(choices_json(&[]).unwrap(), None);
+        let one = [Choice { value: "v".to_owned(), label: "l".to_owned() }];
+        assert_eq!(choices_json(&one).unwrap().as_deref(), Some(r#"[{"value":"v","label":"l"}]"#));
     }
 }

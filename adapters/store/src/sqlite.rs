@@ -1,6 +1,7 @@
 //! SQLite, the embedded default: one file in WAL mode. There is no row-level security, so every
 //! query names its tenant (`creator_id`) explicitly; writes take the write lock up front.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -9,16 +10,22 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 use twin_engine::knowledge::KnowledgeDocument;
-use twin_engine::ports::{LoadLimits, PutOutcome, Record, StoreError, StoredConversation, StoredCreator};
+use twin_engine::ports::{
+    LoadLimits, ProgramSource, PutOutcome, Record, ScheduledNudge, StoreError, StoredConversation, StoredCreator,
+};
 use twin_engine::twin::CreatorProfile;
-use twin_engine::{ConversationId, CreatorId, Message, Seq};
+use twin_engine::{ConversationId, CreatorId, Message, NudgeId, Seq, Timestamp};
 use uuid::fmt::Hyphenated;
 
 use crate::content_hash::{CreatorContent, body_hash};
 use crate::error::from_sqlx;
 use crate::migrations;
 use crate::plan::{TenantBatch, first_missing, plan};
-use crate::rows::{ConversationRows, MessageRow, corrupt, saturating_db, to_db, version_from};
+use crate::programs::{Latest, NewVersion, new_versions};
+use crate::rows::{
+    ConversationRows, MessageRow, NudgeRow, choices_json, corrupt, earliest_first, saturating_db, state_json,
+    stored_program, to_db, version_from,
+};
 
 const POOL_SIZE: u32 = 8;
 /// How long a writer waits for another connection's write lock before giving up.
@@ -29,8 +36,17 @@ const ROWS_PER_INSERT: usize = 500;
 /// when a read lock cannot be upgraded.
 const WRITE_TX: &str = "BEGIN IMMEDIATE";
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+/// The database's clock in milliseconds since the Unix epoch, for bookkeeping columns.
+const NOW_MILLIS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
 
-type MessageTuple = (Hyphenated, Hyphenated, i64, String, String, Option<String>, Option<String>, i64);
+const MESSAGE_COLUMNS: &str = "conversation_id, creator_id, seq, origin, body, client_id, stream, choices, created_at";
+
+type MessageTuple = (Hyphenated, Hyphenated, i64, String, String, Option<String>, Option<String>, Option<String>, i64);
+
+/// What a nudge query returns, in [`NudgeTuple`]'s order.
+const NUDGE_COLUMNS: &str = "id, creator_id, conversation_id, user_id, due_at";
+
+type NudgeTuple = (Hyphenated, Hyphenated, Hyphenated, String, i64);
 
 #[derive(Clone)]
 pub(crate) struct SqliteStore {
@@ -84,14 +100,15 @@ impl SqliteStore {
     ) -> Result<Option<StoredConversation>, StoreError> {
         // One read transaction: one WAL snapshot for all the statements.
         let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
-        let row: Option<(String, i64, i64)> =
-            sqlx::query_as("SELECT user_id, version, created_at FROM conversations WHERE id = ? AND creator_id = ?")
-                .bind(id.0.hyphenated())
-                .bind(creator.0.hyphenated())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-        let Some((user, version, created_at)) = row else {
+        let row: Option<(String, i64, i64, String)> = sqlx::query_as(
+            "SELECT user_id, version, created_at, state FROM conversations WHERE id = ? AND creator_id = ?",
+        )
+        .bind(id.0.hyphenated())
+        .bind(creator.0.hyphenated())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        let Some((user, version, created_at, state)) = row else {
             return Ok(None);
         };
         let last_seq: i64 = sqlx::query_scalar(
@@ -102,10 +119,10 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(from_sqlx)?;
-        let recent: Vec<MessageTuple> = sqlx::query_as(
-            "SELECT conversation_id, creator_id, seq, origin, body, client_id, stream, created_at FROM messages \
-             WHERE conversation_id = ? AND creator_id = ? ORDER BY seq DESC LIMIT ?",
-        )
+        let recent: Vec<MessageTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND creator_id = ? \
+             ORDER BY seq DESC LIMIT ?"
+        )))
         .bind(id.0.hyphenated())
         .bind(creator.0.hyphenated())
         .bind(saturating_db(limits.history as u64))
@@ -127,6 +144,7 @@ impl SqliteStore {
             user,
             version,
             created_at,
+            state,
             last_seq,
             recent_newest_first: recent.into_iter().map(message_row).collect(),
             client_ids_newest_first: client_ids,
@@ -141,10 +159,10 @@ impl SqliteStore {
         after: Seq,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        let rows: Vec<MessageTuple> = sqlx::query_as(
-            "SELECT conversation_id, creator_id, seq, origin, body, client_id, stream, created_at FROM messages \
-             WHERE conversation_id = ? AND creator_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
+        let rows: Vec<MessageTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND creator_id = ? AND seq > ? \
+             ORDER BY seq LIMIT ?"
+        )))
         .bind(id.0.hyphenated())
         .bind(creator.0.hyphenated())
         .bind(saturating_db(after.0))
@@ -166,6 +184,8 @@ impl SqliteStore {
             insert_conversations(&mut tx, batch).await?;
             update_conversations(&mut tx, batch).await?;
             insert_messages(&mut tx, batch).await?;
+            insert_nudges(&mut tx, batch).await?;
+            settle_nudges(&mut tx, batch).await?;
         }
         tx.commit().await.map_err(from_sqlx)
     }
@@ -174,6 +194,7 @@ impl SqliteStore {
         &self,
         profile: &CreatorProfile,
         documents: &[KnowledgeDocument],
+        programs: &[ProgramSource],
     ) -> Result<PutOutcome, StoreError> {
         let content = CreatorContent::new(profile, documents)?;
         let id = profile.slug.creator_id().0.hyphenated();
@@ -183,8 +204,11 @@ impl SqliteStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(from_sqlx)?;
+        let latest = latest_programs(&mut tx, id).await?;
+        let new_programs = new_versions(programs, &latest)?;
+        let documents_changed = current.as_ref().is_none_or(|(hash, _)| *hash != content.hash);
         let outcome = match current {
-            Some((hash, _)) if hash == content.hash => {
+            Some(_) if !documents_changed && new_programs.is_empty() => {
                 tx.rollback().await.map_err(from_sqlx)?;
                 return Ok(PutOutcome::Unchanged);
             }
@@ -214,23 +238,10 @@ impl SqliteStore {
                 PutOutcome::Created
             }
         };
-        // The whole set is rewritten: simpler than PostgreSQL's upsert and as cheap in-process.
-        sqlx::query("DELETE FROM knowledge_documents WHERE creator_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        for chunk in content.documents.chunks(ROWS_PER_INSERT) {
-            let mut insert =
-                QueryBuilder::<Sqlite>::new("INSERT INTO knowledge_documents (creator_id, path, body, content_hash) ");
-            insert.push_values(chunk, |mut row, doc| {
-                row.push_bind(id)
-                    .push_bind(doc.path.clone())
-                    .push_bind(doc.body.clone())
-                    .push_bind(body_hash(&doc.body));
-            });
-            insert.build().execute(&mut *tx).await.map_err(from_sqlx)?;
+        if documents_changed {
+            replace_documents(&mut tx, id, &content).await?;
         }
+        insert_programs(&mut tx, id, &new_programs).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(outcome)
     }
@@ -252,12 +263,97 @@ impl SqliteStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(from_sqlx)?;
+        let programs: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT program_id, version, source FROM programs WHERE creator_id = ? ORDER BY program_id, version",
+        )
+        .bind(id.0.hyphenated())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(Some(StoredCreator {
             profile: serde_json::from_str(&profile).map_err(corrupt("creator profile"))?,
             documents: documents.into_iter().map(|(path, body)| KnowledgeDocument { path, body }).collect(),
+            programs: programs.into_iter().map(stored_program).collect::<Result<_, _>>()?,
             version: version_from(version)?,
         }))
+    }
+
+    pub(crate) async fn pending_before(
+        &self,
+        horizon: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        let rows: Vec<NudgeTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {NUDGE_COLUMNS} FROM nudges WHERE status = 'pending' AND due_at < ? \
+             AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY due_at, id LIMIT ?"
+        )))
+        .bind(horizon.millis())
+        .bind(now.millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.into_iter().map(nudge_row).map(NudgeRow::into_nudge).collect()
+    }
+
+    /// On the single writer, so two claims never interleave: each nudge goes to one caller per
+    /// lease.
+    pub(crate) async fn claim(
+        &self,
+        ids: &[NudgeId],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
+        let mut claimed = Vec::new();
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            let mut update = QueryBuilder::<Sqlite>::new("UPDATE nudges SET claimed_until = ");
+            update.push_bind(lease_until.millis());
+            update.push(" WHERE status = 'pending' AND (claimed_until IS NULL OR claimed_until < ");
+            update.push_bind(now.millis());
+            update.push(") AND id IN (");
+            let mut ids = update.separated(", ");
+            for id in chunk {
+                ids.push_bind(id.0.hyphenated());
+            }
+            update.push(") RETURNING ").push(NUDGE_COLUMNS);
+            let rows: Vec<NudgeTuple> = update.build_query_as().fetch_all(&mut *tx).await.map_err(from_sqlx)?;
+            claimed.extend(rows.into_iter().map(nudge_row));
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        earliest_first(claimed)
+    }
+
+    pub(crate) async fn release_claims(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE nudges SET claimed_until = NULL WHERE status = 'pending' AND claimed_until IS NOT NULL",
+        )
+        .execute(&self.writer)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
+    pub(crate) async fn pending_of(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        let rows: Vec<NudgeTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {NUDGE_COLUMNS} FROM nudges WHERE conversation_id = ? AND creator_id = ? \
+             AND status = 'pending' ORDER BY due_at, id"
+        )))
+        .bind(conversation.0.hyphenated())
+        .bind(creator.0.hyphenated())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.into_iter().map(nudge_row).map(NudgeRow::into_nudge).collect()
     }
 }
 
@@ -266,14 +362,17 @@ async fn insert_conversations(conn: &mut SqliteConnection, batch: &TenantBatch<'
     let creator = batch.creator.0.hyphenated();
     for chunk in batch.created.chunks(ROWS_PER_INSERT) {
         let versions = chunk.iter().map(|h| to_db("version", h.version)).collect::<Result<Vec<_>, _>>()?;
-        let mut insert =
-            QueryBuilder::<Sqlite>::new("INSERT INTO conversations (id, creator_id, user_id, version, created_at) ");
-        insert.push_values(chunk.iter().zip(&versions), |mut row, (header, version)| {
+        let states = chunk.iter().map(|h| state_json(h)).collect::<Result<Vec<_>, _>>()?;
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO conversations (id, creator_id, user_id, version, created_at, state) ",
+        );
+        insert.push_values(chunk.iter().zip(versions.iter().zip(states)), |mut row, (header, (version, state))| {
             row.push_bind(header.id.0.hyphenated())
                 .push_bind(creator)
                 .push_bind(header.user.as_str().to_owned())
                 .push_bind(*version)
-                .push_bind(header.created_at.millis());
+                .push_bind(header.created_at.millis())
+                .push_bind(state);
         });
         insert.push(" ON CONFLICT DO NOTHING RETURNING id");
         let inserted: Vec<Hyphenated> = insert.build_query_scalar().fetch_all(&mut *conn).await.map_err(from_sqlx)?;
@@ -290,10 +389,11 @@ async fn insert_conversations(conn: &mut SqliteConnection, batch: &TenantBatch<'
 async fn update_conversations(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
     for (header, expected) in &batch.updated {
         let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE conversations SET version = ?, updated_at = {NOW} \
+            "UPDATE conversations SET version = ?, state = ?, updated_at = {NOW} \
              WHERE id = ? AND creator_id = ? AND version = ?"
         )))
         .bind(to_db("version", header.version)?)
+        .bind(state_json(header)?)
         .bind(header.id.0.hyphenated())
         .bind(batch.creator.0.hyphenated())
         .bind(to_db("version", *expected)?)
@@ -314,10 +414,12 @@ async fn insert_messages(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -
     for chunk in batch.messages.chunks(ROWS_PER_INSERT) {
         let keys =
             chunk.iter().map(|m| Ok((m.conversation.0, to_db("seq", m.seq.0)?))).collect::<Result<Vec<_>, _>>()?;
+        let choices = chunk.iter().map(|m| choices_json(&m.choices)).collect::<Result<Vec<_>, _>>()?;
         let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (conversation_id, seq, creator_id, origin, body, client_id, stream, created_at) ",
+            "INSERT INTO messages (conversation_id, seq, creator_id, origin, body, client_id, stream, created_at, \
+             choices) ",
         );
-        insert.push_values(chunk.iter().zip(&keys), |mut row, (m, (_, seq))| {
+        insert.push_values(chunk.iter().zip(keys.iter().zip(choices)), |mut row, (m, ((_, seq), choices))| {
             row.push_bind(m.conversation.0.hyphenated())
                 .push_bind(*seq)
                 .push_bind(creator)
@@ -325,7 +427,8 @@ async fn insert_messages(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -
                 .push_bind(m.text.clone())
                 .push_bind(m.client_id.as_ref().map(|c| c.as_str().to_owned()))
                 .push_bind(m.stream.as_ref().map(|s| s.as_str().to_owned()))
-                .push_bind(m.created_at.millis());
+                .push_bind(m.created_at.millis())
+                .push_bind(choices);
         });
         insert.push(" ON CONFLICT DO NOTHING RETURNING conversation_id, seq");
         let inserted: Vec<(Hyphenated, i64)> = match insert.build_query_as().fetch_all(&mut *conn).await {
@@ -352,7 +455,120 @@ async fn insert_messages(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -
     Ok(())
 }
 
-fn message_row((conversation, creator, seq, origin, body, client_id, stream, created_at): MessageTuple) -> MessageRow {
+/// Inserts the slice's nudges as pending; an id already stored is left as it is (a replayed step
+/// schedules the same id again). A nudge of a conversation not stored for this tenant refuses the
+/// commit, as a message does.
+async fn insert_nudges(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
+    let creator = batch.creator.0.hyphenated();
+    for chunk in batch.scheduled.chunks(ROWS_PER_INSERT) {
+        let mut insert =
+            QueryBuilder::<Sqlite>::new("INSERT INTO nudges (id, creator_id, conversation_id, user_id, due_at) ");
+        insert.push_values(chunk, |mut row, nudge| {
+            row.push_bind(nudge.id.0.hyphenated())
+                .push_bind(creator)
+                .push_bind(nudge.conversation.0.hyphenated())
+                .push_bind(nudge.user.as_str().to_owned())
+                .push_bind(nudge.due_at.millis());
+        });
+        insert.push(" ON CONFLICT (id) DO NOTHING");
+        match insert.build().execute(&mut *conn).await {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                let conversation = chunk.first().map_or(ConversationId(uuid::Uuid::nil()), |n| n.conversation);
+                return Err(StoreError::Conflict { conversation, expected: 0 });
+            }
+            Err(e) => return Err(from_sqlx(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Settles the slice's nudges that are still pending, one statement per outcome; one already
+/// settled (or never stored for this tenant) is left alone, so settling is idempotent.
+async fn settle_nudges(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
+    let creator = batch.creator.0.hyphenated();
+    for (outcome, ids) in batch.settled_by_outcome() {
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            let mut update = QueryBuilder::<Sqlite>::new("UPDATE nudges SET status = ");
+            update.push_bind(outcome.as_str());
+            update.push(format_args!(", settled_at = {NOW_MILLIS}, claimed_until = NULL WHERE creator_id = "));
+            update.push_bind(creator);
+            update.push(" AND status = 'pending' AND id IN (");
+            let mut list = update.separated(", ");
+            for id in chunk {
+                list.push_bind(id.0.hyphenated());
+            }
+            update.push(")");
+            update.build().execute(&mut *conn).await.map_err(from_sqlx)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the creator's documents with the given set. The whole set is rewritten: simpler than
+/// PostgreSQL's upsert and as cheap in-process.
+async fn replace_documents(
+    conn: &mut SqliteConnection,
+    id: Hyphenated,
+    content: &CreatorContent<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM knowledge_documents WHERE creator_id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    for chunk in content.documents.chunks(ROWS_PER_INSERT) {
+        let mut insert =
+            QueryBuilder::<Sqlite>::new("INSERT INTO knowledge_documents (creator_id, path, body, content_hash) ");
+        insert.push_values(chunk, |mut row, doc| {
+            row.push_bind(id).push_bind(doc.path.clone()).push_bind(doc.body.clone()).push_bind(body_hash(&doc.body));
+        });
+        insert.build().execute(&mut *conn).await.map_err(from_sqlx)?;
+    }
+    Ok(())
+}
+
+/// The latest stored version of each program of the creator.
+async fn latest_programs(
+    conn: &mut SqliteConnection,
+    creator: Hyphenated,
+) -> Result<HashMap<String, Latest>, StoreError> {
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT p.program_id, p.version, p.content_hash FROM programs AS p \
+         WHERE p.creator_id = ? AND p.version = \
+               (SELECT max(version) FROM programs WHERE creator_id = p.creator_id AND program_id = p.program_id)",
+    )
+    .bind(creator)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(rows.into_iter().map(|(id, version, hash)| (id, Latest { version, hash })).collect())
+}
+
+async fn insert_programs(
+    conn: &mut SqliteConnection,
+    creator: Hyphenated,
+    versions: &[NewVersion<'_>],
+) -> Result<(), StoreError> {
+    for chunk in versions.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO programs (creator_id, program_id, version, source, content_hash) ",
+        );
+        insert.push_values(chunk, |mut row, v| {
+            row.push_bind(creator)
+                .push_bind(v.id.to_owned())
+                .push_bind(v.version)
+                .push_bind(v.source.to_owned())
+                .push_bind(v.hash.clone());
+        });
+        insert.build().execute(&mut *conn).await.map_err(from_sqlx)?;
+    }
+    Ok(())
+}
+
+fn message_row(
+    (conversation, creator, seq, origin, body, client_id, stream, choices, created_at): MessageTuple,
+) -> MessageRow {
     MessageRow {
         conversation: conversation.into_uuid(),
         creator: creator.into_uuid(),
@@ -361,6 +577,11 @@ fn message_row((conversation, creator, seq, origin, body, client_id, stream, cre
         body,
         client_id,
         stream,
+        choices,
         created_at,
     }
+}
+
+fn nudge_row((id, creator, conversation, user, due_at): NudgeTuple) -> NudgeRow {
+    NudgeRow { id: id.into_uuid(), creator: creator.into_uuid(), conversation: conversation.into_uuid(), user, due_at }
 }

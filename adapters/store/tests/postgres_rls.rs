@@ -8,10 +8,12 @@
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
+use std::collections::HashSet;
+
 use fixtures::*;
 use sqlx::{Executor, PgConnection};
-use twin_engine::ports::{ConversationStore, CreatorStore, LoadLimits};
-use twin_engine::{CreatorId, Seq};
+use twin_engine::ports::{ConversationStore, CreatorStore, LoadLimits, NudgeOutcome, NudgeStore, ScheduledNudge};
+use twin_engine::{CreatorId, NudgeId, Seq};
 use twin_store::testing::{Kind, TestDb};
 use uuid::Uuid;
 
@@ -19,12 +21,18 @@ const ALL: LoadLimits = LoadLimits { history: 100, client_ids: 100 };
 /// PostgreSQL's insufficient_privilege, raised for a row refused by a policy and a missing grant.
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
-/// Two tenants with a creator, a conversation and messages each: alice 3 messages, bob 2.
+/// Two tenants with a creator, a program, a conversation, messages and pending nudges each: alice
+/// 3 messages and 2 nudges, bob 2 messages and 1 nudge.
 async fn two_tenants() -> (TestDb, CreatorId, CreatorId) {
     let db = TestDb::new(Kind::Postgres).await;
     let (a, b) = (creator("alice"), creator("bob"));
-    db.store.put_creator(&profile("alice", "Alice"), &[document("a.md", "alice's notes")]).await.unwrap();
-    db.store.put_creator(&profile("bob", "Bob"), &[document("b.md", "bob's notes")]).await.unwrap();
+    let alice_programs = [program("focus", "alice's program")];
+    let bob_programs = [program("focus", "bob's program")];
+    db.store
+        .put_creator(&profile("alice", "Alice"), &[document("a.md", "alice's notes")], &alice_programs)
+        .await
+        .unwrap();
+    db.store.put_creator(&profile("bob", "Bob"), &[document("b.md", "bob's notes")], &bob_programs).await.unwrap();
     let slice = [
         conversation_record(a, "u1", 1),
         conversation_record(b, "u1", 1),
@@ -33,9 +41,20 @@ async fn two_tenants() -> (TestDb, CreatorId, CreatorId) {
         record(user_message(a, "u1", 3, "c2")),
         record(user_message(b, "u1", 1, "c1")),
         record(twin_message(b, "u1", 2)),
+        scheduled(&alice_nudge(1)),
+        scheduled(&alice_nudge(2)),
+        scheduled(&bob_nudge()),
     ];
     db.store.commit(&slice).await.unwrap();
     (db, a, b)
+}
+
+fn alice_nudge(n: u64) -> ScheduledNudge {
+    nudge(creator("alice"), "u1", n, 1_000 * n as i64)
+}
+
+fn bob_nudge() -> ScheduledNudge {
+    nudge(creator("bob"), "u1", 1, 1_500)
 }
 
 async fn count(conn: &mut PgConnection, sql: &'static str) -> i64 {
@@ -70,11 +89,11 @@ async fn the_pool_runs_as_twin_app_on_tables_it_does_not_own() {
     assert_eq!(owned_by_roles, 0);
     let protected = count(
         &mut su,
-        "SELECT count(*) FROM pg_class WHERE relname IN ('creators', 'knowledge_documents', 'conversations', 'messages') \
-         AND relkind = 'r' AND relrowsecurity AND relforcerowsecurity",
+        "SELECT count(*) FROM pg_class WHERE relname IN ('creators', 'knowledge_documents', 'conversations', 'messages', \
+         'programs', 'nudges') AND relkind = 'r' AND relrowsecurity AND relforcerowsecurity",
     )
     .await;
-    assert_eq!(protected, 4, "every tenant table has ENABLE and FORCE row level security");
+    assert_eq!(protected, 6, "every tenant table has ENABLE and FORCE row level security");
     let roles = count(
         &mut su,
         "SELECT count(*) FROM pg_roles WHERE rolname IN ('twin_app', 'twin_system') \
@@ -163,7 +182,7 @@ async fn with_no_tenant_set_nothing_is_visible() {
     assert!(db.store.load(a, conversation(a, "u1"), ALL).await.unwrap().is_some());
     let pool = db.store.postgres_app_pool().unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    for table in ["messages", "conversations", "creators", "knowledge_documents"] {
+    for table in ["messages", "conversations", "creators", "knowledge_documents", "programs", "nudges"] {
         let sql = format!("SELECT count(*) FROM {table}");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *conn).await.unwrap();
         assert_eq!(n, 0, "{table} with no tenant set");
@@ -173,7 +192,7 @@ async fn with_no_tenant_set_nothing_is_visible() {
 }
 
 #[tokio::test]
-async fn twin_system_reads_every_creator_and_nothing_else() {
+async fn twin_system_reads_every_creator_but_no_conversation_or_message() {
     let (db, _, _) = two_tenants().await;
     db.store.ready().await.expect("readiness is checked as twin_system");
 
@@ -197,5 +216,123 @@ async fn migrations_run_concurrently_in_many_databases() {
     }
     for db in &dbs {
         db.store.ready().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn with_tenant_a_set_b_s_nudges_and_programs_cannot_be_seen_or_changed() {
+    let (db, a, b) = two_tenants().await;
+    let pool = db.store.postgres_app_pool().unwrap();
+    let theirs = bob_nudge();
+
+    let mut tx = pool.begin().await.unwrap();
+    set_tenant(&mut tx, a).await;
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM nudges").await, 2, "only a's nudges");
+    let sources: Vec<String> = sqlx::query_scalar("SELECT source FROM programs").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(sources, vec!["alice's program".to_owned()], "only a's programs");
+    let settled = sqlx::query("UPDATE nudges SET status = 'cancelled', settled_at = 0 WHERE id = $1")
+        .bind(theirs.id.0)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(settled.rows_affected(), 0, "b's nudge cannot be settled");
+
+    // Writing rows of b is refused by WITH CHECK, inside a savepoint so the transaction goes on.
+    for sql in [
+        "INSERT INTO programs (creator_id, program_id, version, source, content_hash) VALUES ($1, 'x', 1, 's', 'h')",
+        "INSERT INTO nudges (id, creator_id, conversation_id, user_id, due_at) \
+         SELECT gen_random_uuid(), $1, id, user_id, 0 FROM conversations LIMIT 1",
+    ] {
+        tx.execute("SAVEPOINT attempt").await.unwrap();
+        let refused = sqlx::query(sql).bind(b.0).execute(&mut *tx).await.expect_err("a row of another tenant");
+        assert_eq!(sql_state(&refused).as_deref(), Some(INSUFFICIENT_PRIVILEGE), "{refused}");
+        tx.execute("ROLLBACK TO SAVEPOINT attempt").await.unwrap();
+    }
+    // No UPDATE or DELETE of program versions is granted at all.
+    let rewrite = sqlx::query("UPDATE programs SET source = 'changed'").execute(&mut *tx).await;
+    assert_eq!(sql_state(&rewrite.expect_err("immutable")).as_deref(), Some(INSUFFICIENT_PRIVILEGE));
+    tx.rollback().await.unwrap();
+
+    // Through the port: a settle under a's tenant does not reach b's nudge.
+    let intruder = twin_engine::ports::Record::NudgeSettled { creator: a, id: theirs.id, outcome: NudgeOutcome::Fired };
+    db.store.commit(&[intruder]).await.unwrap();
+    assert_eq!(db.store.pending_of(b, conversation(b, "u1")).await.unwrap(), vec![theirs.clone()]);
+    assert!(db.store.pending_of(a, conversation(b, "u1")).await.unwrap().is_empty());
+
+    // The superuser sees both tenants' rows, and b's nudge still pending.
+    let mut su = db.superuser().await;
+    assert_eq!(count(&mut su, "SELECT count(*) FROM nudges WHERE status = 'pending'").await, 3);
+    assert_eq!(count(&mut su, "SELECT count(*) FROM programs").await, 2);
+}
+
+#[tokio::test]
+async fn twin_system_sees_pending_nudges_and_changes_only_their_claim() {
+    let (db, _, _) = two_tenants().await;
+    // One of alice's nudges is settled: twin_system no longer sees it.
+    db.store.commit(&[settled(&alice_nudge(2), NudgeOutcome::Fired)]).await.unwrap();
+    let due = db.store.pending_before(at(i64::MAX), at(0), 10).await.unwrap();
+    assert_eq!(due, vec![alice_nudge(1), bob_nudge()], "across tenants, as twin_system");
+
+    let mut conn = db.superuser().await;
+    conn.execute("SET ROLE twin_system").await.unwrap();
+    assert_eq!(count(&mut conn, "SELECT count(*) FROM nudges").await, 2, "pending ones only");
+    let claimed = sqlx::query("UPDATE nudges SET claimed_until = 5").execute(&mut conn).await.unwrap();
+    assert_eq!(claimed.rows_affected(), 2, "the claim of every pending nudge");
+    for sql in [
+        "UPDATE nudges SET status = 'cancelled'",
+        "UPDATE nudges SET due_at = 0",
+        "DELETE FROM nudges",
+        "SELECT count(*) FROM nudges WHERE settled_at IS NULL",
+        "SELECT count(*) FROM programs",
+        "INSERT INTO nudges (id, creator_id, conversation_id, user_id, due_at) \
+         VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'u', 0)",
+    ] {
+        let denied = sqlx::query(sql).execute(&mut conn).await.expect_err(sql);
+        assert_eq!(sql_state(&denied).as_deref(), Some(INSUFFICIENT_PRIVILEGE), "{sql}: {denied}");
+    }
+
+    let mut su = db.superuser().await;
+    assert_eq!(count(&mut su, "SELECT count(*) FROM nudges WHERE claimed_until IS NOT NULL").await, 2);
+    assert_eq!(count(&mut su, "SELECT count(*) FROM nudges WHERE status = 'fired'").await, 1, "untouched");
+}
+
+#[tokio::test]
+async fn racing_claims_take_each_nudge_exactly_once() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let a = creator("alice");
+    let users: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+    let mut slice: Vec<_> = users.iter().map(|u| conversation_record(a, u, 1)).collect();
+    let nudges: Vec<ScheduledNudge> =
+        users.iter().flat_map(|u| (1..=20).map(move |n| nudge(a, u, n, n as i64))).collect();
+    slice.extend(nudges.iter().map(scheduled));
+    db.store.commit(&slice).await.unwrap();
+    let all: Vec<NudgeId> = nudges.iter().map(|n| n.id).collect();
+
+    // Rounds of two claimers on the same ids, in opposite orders and small batches, so their row
+    // locks meet; each round's lease expires before the next round's `now`.
+    for round in 0..5_i64 {
+        let (now, lease) = (1_000 * (round + 1), 1_000 * (round + 1) + 500);
+        let claimers = [false, true].map(|reverse| {
+            let store = db.store.clone();
+            let mut ids = all.clone();
+            if reverse {
+                ids.reverse();
+            }
+            tokio::spawn(async move {
+                let mut claimed = Vec::new();
+                for batch in ids.chunks(16) {
+                    claimed.extend(store.claim(batch, at(now), at(lease)).await.unwrap().into_iter().map(|n| n.id));
+                }
+                claimed
+            })
+        });
+        let [first, second] = claimers;
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        let first_set: HashSet<NudgeId> = first.iter().copied().collect();
+        let second_set: HashSet<NudgeId> = second.iter().copied().collect();
+        assert_eq!(first_set.len(), first.len(), "no id twice to one claimer");
+        assert_eq!(second_set.len(), second.len());
+        assert!(first_set.is_disjoint(&second_set), "round {round}: an id claimed by both");
+        assert_eq!(first.len() + second.len(), all.len(), "round {round}: every id claimed");
     }
 }

@@ -43,6 +43,9 @@ pub async fn run(args: &ActorArgs, twin: &TwinArgs, report: &mut Report) -> anyh
     store.migrate().await?;
     let mut bundle = twin_api::bundle::demo();
     bundle.profile.slug = Slug::parse("bench")?;
+    // Free chat: the bench measures conversations, not a program's first-contact welcome.
+    bundle.programs.clear();
+    bundle.profile.default_program = None;
     twin_api::startup::import(&store, &bundle).await?;
     let creator = bundle.profile.slug.creator_id();
     let keys: Vec<ConversationKey> = (0..args.count)
@@ -54,6 +57,7 @@ pub async fn run(args: &ActorArgs, twin: &TwinArgs, report: &mut Report) -> anyh
     let ports = Ports {
         conversations: Arc::new(store.clone()),
         creators: Arc::new(store.clone()),
+        nudges: Arc::new(store.clone()),
         llm: Arc::new(twin_llm::BuiltinResponder::new()),
         delivery: Arc::new(NoClients),
         live: Arc::new(LiveHub::new()),
@@ -135,6 +139,7 @@ async fn seed_history(store: &Store, keys: &[ConversationKey], history: usize) -
                 user: key.user.clone(),
                 version: 1,
                 created_at: now,
+                state: Default::default(),
             }));
             for n in 1..=history as u64 {
                 let user_turn = n % 2 == 1;
@@ -150,6 +155,7 @@ async fn seed_history(store: &Store, keys: &[ConversationKey], history: usize) -
                     },
                     client_id: if user_turn { Some(ClientMsgId::parse(&format!("seed-{n}"))?) } else { None },
                     stream: if user_turn { None } else { Some(StreamId::answering(Seq(n - 1))) },
+                    choices: Vec::new(),
                     created_at: now,
                 }));
             }

@@ -1,7 +1,7 @@
 //! What a step asks the world to do, in order.
 
 use crate::ids::StreamId;
-use crate::ports::{LiveEvent, Outbound, Recipient, Record};
+use crate::ports::{LiveEvent, Outbound, Recipient, Record, ScheduledNudge};
 use crate::prompt::ReplyRequest;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -19,4 +19,6 @@ pub enum Effect {
     /// Stop generating a reply; its late events are ignored anyway.
     CancelReply(StreamId),
     Publish(LiveEvent),
+    /// These nudge rows are committed: the scheduler may hold them in its wheel.
+    Schedule(Vec<ScheduledNudge>),
 }

@@ -1,6 +1,6 @@
 //! What can happen to a conversation, in the order its mailbox delivers it.
 
-use crate::ids::{ClientMsgId, SessionId, StreamId};
+use crate::ids::{ClientMsgId, NudgeId, ProgramId, SessionId, StreamId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -26,4 +26,12 @@ pub enum Event {
     },
     /// The conversation was just loaded (first use, passivation, or a restart after a crash).
     Recovered,
+    /// The scheduler claimed this nudge's row: it is due.
+    NudgeDue {
+        id: NudgeId,
+    },
+    /// Enrol the user in the latest version of this program (an explicit call, not a trigger).
+    Enrol {
+        program: ProgramId,
+    },
 }

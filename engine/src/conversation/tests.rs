@@ -10,11 +10,15 @@ fn twin() -> TwinSnapshot {
         persona: Persona { name: "Maya".into(), ..Persona::default() },
         replies: ReplySettings { history_window: 4, ..ReplySettings::default() },
         allowed_origins: vec![],
+        default_program: None,
+        nudges: Default::default(),
     };
     TwinSnapshot::new(
         profile,
         &[KnowledgeDocument { path: "focus.md".into(), body: "# Focus\nPut the phone in another room.".into() }],
+        &[],
     )
+    .0
 }
 
 fn conversation(twin: &TwinSnapshot) -> Conversation {
@@ -35,7 +39,7 @@ fn persisted_messages(effects: &[Effect]) -> Vec<Message> {
         .flatten()
         .filter_map(|r| match r {
             Record::Message(m) => Some(m.clone()),
-            Record::Conversation(_) => None,
+            _ => None,
         })
         .collect()
 }

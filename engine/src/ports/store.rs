@@ -2,7 +2,8 @@
 
 use std::error::Error as StdError;
 
-use crate::ids::{ClientMsgId, ConversationId, CreatorId, Seq, UserId};
+use crate::conversation::ConversationState;
+use crate::ids::{ClientMsgId, ConversationId, CreatorId, NudgeId, ProgramId, Seq, UserId};
 use crate::knowledge::KnowledgeDocument;
 use crate::message::Message;
 use crate::time::Timestamp;
@@ -29,7 +30,7 @@ impl StoreError {
 }
 
 /// The durable identity and version of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConversationHeader {
     pub id: ConversationId,
     pub creator: CreatorId,
@@ -37,6 +38,9 @@ pub struct ConversationHeader {
     /// Incremented by each state change; a write must carry the previous version plus one.
     pub version: u64,
     pub created_at: Timestamp,
+    /// Program position, variables, pending nudges and nudge bookkeeping; stored as JSON with the
+    /// version, so a stale writer can never overwrite it.
+    pub state: ConversationState,
 }
 
 /// One thing to make durable. A commit is a slice of records written in one transaction.
@@ -46,6 +50,11 @@ pub enum Record {
     Conversation(ConversationHeader),
     /// Append a message; `(conversation, seq)` and `(conversation, client_id)` are unique.
     Message(Message),
+    /// A nudge row, pending, due at `due_at`. Written before the scheduler hears of it.
+    NudgeScheduled(ScheduledNudge),
+    /// The nudge is no longer pending: it fired, was skipped by the policy, or was cancelled. Written
+    /// in the same transaction as the conversation state that resulted, so it takes effect once.
+    NudgeSettled { creator: CreatorId, id: NudgeId, outcome: NudgeOutcome },
 }
 
 impl Record {
@@ -53,6 +62,8 @@ impl Record {
         match self {
             Record::Conversation(h) => h.creator,
             Record::Message(m) => m.creator,
+            Record::NudgeScheduled(n) => n.creator,
+            Record::NudgeSettled { creator, .. } => *creator,
         }
     }
 }
@@ -107,10 +118,89 @@ pub trait ConversationStore: Send + Sync + 'static {
     ) -> Result<Vec<Message>, StoreError>;
 }
 
+/// A nudge as the store keeps it: enough to find its conversation when it falls due. What it says
+/// and why is in the conversation's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledNudge {
+    pub id: NudgeId,
+    pub creator: CreatorId,
+    pub conversation: ConversationId,
+    pub user: UserId,
+    pub due_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NudgeOutcome {
+    Fired,
+    Skipped,
+    Cancelled,
+}
+
+impl NudgeOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NudgeOutcome::Fired => "fired",
+            NudgeOutcome::Skipped => "skipped",
+            NudgeOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The nudge table as the scheduler sees it: across tenants (PostgreSQL's `twin_system` role).
+#[async_trait::async_trait]
+pub trait NudgeStore: Send + Sync + 'static {
+    /// Pending nudges due before `horizon` that nobody holds a live claim on (none, or one that
+    /// expired before `now`), earliest first, at most `limit`.
+    async fn pending_before(
+        &self,
+        horizon: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ScheduledNudge>, StoreError>;
+
+    /// Claims these nudges until `lease_until` when they are still pending and unclaimed (or their
+    /// claim expired); rows another node is claiming right now are skipped, not waited for
+    /// (`FOR UPDATE SKIP LOCKED`). Returns the ones this call claimed.
+    async fn claim(
+        &self,
+        ids: &[NudgeId],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<ScheduledNudge>, StoreError>;
+
+    /// Drops every claim: a single node at start, when no other node can hold one.
+    async fn release_claims(&self) -> Result<u64, StoreError>;
+
+    /// Pending nudges of one conversation, earliest first (for the live view and tests).
+    async fn pending_of(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ScheduledNudge>, StoreError>;
+}
+
+/// One version of a coaching program as its creator wrote it (YAML source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSource {
+    pub id: ProgramId,
+    pub source: String,
+}
+
+/// A stored program version. Versions are immutable: a changed source becomes the next version,
+/// and enrolments stay pinned to the version they started on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProgram {
+    pub id: ProgramId,
+    pub version: u32,
+    pub source: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredCreator {
     pub profile: CreatorProfile,
     pub documents: Vec<KnowledgeDocument>,
+    /// Every version of every program of this creator, by id then version.
+    pub programs: Vec<StoredProgram>,
     /// Incremented each time the profile or a document changes.
     pub version: u64,
 }
@@ -125,11 +215,14 @@ pub enum PutOutcome {
 #[async_trait::async_trait]
 pub trait CreatorStore: Send + Sync + 'static {
     /// Stores a creator's profile and knowledge documents (the whole set: documents not given are
-    /// removed). Storing what is already there changes nothing.
+    /// removed) and its programs: a program whose source differs from its latest version becomes a
+    /// new version; older versions are kept (running enrolments use them). Storing what is already
+    /// there changes nothing.
     async fn put_creator(
         &self,
         profile: &CreatorProfile,
         documents: &[KnowledgeDocument],
+        programs: &[ProgramSource],
     ) -> Result<PutOutcome, StoreError>;
 
     async fn creator(&self, id: CreatorId) -> Result<Option<StoredCreator>, StoreError>;

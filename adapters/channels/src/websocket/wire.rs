@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use twin_engine::ports::{ErrorCode, Outbound};
+use twin_engine::message::Choice;
 use twin_engine::{ClientMsgId, Message, Seq};
 
 /// A text frame larger than this gets a `too_large` error; the connection stays.
@@ -127,6 +128,8 @@ enum ServerFrame<'a> {
         id: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         stream: Option<&'a str>,
+        #[serde(skip_serializing_if = "<[Choice]>::is_empty")]
+        choices: &'a [Choice],
     },
     Delta {
         stream: &'a str,
@@ -169,6 +172,7 @@ pub fn encode_message(message: &Message) -> String {
         origin: message.origin.as_str(),
         id: message.client_id.as_ref().map(|c| c.as_str()),
         stream: message.stream.as_ref().map(|s| s.as_str()),
+        choices: &message.choices,
     })
 }
 
@@ -256,6 +260,7 @@ mod tests {
             text: "Hello \"you\"".into(),
             client_id: None,
             stream: Some(StreamId::parse("r4").unwrap()),
+            choices: Vec::new(),
             created_at: Timestamp(0),
         };
         assert_eq!(

@@ -2,11 +2,18 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
+
+use twin_engine::conversation::{ConversationState, NudgeKind, PendingNudge};
 use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::persona::Persona;
-use twin_engine::ports::{ConversationHeader, Record};
+use twin_engine::ports::{ConversationHeader, NudgeOutcome, ProgramSource, Record, ScheduledNudge};
+use twin_engine::program::{Enrolment, Phase};
 use twin_engine::twin::{CreatorProfile, ReplySettings};
-use twin_engine::{ClientMsgId, ConversationId, CreatorId, Message, Origin, Seq, Slug, StreamId, Timestamp, UserId};
+use twin_engine::{
+    Choice, ClientMsgId, ConversationId, CreatorId, Message, NudgeId, Origin, ProgramId, Seq, Slug, StepId, StreamId,
+    Timestamp, UserId,
+};
 
 pub fn creator(slug: &str) -> CreatorId {
     Slug::parse(slug).unwrap().creator_id()
@@ -23,7 +30,38 @@ pub fn header(creator: CreatorId, user: &str, version: u64) -> ConversationHeade
         user: UserId::parse(user).unwrap(),
         version,
         created_at: Timestamp::from_millis(1_700_000_000_000),
+        state: Default::default(),
     }
+}
+
+/// A state with every part filled in, distinct for each `n`.
+pub fn busy_state(creator: CreatorId, user: &str, n: u64) -> ConversationState {
+    let id = conversation(creator, user);
+    let mut state = ConversationState {
+        enrolment: Some(Enrolment {
+            program: ProgramId::parse("focus-week").unwrap(),
+            version: 2,
+            step: StepId::parse("day-1").unwrap(),
+            entry: n,
+            phase: Phase::Clock,
+            enrolled_at: Timestamp::from_millis(1_700_000_000_000),
+            entered_at: Timestamp::from_millis(1_700_000_000_000 + n as i64),
+            attempts: 1,
+            turns: 0,
+            vars: BTreeMap::from([("goal".to_owned(), serde_json::json!("ship «it»")), ("n".to_owned(), n.into())]),
+            answers: BTreeMap::from([(StepId::parse("intro").unwrap(), serde_json::json!({"picked": [1, 2.5]}))]),
+        }),
+        finished: vec![(ProgramId::parse("welcome").unwrap(), 1)],
+        nudges: vec![PendingNudge {
+            id: NudgeId::of(id, n),
+            due_at: Timestamp::from_millis(1_700_000_100_000),
+            kind: NudgeKind::Step { step: StepId::parse("day-1").unwrap(), entry: n },
+        }],
+        nudge_counter: n + 1,
+        ..ConversationState::default()
+    };
+    state.audience.timezone = Some("Europe/Berlin".to_owned());
+    state
 }
 
 pub fn conversation_record(creator: CreatorId, user: &str, version: u64) -> Record {
@@ -40,6 +78,7 @@ pub fn user_message(creator: CreatorId, user: &str, seq: u64, client_id: &str) -
         text: format!("user says {seq}"),
         client_id: Some(ClientMsgId::parse(client_id).unwrap()),
         stream: None,
+        choices: Vec::new(),
         created_at: Timestamp::from_millis(1_700_000_000_000 + seq as i64),
     }
 }
@@ -54,6 +93,25 @@ pub fn twin_message(creator: CreatorId, user: &str, seq: u64) -> Message {
         text: format!("twin answers «{seq}» with ünïcode"),
         client_id: None,
         stream: Some(StreamId::answering(Seq(seq - 1))),
+        choices: Vec::new(),
+        created_at: Timestamp::from_millis(1_700_000_000_000 + seq as i64),
+    }
+}
+
+/// A program question at `seq`, offering two choices.
+pub fn question_message(creator: CreatorId, user: &str, seq: u64) -> Message {
+    Message {
+        conversation: conversation(creator, user),
+        creator,
+        seq: Seq(seq),
+        origin: Origin::Program,
+        text: "How focused were you today?".to_owned(),
+        client_id: None,
+        stream: None,
+        choices: vec![
+            Choice { value: "high".to_owned(), label: "Très focused 🎯".to_owned() },
+            Choice { value: "low".to_owned(), label: "Not \"really\"".to_owned() },
+        ],
         created_at: Timestamp::from_millis(1_700_000_000_000 + seq as i64),
     }
 }
@@ -62,12 +120,42 @@ pub fn record(message: Message) -> Record {
     Record::Message(message)
 }
 
+/// The `n`th nudge of (creator, user), due at `due_at` milliseconds.
+pub fn nudge(creator: CreatorId, user: &str, n: u64, due_at: i64) -> ScheduledNudge {
+    let conversation = conversation(creator, user);
+    ScheduledNudge {
+        id: NudgeId::of(conversation, n),
+        creator,
+        conversation,
+        user: UserId::parse(user).unwrap(),
+        due_at: Timestamp::from_millis(due_at),
+    }
+}
+
+pub fn scheduled(nudge: &ScheduledNudge) -> Record {
+    Record::NudgeScheduled(nudge.clone())
+}
+
+pub fn settled(nudge: &ScheduledNudge, outcome: NudgeOutcome) -> Record {
+    Record::NudgeSettled { creator: nudge.creator, id: nudge.id, outcome }
+}
+
+pub fn at(millis: i64) -> Timestamp {
+    Timestamp::from_millis(millis)
+}
+
+pub fn program(id: &str, source: &str) -> ProgramSource {
+    ProgramSource { id: ProgramId::parse(id).unwrap(), source: source.to_owned() }
+}
+
 pub fn profile(slug: &str, name: &str) -> CreatorProfile {
     CreatorProfile {
         slug: Slug::parse(slug).unwrap(),
         persona: Persona { name: name.to_owned(), role: "focus coach".to_owned(), ..Persona::default() },
         replies: ReplySettings::default(),
         allowed_origins: vec!["https://example.test".to_owned()],
+        default_program: None,
+        nudges: Default::default(),
     }
 }
 
