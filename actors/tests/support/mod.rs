@@ -21,6 +21,8 @@ pub struct MemoryStore {
     conversations: Mutex<HashMap<ConversationId, ConversationHeader>>,
     messages: Mutex<HashMap<ConversationId, BTreeMap<u64, Message>>>,
     creators: Mutex<HashMap<CreatorId, StoredCreator>>,
+    /// The nudge table: the row, its status and its claim.
+    nudges: Mutex<HashMap<NudgeId, NudgeRow>>,
     /// Fail this many next commits.
     pub fail_commits: AtomicUsize,
     pub commits: AtomicUsize,
@@ -28,7 +30,24 @@ pub struct MemoryStore {
     pub concurrent: AtomicUsize,
 }
 
+#[derive(Debug, Clone)]
+pub struct NudgeRow {
+    pub nudge: ScheduledNudge,
+    pub status: &'static str,
+    pub claimed_until: Option<Timestamp>,
+}
+
 impl MemoryStore {
+    pub fn nudge_rows(&self) -> Vec<NudgeRow> {
+        let mut rows: Vec<_> = self.nudges.lock().unwrap().values().cloned().collect();
+        rows.sort_by_key(|r| r.nudge.due_at);
+        rows
+    }
+
+    pub fn header(&self, id: ConversationId) -> Option<ConversationHeader> {
+        self.conversations.lock().unwrap().get(&id).cloned()
+    }
+
     pub fn committed(&self, id: ConversationId, seq: Seq) -> bool {
         self.messages.lock().unwrap().get(&id).is_some_and(|m| m.contains_key(&seq.0))
     }
@@ -63,8 +82,15 @@ impl ConversationStore for MemoryStore {
         }
         let mut conversations = self.conversations.lock().unwrap();
         let mut messages = self.messages.lock().unwrap();
+        let mut nudges = self.nudges.lock().unwrap();
         // Validate everything first: all or nothing.
         for record in records {
+            if let Record::Conversation(h) = record {
+                let stored = conversations.get(&h.id).map_or(0, |c| c.version);
+                if stored + 1 != h.version {
+                    return Err(StoreError::Conflict { conversation: h.id, expected: h.version - 1 });
+                }
+            }
             if let Record::Message(m) = record {
                 let existing = messages.get(&m.conversation);
                 if existing.is_some_and(|e| {
@@ -81,6 +107,15 @@ impl ConversationStore for MemoryStore {
                 }
                 Record::Message(m) => {
                     messages.entry(m.conversation).or_default().insert(m.seq.0, m.clone());
+                }
+                Record::NudgeScheduled(n) => {
+                    nudges.entry(n.id).or_insert(NudgeRow { nudge: n.clone(), status: "pending", claimed_until: None });
+                }
+                Record::NudgeSettled { id, outcome, .. } => {
+                    if let Some(row) = nudges.get_mut(id).filter(|r| r.status == "pending") {
+                        row.status = outcome.as_str();
+                        row.claimed_until = None;
+                    }
                 }
             }
         }
@@ -105,14 +140,80 @@ impl CreatorStore for MemoryStore {
         &self,
         profile: &CreatorProfile,
         documents: &[KnowledgeDocument],
+        programs: &[ProgramSource],
     ) -> Result<PutOutcome, StoreError> {
-        let stored = StoredCreator { profile: profile.clone(), documents: documents.to_vec(), version: 1 };
+        let programs = programs
+            .iter()
+            .map(|p| StoredProgram { id: p.id.clone(), version: 1, source: p.source.clone() })
+            .collect();
+        let stored = StoredCreator { profile: profile.clone(), documents: documents.to_vec(), programs, version: 1 };
         self.creators.lock().unwrap().insert(profile.slug.creator_id(), stored);
         Ok(PutOutcome::Created)
     }
 
     async fn creator(&self, id: CreatorId) -> Result<Option<StoredCreator>, StoreError> {
         Ok(self.creators.lock().unwrap().get(&id).cloned())
+    }
+}
+
+#[async_trait::async_trait]
+impl NudgeStore for MemoryStore {
+    async fn pending_before(
+        &self,
+        horizon: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        let rows = self.nudge_rows();
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.status == "pending" && r.nudge.due_at < horizon && r.claimed_until.is_none_or(|c| c < now))
+            .take(limit as usize)
+            .map(|r| r.nudge)
+            .collect())
+    }
+
+    async fn claim(
+        &self,
+        ids: &[NudgeId],
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        let mut nudges = self.nudges.lock().unwrap();
+        let mut claimed = Vec::new();
+        for id in ids {
+            if let Some(row) = nudges.get_mut(id)
+                && row.status == "pending"
+                && row.claimed_until.is_none_or(|c| c < now)
+            {
+                row.claimed_until = Some(lease_until);
+                claimed.push(row.nudge.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn release_claims(&self) -> Result<u64, StoreError> {
+        let mut nudges = self.nudges.lock().unwrap();
+        let mut released = 0;
+        for row in nudges.values_mut().filter(|r| r.claimed_until.is_some()) {
+            row.claimed_until = None;
+            released += 1;
+        }
+        Ok(released)
+    }
+
+    async fn pending_of(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ScheduledNudge>, StoreError> {
+        Ok(self
+            .nudge_rows()
+            .into_iter()
+            .filter(|r| r.status == "pending" && r.nudge.creator == creator && r.nudge.conversation == conversation)
+            .map(|r| r.nudge)
+            .collect())
     }
 }
 
@@ -193,26 +294,47 @@ impl Harness {
     }
 
     pub async fn start_with(store: MemoryStore) -> Self {
+        Self::start_full(store, None, twin_engine::twin::NudgeSettings::default()).await
+    }
+
+    /// A creator whose default program is `program` (YAML), with these nudge settings.
+    pub async fn start_coaching(program: &str, nudges: twin_engine::twin::NudgeSettings) -> Self {
+        Self::start_full(MemoryStore::default(), Some(program), nudges).await
+    }
+
+    async fn start_full(store: MemoryStore, program: Option<&str>, nudges: twin_engine::twin::NudgeSettings) -> Self {
         let store = Arc::new(store);
+        let program_id = ProgramId::parse("coaching").unwrap();
         let profile = CreatorProfile {
             slug: Slug::parse("demo").unwrap(),
             persona: Persona { name: "Maya".into(), ..Persona::default() },
             replies: Default::default(),
             allowed_origins: vec![],
+            default_program: program.map(|_| program_id.clone()),
+            nudges,
         };
-        store.put_creator(&profile, &[]).await.unwrap();
+        let programs: Vec<ProgramSource> =
+            program.map(|source| ProgramSource { id: program_id, source: source.to_owned() }).into_iter().collect();
+        store.put_creator(&profile, &[], &programs).await.unwrap();
         let llm = Arc::new(ScriptedLlm::default());
         let delivery = Arc::new(RecordingDelivery { store: store.clone(), seen: Mutex::default() });
         let clock = Arc::new(ManualClock::starting_at(Timestamp(1_700_000_000_000)));
         let ports = Ports {
             conversations: store.clone(),
             creators: store.clone(),
+            nudges: store.clone(),
             llm: llm.clone(),
             delivery: delivery.clone(),
             live: Arc::new(LiveHub::new()),
             clock: clock.clone(),
         };
-        let config = EngineConfig { idle_ttl: IDLE_TTL, ..EngineConfig::default() };
+        let scheduler = twin_actors::SchedulerConfig {
+            tick: Duration::from_millis(5),
+            lease: Duration::from_secs(30),
+            reload_every: Duration::from_secs(5),
+            ..twin_actors::SchedulerConfig::default()
+        };
+        let config = EngineConfig { idle_ttl: IDLE_TTL, scheduler: Some(scheduler), ..EngineConfig::default() };
         let engine = EngineHandle::start(ports, config).await.unwrap();
         Self { engine, store, llm, delivery, clock, creator: profile.slug.creator_id() }
     }

@@ -32,6 +32,10 @@ impl ManualClock {
     pub fn advance_millis(&self, ms: i64) {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }
+
+    pub fn set(&self, at: Timestamp) {
+        self.0.store(at.0, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

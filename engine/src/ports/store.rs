@@ -201,7 +201,7 @@ pub struct StoredCreator {
     pub documents: Vec<KnowledgeDocument>,
     /// Every version of every program of this creator, by id then version.
     pub programs: Vec<StoredProgram>,
-    /// Incremented each time the profile or a document changes.
+    /// Incremented each time the profile, a document or a program changes.
     pub version: u64,
 }
 
