@@ -561,18 +561,66 @@ mod tests {
     }
 
     #[test]
-    fn reserved_sections_are_accepted_and_channels_toml_is_ignored() {
+    fn the_reserved_model_section_is_accepted_and_channels_toml_is_ignored() {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let dir = minimal_bundle(
-            tmp.path(),
-            "maya",
-            "name = \"Maya\"\ndefault_program = \"reset\"\n[model]\ntemperature = 0.2\n[nudges]\ndaily_cap = 1\n",
-        );
+        let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\n[model]\ntemperature = 0.2\n");
         write(&dir.join("channels.toml"), b"[telegram]\nbot_token = \"env:X\"\n");
         let bundle = load_dir(&dir).expect("reserved sections are fine");
         assert_eq!(bundle.profile.persona.name, "Maya");
         assert_eq!(bundle.profile.replies, ReplySettings::default());
         assert!(bundle.documents.is_empty());
+    }
+
+    const PROGRAM: &str = "steps:\n  - id: hi\n    question: \"Name?\"\n    save_as: name\n  - id: bye\n    end: \"Bye {{ name }}\"\n";
+
+    #[test]
+    fn programs_and_the_nudge_section_are_read_and_written_back_unchanged() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let toml = "name = \"Maya\"\ndefault_program = \"intro\"\n[nudges]\ntimezone = \"America/New_York\"\ndaily_cap = 1\nquiet_hours = \"off\"\ninactivity_text = \"Hi?\"\n";
+        let dir = minimal_bundle(tmp.path(), "maya", toml);
+        write(&dir.join("programs/intro.yaml"), PROGRAM.as_bytes());
+        write(&dir.join("programs/README.md"), b"# not a program");
+        let bundle = load_dir(&dir).expect("valid bundle");
+        assert_eq!(bundle.programs.len(), 1);
+        assert_eq!(bundle.programs[0].id.as_str(), "intro");
+        assert_eq!(bundle.profile.default_program.as_ref().map(|p| p.as_str()), Some("intro"));
+        let nudges = &bundle.profile.nudges;
+        assert_eq!(nudges.timezone.name(), "America/New_York");
+        assert_eq!(nudges.policy.daily_cap, 1);
+        assert_eq!(nudges.policy.quiet_hours, None);
+        assert_eq!(nudges.inactivity_text.as_deref(), Some("Hi?"));
+
+        let out = tmp.path().join("out").join("maya");
+        write_dir(&bundle, &out).expect("export");
+        assert_eq!(load_dir(&out).expect("reads back"), bundle);
+    }
+
+    #[test]
+    fn an_unknown_nudge_setting_or_a_missing_default_program_is_refused() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\n[nudges]\ndaily_cpa = 1\n");
+        let err = load_dir(&dir).expect_err("typo");
+        assert!(err.to_string().contains("daily_cpa"), "{err}");
+
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\ndefault_program = \"reset\"\n");
+        let err = load_dir(&dir).expect_err("no such program");
+        assert!(err.to_string().contains("default_program = \"reset\""), "{err}");
+    }
+
+    #[test]
+    fn a_program_with_problems_refuses_the_bundle_listing_every_problem() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\n");
+        let broken = "steps:\n  - id: a\n    message: hi\n    next: nowhere\n  - id: a\n    wait: soon\n";
+        write(&dir.join("programs/broken.yaml"), broken.as_bytes());
+        let err = load_dir(&dir).expect_err("broken program");
+        let text = err.to_string();
+        assert!(matches!(err, BundleError::Program { .. }), "{text}");
+        assert!(text.contains("programs/broken.yaml"), "{text}");
+        assert!(text.contains("`next: nowhere`"), "{text}");
+        assert!(text.contains("used by more than one step"), "{text}");
+        assert!(text.contains("`wait: soon`"), "{text}");
     }
 
     #[test]

@@ -17,7 +17,11 @@ use clap::{Parser, Subcommand};
 use scenarios::{LoadArgs, TwinArgs};
 
 #[derive(Debug, Parser)]
-#[command(name = "twin-bench", version, about = "Load harness for Twin: echo baseline, chat, connect, actors, compare")]
+#[command(
+    name = "twin-bench",
+    version,
+    about = "Load harness for Twin: echo baseline, chat, connect, actors, nudges, compare"
+)]
 struct Cli {
     /// Write every figure of the run to FILE as JSON.
     #[arg(long, global = true, value_name = "FILE")]
@@ -66,6 +70,24 @@ enum Command {
         /// Stored messages loaded into each actor.
         #[arg(long, default_value_t = 2)]
         history: usize,
+        #[command(flatten)]
+        twin: TwinArgs,
+    },
+    /// N nudges held in the store, R per second falling due for S seconds, fired by the engine in
+    /// this process across a restart: lateness (p50/p99), nudges lost and sent twice.
+    Nudges {
+        /// Nudge rows (one conversation each); those beyond R×S are due far in the future.
+        #[arg(long, default_value_t = 1_000_000)]
+        scheduled: usize,
+        /// Nudges falling due per second.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u32,
+        /// Seconds of firing.
+        #[arg(long, default_value_t = 20)]
+        seconds: u32,
+        /// Restart the engine at this fraction of the window; 0 (or 1) for none.
+        #[arg(long, default_value_t = 0.5)]
+        restart_at: f64,
         #[command(flatten)]
         twin: TwinArgs,
     },
@@ -126,11 +148,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Actors { count, history, twin } => {
             scenarios::actors::run(&scenarios::actors::ActorArgs { count, history }, &twin, &mut report).await?;
         }
+        Command::Nudges { scheduled, rate, seconds, restart_at, twin } => {
+            let args = scenarios::nudges::NudgeArgs { scheduled, rate, seconds, restart_at };
+            scenarios::nudges::run(&args, &twin, &mut report).await?;
+        }
         Command::Compare { load, twin, fsync_rounds } => {
             scenarios::compare::run(&load, &twin, fsync_rounds, &mut report, quiet).await?;
         }
         Command::All { quick, twin } => {
-            let (load, sessions, actors, fsync_rounds) = if quick {
+            let (load, sessions, actors, fsync_rounds, nudges) = if quick {
                 let load = LoadArgs {
                     connections: 8,
                     rate: None,
@@ -138,7 +164,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     warmup: Duration::from_millis(500),
                     sources: 2,
                 };
-                (load, 200, 1_000, 20)
+                let nudges =
+                    scenarios::nudges::NudgeArgs { scheduled: 20_000, rate: 1_000, seconds: 4, restart_at: 0.5 };
+                (load, 200, 1_000, 20, nudges)
             } else {
                 let load = LoadArgs {
                     connections: 100,
@@ -147,7 +175,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     warmup: Duration::from_secs(2),
                     sources: 4,
                 };
-                (load, 10_000, 10_000, 200)
+                let nudges =
+                    scenarios::nudges::NudgeArgs { scheduled: 200_000, rate: 10_000, seconds: 10, restart_at: 0.5 };
+                (load, 10_000, 10_000, 200, nudges)
             };
             scenarios::compare::run(&load, &twin, fsync_rounds, &mut report, quiet).await?;
             scenarios::load::chat(&load, &twin, true, &mut report, quiet).await?;
@@ -155,6 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             scenarios::connect::run(&connect, &twin, &mut report, quiet).await?;
             let actor_args = scenarios::actors::ActorArgs { count: actors, history: 2 };
             scenarios::actors::run(&actor_args, &twin, &mut report).await?;
+            scenarios::nudges::run(&nudges, &twin, &mut report).await?;
         }
     }
     report.print();

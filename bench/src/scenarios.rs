@@ -5,6 +5,7 @@ pub mod actors;
 pub mod compare;
 pub mod connect;
 pub mod load;
+pub mod nudges;
 
 use std::net::SocketAddr;
 use std::time::Duration;

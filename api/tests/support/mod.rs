@@ -30,17 +30,34 @@ pub struct TestApp {
     pub keys: TokenKeys,
     pub data_dir: tempfile::TempDir,
     pub db: TestDb,
+    /// Creator bundles imported at every start (`--creators`).
+    pub creators: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// The server with the demo creator (slug `demo`) in free chat: its programs left out, so every
+/// message is answered by the twin. The chat protocol tests rely on that.
 pub async fn spawn_app(kind: Kind) -> TestApp {
+    let mut demo = twin_api::bundle::demo();
+    demo.programs.clear();
+    demo.profile.default_program = None;
+    spawn_app_with(kind, &[demo]).await
+}
+
+/// The server with these creator bundles.
+pub async fn spawn_app_with(kind: Kind, bundles: &[twin_api::bundle::Bundle]) -> TestApp {
     let db = TestDb::unmigrated(kind).await;
     let data_dir = tempfile::tempdir().unwrap();
+    let creators = tempfile::tempdir().unwrap();
+    for bundle in bundles {
+        twin_api::bundle::write_dir(bundle, &creators.path().join(bundle.profile.slug.as_str())).unwrap();
+    }
     let mut app = TestApp {
         addr: ([127, 0, 0, 1], 0).into(),
         keys: TokenKeys::from_secret(&[0; 32], "x", "x"),
         data_dir,
+        creators,
         db,
         stop: None,
         running: None,
@@ -60,7 +77,8 @@ impl TestApp {
     }
 
     async fn start(&mut self) {
-        let app = Application::build(self.settings(), ServeOptions { demo: true, creators: None })
+        let options = ServeOptions { demo: false, creators: Some(self.creators.path().to_path_buf()) };
+        let app = Application::build(self.settings(), options)
             .await
             .expect("the server starts");
         self.addr = app.local_addr();

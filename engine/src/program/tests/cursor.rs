@@ -53,10 +53,7 @@ fn a_message_with_choices_waits_for_a_pick_and_any_reply_continues() {
     ];
     assert_eq!(
         start,
-        vec![
-            entered_step("pick", "message"),
-            Output::Say { text: "Ready?".into(), choices, origin: Origin::Program }
-        ]
+        vec![entered_step("pick", "message"), Output::Say { text: "Ready?".into(), choices, origin: Origin::Program }]
     );
     assert_eq!(said(&run.text("let's GO!")), ["Going"]);
     assert_eq!(run.enrolment().answers.get(&id("pick")), Some(&json!("go")));
@@ -89,7 +86,8 @@ fn a_question_without_retry_text_uses_the_default_for_what_it_expects() {
         ("expect: timezone", "Please give your time zone like Europe/Berlin or America/New_York. Q"),
     ];
     for (expect, again) in cases {
-        let mut run = Run::new(&format!("steps:\n  - {{ id: q, question: Q, {expect} }}\n  - {{ id: done, end: true }}"));
+        let mut run =
+            Run::new(&format!("steps:\n  - {{ id: q, question: Q, {expect} }}\n  - {{ id: done, end: true }}"));
         run.start();
         assert_eq!(said(&run.text("   ")), [again], "{expect}");
     }
@@ -267,7 +265,7 @@ fn a_timezone_question_tells_the_conversation_the_users_time_zone() {
 #[test]
 fn an_answer_is_saved_under_save_as_and_by_step_with_its_type() {
     let mut run = Run::new(
-        "steps:\n  - { id: name, question: Name?, save_as: name }\n  - { id: hours, question: Hours?, expect: number, save_as: hours }\n  - { id: ok, question: OK?, expect: yes_no, save_as: ok }\n  - { id: goal, question: Goal?, choices: [sleep, focus] }\n  - { id: done, end: '{{ name }} {{ hours }} {{ ok }} {{ goal | none }}' }",
+        "steps:\n  - { id: name, question: Name?, save_as: name }\n  - { id: hours, question: Hours?, expect: number, save_as: hours }\n  - { id: ok, question: OK?, expect: yes_no, save_as: ok }\n  - { id: goal, question: Goal?, choices: [sleep, focus] }\n  - { id: done, end: '{{ name }} {{ hours }} {{ ok }}' }",
     );
     run.start();
     run.text(" Ana ");
@@ -279,7 +277,7 @@ fn an_answer_is_saved_under_save_as_and_by_step_with_its_type() {
     assert_eq!(run.var("ok"), Some(&json!(false)));
     assert_eq!(run.var("goal"), None, "a question without save_as keeps its answer by step only");
     assert_eq!(run.enrolment().answers.get(&id("goal")), Some(&json!("focus")));
-    assert_eq!(said(&out), ["Ana 6.5 no none"]);
+    assert_eq!(said(&out), ["Ana 6.5 no"]);
 }
 
 #[test]
@@ -553,4 +551,22 @@ fn a_branch_right_after_an_answer_sees_it_as_last_message() {
     );
     run.start();
     assert_eq!(said(&run.text("It was great")), ["You said: It was great"]);
+}
+
+/// Bug: texts render a time (`enrolled_at`, `step_entered_at`) as its JSON storage form.
+#[test]
+#[ignore = "bug: cursor.rs `display` renders a time as {\"time_ms\":...} in a text"]
+fn a_time_in_a_text_does_not_read_as_json() {
+    let mut run = Run::new("steps:\n  - { id: a, end: 'You started on {{ enrolled_at }}.' }");
+    let text = said(&run.start()).remove(0);
+    assert!(!text.contains("time_ms"), "{text}");
+}
+
+/// Bug: choices match their value and label ignoring ASCII case only, while chat keywords and
+/// triggers ignore case in every script: "übung" does not pick the choice labelled "Übung".
+#[test]
+#[ignore = "bug: cursor.rs match_choice uses eq_ignore_ascii_case"]
+fn a_choice_is_picked_ignoring_case_beyond_ascii() {
+    let expect = Expect::Choice(vec![Choice { value: "exercise".into(), label: "Übung".into() }]);
+    assert_eq!(validate(&expect, "übung"), Some(Value::Text("exercise".into())));
 }

@@ -11,7 +11,7 @@ use crate::message::Origin;
 #[test]
 fn a_task_says_its_text_then_checks_in_as_a_nudge_when_its_timer_falls_due() {
     let mut run = Run::new(
-        "steps:\n  - { id: walk, task: Walk for ten minutes., check_in: 1d, check_in_text: 'Did you walk, {{ user.id }}?' }\n  - id: route\n    branch: [{ if: 'answer(\"walk\") contains \"yes\"', goto: great }]\n    else: next_time\n  - { id: great, end: Great. }\n  - { id: next_time, end: Next time. }",
+        "steps:\n  - { id: walk, task: Walk for ten minutes., check_in: 1d, check_in_text: 'Did you walk, {{ user.id }}?' }\n  - id: route\n    branch: [{ if: 'lower(answer(\"walk\")) contains \"yes\"', goto: great }]\n    else: next_time\n  - { id: great, end: Great. }\n  - { id: next_time, end: Next time. }",
     );
     assert_eq!(
         run.start(),
@@ -56,9 +56,15 @@ fn while_a_step_waits_for_the_clock_the_user_chats_freely_and_the_timer_still_fi
     assert_eq!(run.enrolment().answers.len(), 0, "chatting before the check-in answers nothing");
     run.timer();
     let out = run.text("Done it");
-    assert_eq!(out, vec![left("walk"), Output::CancelTimers, entered_step("pause", "wait"), Output::Timer {
-        due: run.now.plus_millis(DAY)
-    }]);
+    assert_eq!(
+        out,
+        vec![
+            left("walk"),
+            Output::CancelTimers,
+            entered_step("pause", "wait"),
+            Output::Timer { due: run.now.plus_millis(DAY) }
+        ]
+    );
     assert_eq!(run.text("Thanks!"), vec![Output::Reply { goal: None }]);
     assert_eq!(said(&run.timer()), ["Done."]);
 }
@@ -112,9 +118,8 @@ fn a_task_check_in_at_a_time_of_day_uses_the_users_time_zone() {
 
 #[test]
 fn a_wait_of_a_duration_counts_from_when_the_step_is_entered() {
-    let mut run = Run::new(
-        "steps:\n  - { id: q, question: Q? }\n  - { id: pause, wait: 1h30m }\n  - { id: done, end: true }",
-    );
+    let mut run =
+        Run::new("steps:\n  - { id: q, question: Q? }\n  - { id: pause, wait: 1h30m }\n  - { id: done, end: true }");
     run.start();
     run.now = run.now.plus_millis(5 * HOUR);
     let out = run.text("ok");
@@ -124,7 +129,9 @@ fn a_wait_of_a_duration_counts_from_when_the_step_is_entered() {
 
 #[test]
 fn a_handoff_moves_on_when_its_timeout_falls_due() {
-    let mut run = Run::new("steps:\n  - { id: maya, handoff: Asking Maya., timeout: 2d }\n  - { id: after, question: Still there? }");
+    let mut run = Run::new(
+        "steps:\n  - { id: maya, handoff: Asking Maya., timeout: 2d }\n  - { id: after, question: Still there? }",
+    );
     assert_eq!(
         run.start(),
         vec![
@@ -144,7 +151,9 @@ fn a_handoff_moves_on_when_its_timeout_falls_due() {
 
 #[test]
 fn a_handoff_released_before_its_timeout_cancels_the_timer() {
-    let mut run = Run::new("steps:\n  - { id: maya, handoff: Asking Maya., timeout: 2d }\n  - { id: after, question: Still there? }");
+    let mut run = Run::new(
+        "steps:\n  - { id: maya, handoff: Asking Maya., timeout: 2d }\n  - { id: after, question: Still there? }",
+    );
     run.start();
     let out = run.released();
     assert_eq!(out[..2], [left("maya"), Output::CancelTimers]);
