@@ -39,6 +39,10 @@ pub struct SchedulerConfig {
     pub reload_every: Duration,
     /// Drop all claims at start: right for a single node, where no other node can hold one.
     pub release_claims_at_start: bool,
+    /// Fault injection for crash drills: claim due nudges but never deliver them, as if the process
+    /// died right after the claim committed. Logs `fault injection: holding claimed nudges`.
+    #[doc(hidden)]
+    pub hold_after_claim: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -50,6 +54,7 @@ impl Default for SchedulerConfig {
             lease: Duration::from_secs(30),
             reload_every: Duration::from_secs(10),
             release_claims_at_start: true,
+            hold_after_claim: false,
         }
     }
 }
@@ -213,6 +218,11 @@ impl NudgeSchedulerState {
                 for id in ids {
                     // Claimed or not (settled meanwhile, or another node has it), it leaves the wheel.
                     self.rows.remove(id);
+                }
+                if self.config.hold_after_claim && !claimed.is_empty() {
+                    let ids: Vec<String> = claimed.iter().map(|n| n.id.to_string()).collect();
+                    tracing::warn!(nudges = %ids.join(","), "fault injection: holding claimed nudges");
+                    return;
                 }
                 let engine = self.engine.clone();
                 // Routing may start conversations (loading them from the store); the wheel keeps turning.

@@ -12,7 +12,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use twin_actors::{EngineConfig, EngineHandle, LiveHub, Ports};
+use twin_actors::{EngineConfig, EngineHandle, LiveHub, Ports, SchedulerConfig};
 use twin_channels::websocket::SessionHub;
 use twin_engine::ports::{CreatorStore, PutOutcome, SystemClock};
 use twin_llm::BuiltinResponder;
@@ -65,7 +65,12 @@ impl Application {
             live: Arc::new(LiveHub::new()),
             clock: Arc::new(SystemClock),
         };
-        let config = EngineConfig { idle_ttl: settings.idle_ttl, ..EngineConfig::default() };
+        let scheduler = SchedulerConfig {
+            // Crash drills (api/tests/nudges.rs): claim due nudges and never deliver them.
+            hold_after_claim: std::env::var_os("TWIN_FAULT_HOLD_AFTER_NUDGE_CLAIM").is_some(),
+            ..SchedulerConfig::default()
+        };
+        let config = EngineConfig { idle_ttl: settings.idle_ttl, scheduler: Some(scheduler), ..EngineConfig::default() };
         let engine = EngineHandle::start(ports, config).await.context("cannot start the actor tree")?;
         let listener = TcpListener::bind(&settings.listen)
             .await

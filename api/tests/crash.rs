@@ -5,14 +5,12 @@
 mod support;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::{Kind, twin_binary};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use support::Kind;
+use support::process::ServerProcess;
 use tokio_tungstenite::tungstenite::Message;
 use twin_store::testing::TestDb;
 
@@ -30,37 +28,8 @@ async fn postgres_keeps_every_acknowledged_message_through_sigkill() {
     every_acknowledged_message_survives_sigkill(Kind::Postgres).await;
 }
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-async fn start(data_dir: &std::path::Path, database_url: &str) -> Server {
-    let mut child = Command::new(twin_binary())
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(["--database-url", database_url])
-        .env("TWIN_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("twin starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("address=").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("twin exited before listening");
-    })
-    .await
-    .expect("twin listens within a minute");
-    // Keep draining its log so the pipe never fills.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Server { child, addr }
+async fn start(data_dir: &std::path::Path, database_url: &str) -> ServerProcess {
+    ServerProcess::start(data_dir, database_url, &["--demo"], &[]).await
 }
 
 fn token(data_dir: &std::path::Path, user: &str) -> String {
@@ -114,7 +83,7 @@ async fn chatter(addr: String, token: String, user: usize) -> Seen {
 async fn every_acknowledged_message_survives_sigkill(kind: Kind) {
     let db = TestDb::unmigrated(kind).await;
     let data_dir = tempfile::tempdir().unwrap();
-    let mut server = start(data_dir.path(), &db.url).await;
+    let server = start(data_dir.path(), &db.url).await;
 
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|user| tokio::spawn(chatter(server.addr.clone(), token(data_dir.path(), &format!("user{user}")), user)))
@@ -129,8 +98,7 @@ async fn every_acknowledged_message_survives_sigkill(kind: Kind) {
         assert!(tokio::time::Instant::now() < deadline, "only {count} messages stored in a minute");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    server.child.start_kill().unwrap(); // SIGKILL
-    server.child.wait().await.unwrap();
+    server.kill().await;
     let mut seen = Vec::new();
     for task in tasks {
         seen.push(task.await.unwrap());

@@ -184,6 +184,10 @@ impl Conversation {
         batch.send(to, Outbound::Ack { client_id, seq: message.seq });
         batch.publish(LiveEventKind::Message(message.clone()));
         self.coach_user_text(twin, &message.text, first_contact, now, &mut batch);
+        if !batch.reply_requested {
+            self.header.state.handled_up_to = message.seq;
+            batch.state_changed = true;
+        }
         self.finish(batch)
     }
 
@@ -245,7 +249,10 @@ impl Conversation {
 
     /// After a (re)load: a user message that was acknowledged but never answered gets its answer.
     fn on_recovered(&mut self, twin: &TwinSnapshot) -> Vec<Effect> {
-        let unanswered = self.history.back().is_some_and(|m| m.origin == Origin::User);
+        let unanswered = self
+            .history
+            .back()
+            .is_some_and(|m| m.origin == Origin::User && m.seq > self.header.state.handled_up_to);
         let silent = self.header.state.enrolment.as_ref().is_some_and(|e| e.phase == crate::program::Phase::Handoff);
         if unanswered && self.reply.is_none() && !silent {
             self.start_reply(twin, self.reply_goal(twin))
@@ -269,7 +276,7 @@ impl Conversation {
     /// Turns what a step gathered into effects: one commit (with the state row when it changed),
     /// then the frames, the live events, the scheduler's news and any reply to start.
     fn finish(&mut self, batch: Batch) -> Vec<Effect> {
-        let Batch { mut records, sends, live, scheduled, then, state_changed } = batch;
+        let Batch { mut records, sends, live, scheduled, then, state_changed, .. } = batch;
         if state_changed {
             self.header.version += 1;
             records.insert(0, Record::Conversation(self.header.clone()));

@@ -2,6 +2,8 @@
 //! PostgreSQL, connected as production connects), plus a typed chat client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod process;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -15,6 +15,8 @@ pub(super) struct Batch {
     pub then: Vec<Effect>,
     /// The conversation's state changed: its row is written with the next version.
     pub state_changed: bool,
+    /// A twin reply was asked for (started now or queued behind the current one).
+    pub reply_requested: bool,
 }
 
 impl Batch {

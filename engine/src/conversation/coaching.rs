@@ -55,7 +55,7 @@ impl Conversation {
         if let Some(enrolment) = self.header.state.enrolment.clone() {
             let Some(program) = twin.programs.version(&enrolment.program, enrolment.version) else {
                 // The pinned version is gone or no longer compiles: free chat rather than silence.
-                batch.then.extend(self.start_reply(twin, None));
+                self.request_reply(twin, None, batch);
                 return;
             };
             let mut cursor = enrolment;
@@ -73,7 +73,7 @@ impl Conversation {
         } else if let Some(program) = self.trigger(twin, text, first_contact) {
             self.enrol(twin, program, now, batch);
         } else {
-            batch.then.extend(self.start_reply(twin, None));
+            self.request_reply(twin, None, batch);
         }
         self.arm_inactivity(twin, now, batch);
     }
@@ -88,6 +88,11 @@ impl Conversation {
                 .flatten()
                 .filter(|p| !finished(p))
         })
+    }
+
+    fn request_reply(&mut self, twin: &TwinSnapshot, goal: Option<String>, batch: &mut Batch) {
+        batch.reply_requested = true;
+        batch.then.extend(self.start_reply(twin, goal));
     }
 
     /// Starts a program (leaving the current one, if any) and runs it to its first waiting step.
@@ -155,7 +160,7 @@ impl Conversation {
                     self.schedule(batch, NudgeKind::Step { step: step.clone(), entry }, due, now);
                 }
                 Output::CancelTimers => self.cancel_nudges(batch, |kind| matches!(kind, NudgeKind::Step { .. })),
-                Output::Reply { goal } => batch.then.extend(self.start_reply(twin, goal)),
+                Output::Reply { goal } => self.request_reply(twin, goal, batch),
                 Output::Entered { step, kind } => {
                     batch.publish(LiveEventKind::StepEntered { program: id.clone(), step, kind })
                 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{NudgeId, ProgramId, StepId};
+use crate::ids::{NudgeId, ProgramId, Seq, StepId};
 use crate::program::Enrolment;
 use crate::time::Timestamp;
 
@@ -29,6 +29,10 @@ pub struct ConversationState {
     pub ever_enrolled: bool,
     /// An inactivity nudge went out and the user has not written since: no further one until they do.
     pub nudged_since_user: bool,
+    /// The last user message that was handled without a twin reply (the program took it as an
+    /// answer, it was STOP/START, or a human holds the conversation). After a reload such a
+    /// message is not "unanswered", so no reply is started for it.
+    pub handled_up_to: Seq,
 }
 
 /// Facts about the user that the nudge policy needs.
