@@ -205,7 +205,8 @@ impl ConversationState {
             if let Some(nudge) = poison_nudge {
                 // Settled as skipped, or its lease would bring it back to crash again forever.
                 let engine = self.engine.clone();
-                let record = Record::NudgeSettled { creator: self.key.creator, id: nudge, outcome: NudgeOutcome::Skipped };
+                let record =
+                    Record::NudgeSettled { creator: self.key.creator, id: nudge, outcome: NudgeOutcome::Skipped };
                 tokio::spawn(async move {
                     if let Err(error) = engine.commit(vec![record]).await {
                         tracing::warn!(%nudge, %error, "could not settle a poisonous nudge; it will come back once its lease expires");

@@ -185,9 +185,10 @@ impl EngineHandle {
         let engine = Arc::new(engine);
         if let Some(config) = engine.config.scheduler.clone() {
             let args = NudgeSchedulerArgs { engine: engine.clone(), config };
-            let (scheduler, _) = Actor::spawn_linked(Some("nudge-scheduler".to_owned()), NudgeScheduler, args, engine.root.get_cell())
-                .await
-                .map_err(unavailable)?;
+            let (scheduler, _) =
+                Actor::spawn_linked(Some("nudge-scheduler".to_owned()), NudgeScheduler, args, engine.root.get_cell())
+                    .await
+                    .map_err(unavailable)?;
             let _ = engine.scheduler.set(scheduler);
         }
         Ok(Self { engine })

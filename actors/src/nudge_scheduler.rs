@@ -111,7 +111,9 @@ impl Actor for NudgeScheduler {
             match args.engine.ports.nudges.release_claims().await {
                 Ok(released) if released > 0 => tracing::info!(released, "released nudge claims of an earlier run"),
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "could not release earlier nudge claims; their leases will expire"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not release earlier nudge claims; their leases will expire")
+                }
             }
         }
         let ticker = myself.send_interval(args.config.tick, || NudgeSchedulerMsg::Tick);

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use twin_engine::ports::CreatorStore;
 use twin_engine::CreatorId;
+use twin_engine::ports::CreatorStore;
 
 use crate::creator_twin::{CreatorTwinActor, CreatorTwinArgs};
 use crate::handle::{Engine, EngineError, TwinCell, TwinEntry};

@@ -127,9 +127,11 @@ async fn a_nudge_due_in_quiet_hours_waits_until_they_end_in_the_users_timezone()
 
     // The day passes: it is 23:13 in Berlin, inside quiet hours; the nudge is deferred to 08:00.
     h.clock.advance_millis(DAY + 1_000);
-    h.until("the deferral", |h| h.store.nudge_rows().iter().filter(|r| r.status == "pending").count() == 1
-        && h.store.nudge_rows().iter().any(|r| r.status == "skipped"))
-        .await;
+    h.until("the deferral", |h| {
+        h.store.nudge_rows().iter().filter(|r| r.status == "pending").count() == 1
+            && h.store.nudge_rows().iter().any(|r| r.status == "skipped")
+    })
+    .await;
     let deferred = h.store.nudge_rows().into_iter().find(|r| r.status == "pending").unwrap();
     // 08:00 CET the next morning = 07:00 UTC.
     let expected = Timestamp(((start.0 + DAY) / DAY + 1) * DAY + 7 * HOUR);
@@ -157,7 +159,7 @@ steps:
     let h = Harness::start_coaching(ASK, no_quiet_hours()).await;
     let key = h.key("dan");
     h.say(&key, "c1", "hi").await;
-    h.until("the question", |h| texts(h, &key).len() >= 1).await;
+    h.until("the question", |h| !texts(h, &key).is_empty()).await;
 
     // Five hours later an answer that is not yes or no: asked again, still waiting for the user.
     h.clock.advance_millis(5 * HOUR);

@@ -131,8 +131,10 @@ struct WebSection {
 
 impl CreatorFile {
     fn into_profile(self, slug: Slug, path: &Path) -> Result<CreatorProfile, BundleError> {
-        let nudges = nudge_settings(self.nudges.unwrap_or_default())
-            .map_err(|message| BundleError::Invalid { path: path.to_path_buf(), message: format!("[nudges]: {message}") })?;
+        let nudges = nudge_settings(self.nudges.unwrap_or_default()).map_err(|message| BundleError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("[nudges]: {message}"),
+        })?;
         let PersonaSection { role, traits, methodology, values, boundaries, voice } = self.persona;
         Ok(CreatorProfile {
             slug,
@@ -178,7 +180,8 @@ fn nudge_settings(mut table: toml::Table) -> Result<NudgeSettings, String> {
         Some(toml::Value::String(text)) => Some(text),
         Some(other) => return Err(format!("`inactivity_text` must be a string, not {other}")),
     };
-    let policy: NudgePolicy = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().to_owned())?;
+    let policy: NudgePolicy =
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().to_owned())?;
     Ok(NudgeSettings { timezone, inactivity_text, policy })
 }
 
@@ -238,8 +241,8 @@ pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
     let mut programs = Vec::new();
     let programs_dir = dir.join(PROGRAMS_DIR);
     if programs_dir.is_dir() {
-        let entries = fs::read_dir(&programs_dir)
-            .map_err(|source| BundleError::Read { path: programs_dir.clone(), source })?;
+        let entries =
+            fs::read_dir(&programs_dir).map_err(|source| BundleError::Read { path: programs_dir.clone(), source })?;
         for entry in entries {
             let path = entry.map_err(|source| BundleError::Read { path: programs_dir.clone(), source })?.path();
             if !is_program_file(&path) {
@@ -282,14 +285,15 @@ fn is_program_file(path: &Path) -> bool {
 /// A program file: its id is the file name without the extension; it must compile.
 pub fn program_source(path: &Path, bytes: Vec<u8>) -> Result<ProgramSource, BundleError> {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let valid_name = !stem.is_empty()
-        && stem.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let valid_name =
+        !stem.is_empty() && stem.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     let id = ProgramId::parse(&stem).ok().filter(|_| valid_name).ok_or_else(|| BundleError::Invalid {
         path: path.to_path_buf(),
         message: "a program file name may only use lowercase letters, digits, `-` and `_`".to_owned(),
     })?;
     let source = String::from_utf8(bytes).map_err(|_| BundleError::NotUtf8 { path: path.to_path_buf() })?;
-    program::compile(&id, 1, &source).map_err(|problems| BundleError::Program { path: path.to_path_buf(), problems })?;
+    program::compile(&id, 1, &source)
+        .map_err(|problems| BundleError::Program { path: path.to_path_buf(), problems })?;
     Ok(ProgramSource { id, source })
 }
 
@@ -571,7 +575,8 @@ mod tests {
         assert!(bundle.documents.is_empty());
     }
 
-    const PROGRAM: &str = "steps:\n  - id: hi\n    question: \"Name?\"\n    save_as: name\n  - id: bye\n    end: \"Bye {{ name }}\"\n";
+    const PROGRAM: &str =
+        "steps:\n  - id: hi\n    question: \"Name?\"\n    save_as: name\n  - id: bye\n    end: \"Bye {{ name }}\"\n";
 
     #[test]
     fn programs_and_the_nudge_section_are_read_and_written_back_unchanged() {

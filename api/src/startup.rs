@@ -70,7 +70,8 @@ impl Application {
             hold_after_claim: std::env::var_os("TWIN_FAULT_HOLD_AFTER_NUDGE_CLAIM").is_some(),
             ..SchedulerConfig::default()
         };
-        let config = EngineConfig { idle_ttl: settings.idle_ttl, scheduler: Some(scheduler), ..EngineConfig::default() };
+        let config =
+            EngineConfig { idle_ttl: settings.idle_ttl, scheduler: Some(scheduler), ..EngineConfig::default() };
         let engine = EngineHandle::start(ports, config).await.context("cannot start the actor tree")?;
         let listener = TcpListener::bind(&settings.listen)
             .await

@@ -66,7 +66,10 @@ async fn a_program_walks_a_user_over_the_socket_with_choices_a_retry_and_a_wait(
     let question = next_message(&mut client).await;
     assert_eq!(question["origin"], "program");
     assert_eq!(question["text"], "What do you want to work on?");
-    assert_eq!(question["choices"], json!([{"value": "sleep", "label": "Better sleep"}, {"value": "focus", "label": "Deep focus"}]));
+    assert_eq!(
+        question["choices"],
+        json!([{"value": "sleep", "label": "Better sleep"}, {"value": "focus", "label": "Deep focus"}])
+    );
 
     // Not one of the choices: asked again, with the choices.
     client.send(json!({"type": "message", "id": "m2", "text": "chocolate"})).await;
@@ -101,13 +104,8 @@ async fn a_claimed_nudge_fires_once_after_sigkill(kind: Kind) {
     let creators_arg = creators.path().to_str().unwrap().to_owned();
     let args = ["--creators", creators_arg.as_str()];
 
-    let mut server = ServerProcess::start(
-        data_dir.path(),
-        &db.url,
-        &args,
-        &[("TWIN_FAULT_HOLD_AFTER_NUDGE_CLAIM", "1")],
-    )
-    .await;
+    let mut server =
+        ServerProcess::start(data_dir.path(), &db.url, &args, &[("TWIN_FAULT_HOLD_AFTER_NUDGE_CLAIM", "1")]).await;
     let token = token(data_dir.path());
     let mut socket = connect(&server.addr, &token).await;
     send(&mut socket, json!({"type": "message", "id": "m1", "text": "hello"})).await;
@@ -211,7 +209,13 @@ fn program_validate_exits_zero_for_a_valid_file_and_lists_every_problem_otherwis
 #[test]
 fn condition_eval_prints_json_and_exits_two_with_the_column_on_a_syntax_error() {
     let run = |args: &[&str]| std::process::Command::new(twin_binary()).args(args).output().unwrap();
-    let out = run(&["condition", "eval", r#"goal == "sleep" and hours * 2 >= 10"#, "--vars", r#"{"goal":"sleep","hours":5}"#]);
+    let out = run(&[
+        "condition",
+        "eval",
+        r#"goal == "sleep" and hours * 2 >= 10"#,
+        "--vars",
+        r#"{"goal":"sleep","hours":5}"#,
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true");
 

@@ -91,6 +91,8 @@ fn twin() -> TwinSnapshot {
         persona: persona(),
         replies: ReplySettings::default(),
         allowed_origins: vec![],
+        default_program: None,
+        nudges: Default::default(),
     };
     assert_eq!(profile.replies.history_window, 20, "the benchmarks assume the default history window");
     TwinSnapshot::new(profile, &documents(), &[]).0

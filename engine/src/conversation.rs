@@ -5,12 +5,12 @@
 //! [`Effect::Persist`] must commit before any later effect of the same step runs: that is how
 //! "acknowledged means committed" holds.
 
+mod batch;
 mod client_ids;
 mod coaching;
 mod effect;
 mod event;
 mod state;
-mod batch;
 #[cfg(test)]
 mod tests;
 
@@ -27,8 +27,8 @@ pub use crate::ports::{ErrorCode, Outbound, Recipient, Record};
 use crate::prompt::{ReplyRequest, Turn};
 use crate::time::Timestamp;
 use crate::twin::TwinSnapshot;
-use client_ids::ClientIdWindow;
 use batch::Batch;
+use client_ids::ClientIdWindow;
 
 /// How many client ids a conversation remembers for idempotency. A retry of a message older than
 /// this many user messages would be stored again; clients retry within seconds, not hundreds of
@@ -64,15 +64,14 @@ pub struct Conversation {
 impl Conversation {
     /// A conversation nobody has written to yet.
     pub fn new(creator: CreatorId, user: UserId, now: Timestamp) -> Self {
-        let header =
-            ConversationHeader {
-                id: ConversationId::of(creator, &user),
-                creator,
-                user,
-                version: 0,
-                created_at: now,
-                state: ConversationState::default(),
-            };
+        let header = ConversationHeader {
+            id: ConversationId::of(creator, &user),
+            creator,
+            user,
+            version: 0,
+            created_at: now,
+            state: ConversationState::default(),
+        };
         Self {
             header,
             last_seq: Seq::ZERO,
@@ -249,10 +248,8 @@ impl Conversation {
 
     /// After a (re)load: a user message that was acknowledged but never answered gets its answer.
     fn on_recovered(&mut self, twin: &TwinSnapshot) -> Vec<Effect> {
-        let unanswered = self
-            .history
-            .back()
-            .is_some_and(|m| m.origin == Origin::User && m.seq > self.header.state.handled_up_to);
+        let unanswered =
+            self.history.back().is_some_and(|m| m.origin == Origin::User && m.seq > self.header.state.handled_up_to);
         let silent = self.header.state.enrolment.as_ref().is_some_and(|e| e.phase == crate::program::Phase::Handoff);
         if unanswered && self.reply.is_none() && !silent {
             self.start_reply(twin, self.reply_goal(twin))

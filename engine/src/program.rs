@@ -16,6 +16,6 @@ mod tests;
 
 pub use compile::{BUILTIN_VARIABLES, MAX_SOURCE_BYTES, Problem, Problems, compile};
 pub use cursor::{Context, Output, validate};
-pub use set::{BrokenProgram, ProgramSet};
 pub use model::{Expect, Inactivity, Program, Step, StepKind, Timer, Triggers};
+pub use set::{BrokenProgram, ProgramSet};
 pub use template::{Template, TemplateError};

@@ -142,10 +142,8 @@ impl CreatorStore for MemoryStore {
         documents: &[KnowledgeDocument],
         programs: &[ProgramSource],
     ) -> Result<PutOutcome, StoreError> {
-        let programs = programs
-            .iter()
-            .map(|p| StoredProgram { id: p.id.clone(), version: 1, source: p.source.clone() })
-            .collect();
+        let programs =
+            programs.iter().map(|p| StoredProgram { id: p.id.clone(), version: 1, source: p.source.clone() }).collect();
         let stored = StoredCreator { profile: profile.clone(), documents: documents.to_vec(), programs, version: 1 };
         self.creators.lock().unwrap().insert(profile.slug.creator_id(), stored);
         Ok(PutOutcome::Created)

@@ -80,9 +80,7 @@ impl TestApp {
 
     async fn start(&mut self) {
         let options = ServeOptions { demo: false, creators: Some(self.creators.path().to_path_buf()) };
-        let app = Application::build(self.settings(), options)
-            .await
-            .expect("the server starts");
+        let app = Application::build(self.settings(), options).await.expect("the server starts");
         self.addr = app.local_addr();
         self.keys = app.keys();
         let (stop, stopped) = oneshot::channel::<()>();

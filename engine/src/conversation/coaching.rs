@@ -29,7 +29,14 @@ const OPTED_IN_TEXT: &str = "Reminders are back on.";
 
 impl Conversation {
     /// Decides what a stored user message leads to: an opt-out, a program step, or a twin reply.
-    pub(super) fn coach_user_text(&mut self, twin: &TwinSnapshot, text: &str, first_contact: bool, now: Timestamp, batch: &mut Batch) {
+    pub(super) fn coach_user_text(
+        &mut self,
+        twin: &TwinSnapshot,
+        text: &str,
+        first_contact: bool,
+        now: Timestamp,
+        batch: &mut Batch,
+    ) {
         self.last_user_at = Some(now);
         let audience = &mut self.header.state.audience;
         if audience.unreachable {
@@ -352,7 +359,14 @@ impl Conversation {
             .unwrap_or(twin.profile.nudges.timezone)
     }
 
-    fn defer(&mut self, batch: &mut Batch, nudge: &PendingNudge, until: Timestamp, reason: &'static str, now: Timestamp) {
+    fn defer(
+        &mut self,
+        batch: &mut Batch,
+        nudge: &PendingNudge,
+        until: Timestamp,
+        reason: &'static str,
+        now: Timestamp,
+    ) {
         self.settle(batch, nudge.id, NudgeOutcome::Skipped);
         let id = self.schedule(batch, nudge.kind.clone(), until, now);
         batch.publish(LiveEventKind::NudgeDeferred { id, until, reason });
@@ -384,9 +398,8 @@ impl Conversation {
     }
 
     fn cancel_nudges(&mut self, batch: &mut Batch, which: impl Fn(&NudgeKind) -> bool) {
-        let (cancelled, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.header.state.nudges)
-            .into_iter()
-            .partition(|n| which(&n.kind));
+        let (cancelled, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.header.state.nudges).into_iter().partition(|n| which(&n.kind));
         self.header.state.nudges = kept;
         for nudge in cancelled {
             self.settle(batch, nudge.id, NudgeOutcome::Cancelled);

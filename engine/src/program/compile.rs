@@ -267,7 +267,10 @@ impl Compiler {
                 let check_in = match &raw.check_in {
                     Some(timer) => self.timer(id, "check_in", timer),
                     None => {
-                        self.problem(Some(id), "a task needs `check_in` (a duration like `1d` or a time like `\"09:00\"`)");
+                        self.problem(
+                            Some(id),
+                            "a task needs `check_in` (a duration like `1d` or a time like `\"09:00\"`)",
+                        );
                         None
                     }
                 };
@@ -313,12 +316,7 @@ impl Compiler {
                 if raw.max_turns == Some(0) {
                     self.problem(Some(id), "`max_turns` must be at least 1");
                 }
-                StepKind::Chat {
-                    goal: raw.chat.clone().unwrap_or_default(),
-                    until,
-                    keywords,
-                    max_turns: raw.max_turns,
-                }
+                StepKind::Chat { goal: raw.chat.clone().unwrap_or_default(), until, keywords, max_turns: raw.max_turns }
             }
             "handoff" => {
                 let text = self.template(Some(id), raw.handoff.as_deref().unwrap_or_default(), declared);
@@ -482,7 +480,10 @@ impl Compiler {
             (Some("yes_no"), None) => Expect::YesNo,
             (Some("timezone"), None) => Expect::Timezone,
             (Some(other), None) => {
-                self.problem(Some(id), format!("`expect: {other}` is not one of text, number, yes_no, choice, timezone"));
+                self.problem(
+                    Some(id),
+                    format!("`expect: {other}` is not one of text, number, yes_no, choice, timezone"),
+                );
                 return None;
             }
         };
@@ -510,13 +511,8 @@ impl Compiler {
                 self.problem(None, format!("trigger command `{command}` may only use letters, digits, `_` and `-`"));
             }
         }
-        let keywords = file
-            .triggers
-            .keywords
-            .iter()
-            .map(|k| k.trim().to_lowercase())
-            .filter(|k| !k.is_empty())
-            .collect();
+        let keywords =
+            file.triggers.keywords.iter().map(|k| k.trim().to_lowercase()).filter(|k| !k.is_empty()).collect();
         Triggers { first_contact: file.triggers.first_contact, commands, keywords }
     }
 
@@ -574,8 +570,7 @@ impl Compiler {
                     Some(next) => match marks[next] {
                         Mark::Open => {
                             let from = path.iter().position(|(n, _)| *n == next).unwrap_or(0);
-                            let cycle: Vec<&str> =
-                                path[from..].iter().map(|(n, _)| steps[*n].id.as_str()).collect();
+                            let cycle: Vec<&str> = path[from..].iter().map(|(n, _)| steps[*n].id.as_str()).collect();
                             let message = format!(
                                 "the steps {} form a loop that never waits for the user or the clock",
                                 cycle.join(" → ")

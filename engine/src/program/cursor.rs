@@ -31,18 +31,40 @@ pub struct Context<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// A durable message to the user.
-    Say { text: String, choices: Vec<Choice>, origin: Origin },
+    Say {
+        text: String,
+        choices: Vec<Choice>,
+        origin: Origin,
+    },
     /// Arm a timer for the current step entry.
-    Timer { due: Timestamp },
+    Timer {
+        due: Timestamp,
+    },
     /// Timers of the step being left are obsolete.
     CancelTimers,
     /// Ask the twin to answer the user's last message, toward the step's goal if there is one.
-    Reply { goal: Option<String> },
-    Entered { step: StepId, kind: &'static str },
-    Left { step: StepId },
-    AnswerInvalid { step: StepId, attempts: u32, gave_up: bool },
-    ConditionFailed { step: StepId, error: String },
-    HandoffRequested { step: StepId },
+    Reply {
+        goal: Option<String>,
+    },
+    Entered {
+        step: StepId,
+        kind: &'static str,
+    },
+    Left {
+        step: StepId,
+    },
+    AnswerInvalid {
+        step: StepId,
+        attempts: u32,
+        gave_up: bool,
+    },
+    ConditionFailed {
+        step: StepId,
+        error: String,
+    },
+    HandoffRequested {
+        step: StepId,
+    },
     /// The user told us their time zone.
     Timezone(String),
     Finished,
@@ -218,7 +240,11 @@ impl Enrolment {
             out.push(Output::Entered { step: step.id.clone(), kind: step.kind.name() });
             let next = match &step.kind {
                 StepKind::Message { text, choices } => {
-                    out.push(Output::Say { text: self.render(ctx, text), choices: choices.clone(), origin: Origin::Program });
+                    out.push(Output::Say {
+                        text: self.render(ctx, text),
+                        choices: choices.clone(),
+                        origin: Origin::Program,
+                    });
                     if !choices.is_empty() {
                         self.phase = Phase::Answer;
                         return;
@@ -226,12 +252,20 @@ impl Enrolment {
                     step.next
                 }
                 StepKind::Question { text, expect, .. } => {
-                    out.push(Output::Say { text: self.render(ctx, text), choices: choices_of(expect), origin: Origin::Program });
+                    out.push(Output::Say {
+                        text: self.render(ctx, text),
+                        choices: choices_of(expect),
+                        origin: Origin::Program,
+                    });
                     self.phase = Phase::Answer;
                     return;
                 }
                 StepKind::Task { text, check_in, .. } => {
-                    out.push(Output::Say { text: self.render(ctx, text), choices: Vec::new(), origin: Origin::Program });
+                    out.push(Output::Say {
+                        text: self.render(ctx, text),
+                        choices: Vec::new(),
+                        origin: Origin::Program,
+                    });
                     out.push(Output::Timer { due: due(ctx, *check_in) });
                     self.phase = Phase::Clock;
                     return;
@@ -246,7 +280,11 @@ impl Enrolment {
                     return;
                 }
                 StepKind::Handoff { text, timeout } => {
-                    out.push(Output::Say { text: self.render(ctx, text), choices: Vec::new(), origin: Origin::Program });
+                    out.push(Output::Say {
+                        text: self.render(ctx, text),
+                        choices: Vec::new(),
+                        origin: Origin::Program,
+                    });
                     out.push(Output::HandoffRequested { step: step.id.clone() });
                     if let Some(timeout) = timeout {
                         out.push(Output::Timer { due: due(ctx, *timeout) });
@@ -256,13 +294,19 @@ impl Enrolment {
                 }
                 StepKind::End { text } => {
                     if let Some(text) = text {
-                        out.push(Output::Say { text: self.render(ctx, text), choices: Vec::new(), origin: Origin::Program });
+                        out.push(Output::Say {
+                            text: self.render(ctx, text),
+                            choices: Vec::new(),
+                            origin: Origin::Program,
+                        });
                     }
                     out.push(Output::Left { step: step.id.clone() });
                     out.push(Output::Finished);
                     return;
                 }
-                StepKind::Branch { arms, otherwise, on_error } => Some(self.choose(ctx, step, arms, *otherwise, *on_error, out)),
+                StepKind::Branch { arms, otherwise, on_error } => {
+                    Some(self.choose(ctx, step, arms, *otherwise, *on_error, out))
+                }
             };
             out.push(Output::Left { step: step.id.clone() });
             match next {

@@ -63,7 +63,9 @@ pub struct Step {
 /// When a timer of a step falls due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
-    After { ms: i64 },
+    After {
+        ms: i64,
+    },
     /// The next time the user's wall clock shows this time.
     At(LocalTime),
 }
@@ -71,7 +73,10 @@ pub enum Timer {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expect {
     Text,
-    Number { min: Option<f64>, max: Option<f64> },
+    Number {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     YesNo,
     Choice(Vec<Choice>),
     /// An IANA time zone name; also becomes the user's time zone for nudges.
@@ -81,7 +86,10 @@ pub enum Expect {
 #[derive(Debug, Clone)]
 pub enum StepKind {
     /// Says something; with choices it waits for a pick (any reply continues).
-    Message { text: Template, choices: Vec<Choice> },
+    Message {
+        text: Template,
+        choices: Vec<Choice>,
+    },
     Question {
         text: Template,
         expect: Expect,
@@ -91,16 +99,36 @@ pub enum StepKind {
         on_fail: Option<usize>,
     },
     /// Assigns something to do; checks in when the timer falls due and waits for the answer.
-    Task { text: Template, check_in: Timer, check_in_text: Template },
-    Wait { timer: Timer },
-    Branch { arms: Vec<(Expr, usize)>, otherwise: usize, on_error: usize },
+    Task {
+        text: Template,
+        check_in: Timer,
+        check_in_text: Template,
+    },
+    Wait {
+        timer: Timer,
+    },
+    Branch {
+        arms: Vec<(Expr, usize)>,
+        otherwise: usize,
+        on_error: usize,
+    },
     /// Free conversation with the twin toward `goal`, left on a condition, a keyword or after
     /// `max_turns` user messages.
-    Chat { goal: String, until: Option<Expr>, keywords: Vec<String>, max_turns: Option<u32> },
+    Chat {
+        goal: String,
+        until: Option<Expr>,
+        keywords: Vec<String>,
+        max_turns: Option<u32>,
+    },
     /// Asks for the creator; the twin stays silent until a human releases the conversation or the
     /// timeout passes.
-    Handoff { text: Template, timeout: Option<Timer> },
-    End { text: Option<Template> },
+    Handoff {
+        text: Template,
+        timeout: Option<Timer>,
+    },
+    End {
+        text: Option<Template>,
+    },
 }
 
 impl StepKind {
