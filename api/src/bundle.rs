@@ -250,7 +250,8 @@ pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
             }
             let size = fs::metadata(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?.len();
             if size > program::MAX_SOURCE_BYTES as u64 {
-                return Err(BundleError::TooLarge { path, size });
+                let message = format!("is {size} bytes; a program file may be at most {} KiB", program::MAX_SOURCE_BYTES / 1024);
+                return Err(BundleError::Invalid { path, message });
             }
             let bytes = fs::read(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?;
             programs.push(program_source(&path, bytes)?);
@@ -291,7 +292,10 @@ pub fn program_source(path: &Path, bytes: Vec<u8>) -> Result<ProgramSource, Bund
         path: path.to_path_buf(),
         message: "a program file name may only use lowercase letters, digits, `-` and `_`".to_owned(),
     })?;
-    let source = String::from_utf8(bytes).map_err(|_| BundleError::NotUtf8 { path: path.to_path_buf() })?;
+    let source = String::from_utf8(bytes).map_err(|_| BundleError::Invalid {
+        path: path.to_path_buf(),
+        message: "is not valid UTF-8 text (program files must be UTF-8 YAML or JSON)".to_owned(),
+    })?;
     program::compile(&id, 1, &source)
         .map_err(|problems| BundleError::Program { path: path.to_path_buf(), problems })?;
     Ok(ProgramSource { id, source })

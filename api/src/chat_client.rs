@@ -95,6 +95,12 @@ fn print_message(message: &Value) {
         None => "?",
     };
     println!("{who}> {}", message["text"].as_str().unwrap_or_default());
+    // Choices of a program question: type the number or the label (the program accepts both).
+    if let Some(choices) = message["choices"].as_array() {
+        for (n, choice) in choices.iter().enumerate() {
+            println!("      {}. {}", n + 1, choice["label"].as_str().unwrap_or_default());
+        }
+    }
 }
 
 /// `http://host:port` → `ws://host:port/v1/chat` (and https → wss).

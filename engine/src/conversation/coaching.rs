@@ -22,9 +22,12 @@ use crate::time::Timestamp;
 use crate::twin::TwinSnapshot;
 
 use super::batch::Batch;
+
+#[cfg(test)]
+mod tests;
 use super::{Conversation, NudgeKind, PendingNudge};
 
-const OPTED_OUT_TEXT: &str = "Got it: no more reminders from me. Send START any time to batch them back on.";
+const OPTED_OUT_TEXT: &str = "Got it: no more reminders from me. Send START any time to turn them back on.";
 const OPTED_IN_TEXT: &str = "Reminders are back on.";
 
 impl Conversation {
@@ -44,6 +47,7 @@ impl Conversation {
             batch.state_changed = true;
         }
         self.header.state.nudged_since_user = false;
+        // STOP and START are commands, not conversation: neither reaches the program or the twin.
         if let Some(command) = nudge::opt_command(text) {
             let opted_out = command == OptCommand::Out;
             self.header.state.audience.opted_out = opted_out;
@@ -54,7 +58,20 @@ impl Conversation {
             }
             let text = if opted_out { OPTED_OUT_TEXT } else { OPTED_IN_TEXT };
             self.say(twin, batch, text.to_owned(), Vec::new(), Origin::Program, now);
-            if opted_out {
+            if !opted_out {
+                self.resume_held(twin, now, batch);
+                self.arm_inactivity(twin, now, batch);
+            }
+            return;
+        }
+
+        // A program timer held while nudges were not allowed goes first. If it leads to a step
+        // that asks something, this message was written before the question and is not its
+        // answer: the user answers what they now see.
+        if self.resume_held(twin, now, batch) {
+            let asks = self.header.state.enrolment.as_ref().is_some_and(|e| e.phase != Phase::Clock);
+            if asks {
+                self.arm_inactivity(twin, now, batch);
                 return;
             }
         }
@@ -68,14 +85,7 @@ impl Conversation {
             let mut cursor = enrolment;
             let timezone = self.timezone(twin);
             let ctx = Context { program, user: &self.header.user, timezone: &timezone, now };
-            let mut outputs = Vec::new();
-            if let Some(held) = self.header.state.held.take() {
-                batch.state_changed = true;
-                if held == (NudgeKind::Step { step: cursor.step.clone(), entry: cursor.entry }) {
-                    outputs.extend(cursor.on_timer(&ctx));
-                }
-            }
-            outputs.extend(cursor.on_user_text(&ctx, text));
+            let outputs = cursor.on_user_text(&ctx, text);
             self.carry_out(twin, program, cursor, outputs, now, batch);
         } else if let Some(program) = self.trigger(twin, text, first_contact) {
             self.enrol(twin, program, now, batch);
@@ -83,6 +93,22 @@ impl Conversation {
             self.request_reply(twin, None, batch);
         }
         self.arm_inactivity(twin, now, batch);
+    }
+
+    /// Runs a held program timer if it still belongs to the current step; true when it ran.
+    fn resume_held(&mut self, twin: &TwinSnapshot, now: Timestamp, batch: &mut Batch) -> bool {
+        let Some(held) = self.header.state.held.take() else { return false };
+        batch.state_changed = true;
+        let current = self
+            .header
+            .state
+            .enrolment
+            .as_ref()
+            .is_some_and(|e| held == NudgeKind::Step { step: e.step.clone(), entry: e.entry });
+        if current {
+            self.run_timer(twin, now, batch);
+        }
+        current
     }
 
     fn trigger<'t>(&self, twin: &'t TwinSnapshot, text: &str, first_contact: bool) -> Option<&'t Program> {

@@ -16,6 +16,8 @@ use super::template::Template;
 
 /// Most steps a program may have; a hand-written program has tens.
 pub const MAX_STEPS: usize = 500;
+/// How long a handoff waits for a human when its step gives no `timeout`.
+pub const DEFAULT_HANDOFF_TIMEOUT_MS: i64 = 24 * 3_600_000;
 /// Largest program file accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
 
@@ -153,10 +155,13 @@ impl Compiler {
             Some(Inactivity { after_ms: after, text })
         });
 
-        if self.problems.is_empty() {
+        // The graph can be checked whenever every step compiled, alongside other problems.
+        if steps.len() == file.steps.len() {
             self.check_graph(&steps);
         }
         if !self.problems.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            self.problems.retain(|p| seen.insert(p.to_string()));
             return Err(Problems(self.problems));
         }
         Ok(Program {
@@ -185,6 +190,10 @@ impl Compiler {
             let Some(answer) = answer else { continue };
             declared.answers.insert(id.clone(), answer.clone());
             if let Some(name) = &raw.save_as {
+                if !is_variable_name(name) {
+                    self.problem(Some(id), format!("`save_as: {name}` is not a variable name (letters, digits and `_`, not starting with a digit, not a keyword)"));
+                    continue;
+                }
                 if BUILTIN_VARIABLES.iter().any(|(n, _)| n == name) {
                     self.problem(Some(id), format!("`save_as: {name}` would overwrite a built-in variable"));
                     continue;
@@ -310,6 +319,9 @@ impl Compiler {
                 let until = raw.until.as_ref().and_then(|c| self.condition(id, c, declared));
                 let keywords: Vec<String> =
                     raw.keywords.clone().unwrap_or_default().iter().map(|k| k.trim().to_lowercase()).collect();
+                if keywords.iter().any(String::is_empty) {
+                    self.problem(Some(id), "a chat keyword must not be blank");
+                }
                 if raw.until.is_none() && keywords.is_empty() && raw.max_turns.is_none() {
                     self.problem(Some(id), "a chat needs a way out: `until`, `keywords` or `max_turns`");
                 }
@@ -320,9 +332,11 @@ impl Compiler {
             }
             "handoff" => {
                 let text = self.template(Some(id), raw.handoff.as_deref().unwrap_or_default(), declared);
+                // Until a human can release a conversation from the live view, a handoff without a
+                // timeout would silence the twin for good: it ends after a day unless told otherwise.
                 let timeout = match &raw.timeout {
                     Some(t) => Some(self.timer(id, "timeout", t)?),
-                    None => None,
+                    None => Some(Timer::After { ms: DEFAULT_HANDOFF_TIMEOUT_MS }),
                 };
                 StepKind::Handoff { text: text?, timeout }
             }
@@ -335,9 +349,6 @@ impl Compiler {
                     }
                     _ => None,
                 };
-                if raw.next.is_some() {
-                    self.problem(Some(id), "an `end` step has no `next`");
-                }
                 StepKind::End { text }
             }
         };
@@ -346,7 +357,9 @@ impl Compiler {
 
     /// Fields that belong to another kind of step are mistakes worth naming.
     fn unused_fields(&mut self, raw: &StepFile, id: &str, kind: &str) {
-        let fields: [(&str, bool, &[&str]); 13] = [
+        const ALL_BUT_BRANCH_AND_END: &[&str] = &["message", "question", "task", "wait", "chat", "handoff"];
+        let fields: [(&str, bool, &[&str]); 17] = [
+            ("next", raw.next.is_some(), ALL_BUT_BRANCH_AND_END),
             ("choices", raw.choices.is_some(), &["message", "question"]),
             ("expect", raw.expect.is_some(), &["question"]),
             ("min", raw.min.is_some(), &["question"]),
@@ -355,15 +368,18 @@ impl Compiler {
             ("retry", raw.retry.is_some(), &["question"]),
             ("attempts", raw.attempts.is_some(), &["question"]),
             ("on_fail", raw.on_fail.is_some(), &["question"]),
-            ("check_in", raw.check_in.is_some() || raw.check_in_text.is_some(), &["task"]),
-            ("else", raw.otherwise.is_some() || raw.on_error.is_some(), &["branch"]),
-            ("until", raw.until.is_some() || raw.keywords.is_some(), &["chat"]),
+            ("check_in", raw.check_in.is_some(), &["task"]),
+            ("check_in_text", raw.check_in_text.is_some(), &["task"]),
+            ("else", raw.otherwise.is_some(), &["branch"]),
+            ("on_error", raw.on_error.is_some(), &["branch"]),
+            ("until", raw.until.is_some(), &["chat"]),
+            ("keywords", raw.keywords.is_some(), &["chat"]),
             ("max_turns", raw.max_turns.is_some(), &["chat"]),
             ("timeout", raw.timeout.is_some(), &["handoff"]),
         ];
         for (field, present, kinds) in fields {
             if present && !kinds.contains(&kind) {
-                self.problem(Some(id), format!("`{field}` does not apply to a {kind} step"));
+                self.problem(Some(id), format!("`{field}` does not apply to this step (its kind is `{kind}`)"));
             }
         }
     }
@@ -448,8 +464,8 @@ impl Compiler {
         let choices: Vec<Choice> = raw
             .iter()
             .map(|c| match c {
-                ChoiceFile::Plain(v) => Choice { value: v.clone(), label: v.clone() },
-                ChoiceFile::Full { value, label } => Choice { value: value.clone(), label: label.clone() },
+                ChoiceFile::Plain(v) => Choice { value: v.text(), label: v.text() },
+                ChoiceFile::Full { value, label } => Choice { value: value.text(), label: label.text() },
             })
             .collect();
         for (i, choice) in choices.iter().enumerate() {
@@ -587,6 +603,15 @@ impl Compiler {
             }
         }
     }
+}
+
+/// A name conditions can read: an identifier that is not a keyword of the condition language.
+fn is_variable_name(name: &str) -> bool {
+    const KEYWORDS: &[&str] = &["and", "or", "not", "in", "contains", "matches", "true", "false"];
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !KEYWORDS.contains(&name)
 }
 
 fn expect_type(raw: &StepFile) -> Type {

@@ -12,7 +12,7 @@
 
 use crate::ids::{StepId, UserId};
 use crate::message::{Choice, Origin};
-use crate::nudge::{TimeZone, next_local_time};
+use crate::nudge::{DurationSpec, TimeZone, local_datetime, next_local_time};
 use crate::time::Timestamp;
 
 use super::condition::{self, Value, ValueScope};
@@ -90,6 +90,7 @@ impl Enrolment {
             turns: 0,
             vars: Default::default(),
             answers: Default::default(),
+            handling: None,
         };
         let mut out = Vec::new();
         enrolment.enter(ctx, first.index, &mut out);
@@ -97,19 +98,35 @@ impl Enrolment {
     }
 
     pub fn on_user_text(&mut self, ctx: &Context<'_>, text: &str) -> Vec<Output> {
+        self.handling = Some(text.to_owned());
+        let out = self.user_text(ctx, text);
+        self.handling = None;
+        out
+    }
+
+    fn user_text(&mut self, ctx: &Context<'_>, text: &str) -> Vec<Output> {
         let mut out = Vec::new();
         let Some(step) = ctx.program.step(&self.step) else { return out };
         match (self.phase, &step.kind) {
             (Phase::Answer, StepKind::Question { expect, save_as, retry, attempts, on_fail, text: ask }) => {
                 match validate(expect, text) {
                     Some(answer) => {
-                        if let Expect::Timezone = expect
-                            && let Value::Text(name) = &answer
-                        {
-                            out.push(Output::Timezone(name.clone()));
-                        }
+                        // A new time zone applies at once: to the steps this answer runs into.
+                        let timezone = match (expect, &answer) {
+                            (Expect::Timezone, Value::Text(name)) => {
+                                out.push(Output::Timezone(name.clone()));
+                                name.parse::<TimeZone>().ok()
+                            }
+                            _ => None,
+                        };
                         self.record_answer(step, save_as.as_deref(), answer);
-                        self.advance(ctx, step, step.next, &mut out);
+                        match &timezone {
+                            Some(timezone) => {
+                                let ctx = Context { program: ctx.program, user: ctx.user, timezone, now: ctx.now };
+                                self.advance(&ctx, step, step.next, &mut out);
+                            }
+                            None => self.advance(ctx, step, step.next, &mut out),
+                        }
                     }
                     None => {
                         self.attempts += 1;
@@ -138,7 +155,7 @@ impl Enrolment {
                 let lowered = text.to_lowercase();
                 let said_keyword = keywords.iter().any(|k| contains_phrase(&lowered, k));
                 let condition_met = match until {
-                    Some(until) => match condition::eval(until, &Scope { enrolment: self, ctx, last_message: text }) {
+                    Some(until) => match condition::eval(until, &Scope { enrolment: self, ctx }) {
                         Ok(Value::Bool(met)) => met,
                         Ok(other) => {
                             let error = format!("`until` gave {} instead of true or false", type_name(&other));
@@ -333,7 +350,7 @@ impl Enrolment {
         on_error: usize,
         out: &mut Vec<Output>,
     ) -> usize {
-        let scope = Scope { enrolment: self, ctx, last_message: "" };
+        let scope = Scope { enrolment: self, ctx };
         for (condition, target) in arms {
             match condition::eval(condition, &scope) {
                 Ok(Value::Bool(true)) => return *target,
@@ -354,8 +371,8 @@ impl Enrolment {
 
     /// A text of this program with the enrolment's variables filled in.
     pub fn render(&self, ctx: &Context<'_>, template: &Template) -> String {
-        let scope = Scope { enrolment: self, ctx, last_message: "" };
-        template.render(|name| scope.variable(name).map(|v| display(&v)))
+        let scope = Scope { enrolment: self, ctx };
+        template.render(|name| scope.variable(name).map(|v| display(ctx, &v)))
     }
 }
 
@@ -370,7 +387,6 @@ fn due(ctx: &Context<'_>, timer: Timer) -> Timestamp {
 struct Scope<'a> {
     enrolment: &'a Enrolment,
     ctx: &'a Context<'a>,
-    last_message: &'a str,
 }
 
 impl ValueScope for Scope<'_> {
@@ -380,7 +396,7 @@ impl ValueScope for Scope<'_> {
             "user.timezone" => Value::Text(self.ctx.timezone.name().to_owned()),
             "enrolled_at" => Value::Time(self.enrolment.enrolled_at),
             "step_entered_at" => Value::Time(self.enrolment.entered_at),
-            "last_message" => Value::Text(self.last_message.to_owned()),
+            "last_message" => Value::Text(self.enrolment.handling.clone().unwrap_or_default()),
             "turns" => Value::Number(f64::from(self.enrolment.turns)),
             _ => return self.enrolment.vars.get(name).and_then(|json| Value::from_json(json).ok()),
         })
@@ -396,16 +412,17 @@ impl ValueScope for Scope<'_> {
     }
 }
 
-/// How a value reads inside a message.
-fn display(value: &Value) -> String {
+/// How a value reads inside a message: times in the user's time zone, durations as written.
+fn display(ctx: &Context<'_>, value: &Value) -> String {
     match value {
         Value::Text(text) => text.clone(),
         Value::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", *n as i64),
         Value::Number(n) => format!("{n}"),
         Value::Bool(true) => "yes".to_owned(),
         Value::Bool(false) => "no".to_owned(),
-        Value::List(items) => items.iter().map(display).collect::<Vec<_>>().join(", "),
-        other => condition::Value::to_json(other).to_string(),
+        Value::List(items) => items.iter().map(|v| display(ctx, v)).collect::<Vec<_>>().join(", "),
+        Value::Time(t) => local_datetime(*ctx.timezone, *t).format("%Y-%m-%d %H:%M").to_string(),
+        Value::Duration(ms) => DurationSpec::from_millis(*ms).to_string(),
     }
 }
 
@@ -420,12 +437,13 @@ fn choices_of(expect: &Expect) -> Vec<Choice> {
     }
 }
 
-/// A pick by value, by label (both case-insensitive) or by its number in the list (1-based).
+/// A pick by value, by label (both ignoring case) or by its number in the list (1-based).
 fn match_choice<'c>(choices: &'c [Choice], text: &str) -> Option<&'c Choice> {
     let text = text.trim().trim_end_matches(['.', '!']);
+    let lowered = text.to_lowercase();
     choices
         .iter()
-        .find(|c| c.value.eq_ignore_ascii_case(text) || c.label.eq_ignore_ascii_case(text))
+        .find(|c| c.value.to_lowercase() == lowered || c.label.to_lowercase() == lowered)
         .or_else(|| text.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|i| choices.get(i)))
 }
 
@@ -453,8 +471,11 @@ pub fn validate(expect: &Expect, text: &str) -> Option<Value> {
             }
         }
         Expect::Number { min, max } => {
-            let first = trimmed.split_whitespace().next().unwrap_or_default().replace(',', ".");
-            let n: f64 = first.parse().ok()?;
+            // The first number in the answer: "6", "6,5", "about 3 hours", "2.5h".
+            let n: f64 = trimmed.split_whitespace().find_map(|word| {
+                let word = word.trim_matches(|c: char| !(c.is_ascii_digit() || c == '.' || c == ',' || c == '-'));
+                word.trim_end_matches(['.', ',']).replace(',', ".").parse().ok()
+            })?;
             let in_range = n.is_finite() && min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m);
             in_range.then_some(Value::Number(n))
         }

@@ -32,6 +32,9 @@ pub struct Enrolment {
     /// Answers by step id, for `answer("step")`.
     #[serde(default)]
     pub answers: BTreeMap<StepId, serde_json::Value>,
+    /// The user message being handled, for `last_message`; only set during `on_user_text`.
+    #[serde(skip)]
+    pub(super) handling: Option<String>,
 }
 
 /// What the current step is waiting for.

@@ -106,10 +106,32 @@ pub struct ArmFile {
     pub goto: String,
 }
 
-/// `- sleep` (value and label the same) or `- { value: sleep, label: "Sleep better" }`.
+/// `- sleep` (value and label the same; unquoted `1` or `true` count as text) or
+/// `- { value: sleep, label: "Sleep better" }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum ChoiceFile {
-    Plain(String),
-    Full { value: String, label: String },
+    Plain(Scalar),
+    Full { value: Scalar, label: Scalar },
+}
+
+/// A YAML scalar read as the text it was written as.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Text(String),
+    Integer(i64),
+    Number(f64),
+    Flag(bool),
+}
+
+impl Scalar {
+    pub fn text(&self) -> String {
+        match self {
+            Scalar::Text(text) => text.clone(),
+            Scalar::Integer(n) => n.to_string(),
+            Scalar::Number(n) => n.to_string(),
+            Scalar::Flag(b) => b.to_string(),
+        }
+    }
 }

@@ -576,3 +576,14 @@ fn save_as_must_be_a_variable_name() {
     let found = problems("steps:\n  - { id: a, question: x, save_as: my goal }\n  - { id: b, end: true }");
     assert_has(&found, Some("a"), "save_as");
 }
+
+#[test]
+fn scratch_choices() {
+    for c in ["[1, 2, 3]", "[yes, no]", "[true, false]", "[1.0, 2.50]", "[on, off]", "[0x10, 1e3]", "['01', 007]", "[null]", "[~, a]", "[{ value: 1, label: yes }]"] {
+        let r = crate::program::compile(&crate::ids::ProgramId::parse("test").unwrap(), 1, &format!("steps:\n  - {{ id: a, question: Q, choices: {c} }}\n  - {{ id: b, end: true }}"));
+        match r {
+            Ok(p) => eprintln!("{c} => {:?}", p.steps[0].kind),
+            Err(e) => eprintln!("{c} => ERR {e}"),
+        }
+    }
+}
