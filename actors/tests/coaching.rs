@@ -179,3 +179,22 @@ steps:
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_nudge_wakes_a_passivated_conversation_from_the_store() {
+    let h = Harness::start_coaching(WALK, no_quiet_hours()).await;
+    let key = h.key("eve");
+    h.say(&key, "c1", "hi").await;
+    h.until("the question", |h| texts(h, &key).len() >= 2).await;
+    h.say(&key, "c2", "Eve").await;
+    h.until("the wait's row", |h| h.store.nudge_rows().len() == 2).await;
+
+    h.clock.advance_millis(support::IDLE_TTL.as_millis() as i64 + 1);
+    h.engine.sweep_idle();
+    h.until("passivation", |h| h.engine.live_conversations() == 0).await;
+
+    h.clock.advance_millis(DAY);
+    h.until("the task, from a re-hydrated conversation", |h| texts(h, &key).len() >= 3).await;
+    assert_eq!(texts(&h, &key)[2], (Origin::Program, "Today, Eve: one focused hour.".to_owned()));
+    assert_eq!(h.engine.live_conversations(), 1);
+}

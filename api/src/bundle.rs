@@ -250,7 +250,8 @@ pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
             }
             let size = fs::metadata(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?.len();
             if size > program::MAX_SOURCE_BYTES as u64 {
-                let message = format!("is {size} bytes; a program file may be at most {} KiB", program::MAX_SOURCE_BYTES / 1024);
+                let message =
+                    format!("is {size} bytes; a program file may be at most {} KiB", program::MAX_SOURCE_BYTES / 1024);
                 return Err(BundleError::Invalid { path, message });
             }
             let bytes = fs::read(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?;

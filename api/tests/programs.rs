@@ -227,3 +227,38 @@ fn condition_eval_prints_json_and_exits_two_with_the_column_on_a_syntax_error() 
     assert_eq!(out.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
 }
+
+#[tokio::test]
+async fn a_new_program_version_leaves_running_enrolments_on_theirs_and_an_unchanged_import_creates_nothing() {
+    let mut app = spawn_app_with(Kind::Sqlite, &[coach()]).await;
+    let mut ana = app.connect_with_token(&app.token_for("coach", "ana", Duration::from_secs(600))).await.unwrap();
+    ana.send(json!({"type": "message", "id": "m1", "text": "hello"})).await;
+    assert_eq!(next_message(&mut ana).await["text"], "What do you want to work on?");
+    drop(ana);
+
+    // The same bundle again: nothing new.
+    app.restart().await;
+    let creator = Slug::parse("coach").unwrap().creator_id();
+    let versions =
+        |stored: twin_engine::ports::StoredCreator| stored.programs.iter().map(|p| p.version).collect::<Vec<_>>();
+    let stored = twin_engine::ports::CreatorStore::creator(&app.db.store, creator).await.unwrap().unwrap();
+    assert_eq!(versions(stored), [1]);
+
+    // Version 2 changes the texts.
+    let v2 = PROGRAM
+        .replace("What do you want to work on?", "Which one first?")
+        .replace("Back after the wait", "Version two");
+    std::fs::write(app.creators.path().join("coach/programs/intro.yaml"), &v2).unwrap();
+    app.restart().await;
+    let stored = twin_engine::ports::CreatorStore::creator(&app.db.store, creator).await.unwrap().unwrap();
+    assert_eq!(versions(stored), [1, 2]);
+
+    // Ana is pinned to version 1; Bob starts on version 2.
+    let mut ana = app.connect_with_token(&app.token_for("coach", "ana", Duration::from_secs(600))).await.unwrap();
+    ana.send(json!({"type": "choice", "id": "m2", "value": "sleep"})).await;
+    let after = tokio::time::timeout(Duration::from_secs(10), next_message(&mut ana)).await.unwrap();
+    assert_eq!(after["text"], "Back after the wait: let's work on sleep.");
+    let mut bob = app.connect_with_token(&app.token_for("coach", "bob", Duration::from_secs(600))).await.unwrap();
+    bob.send(json!({"type": "message", "id": "b1", "text": "hello"})).await;
+    assert_eq!(next_message(&mut bob).await["text"], "Which one first?");
+}

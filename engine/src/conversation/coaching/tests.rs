@@ -270,7 +270,11 @@ fn an_explicit_enrolment_starts_a_program_once() {
 #[test]
 fn after_downtime_a_stale_inactivity_nudge_is_dropped_but_a_program_timer_fires_late() {
     let settings = NudgeSettings {
-        policy: NudgePolicy { quiet_hours: None, stale_after: DurationSpec::from_millis(HOUR), ..NudgePolicy::default() },
+        policy: NudgePolicy {
+            quiet_hours: None,
+            stale_after: DurationSpec::from_millis(HOUR),
+            ..NudgePolicy::default()
+        },
         ..NudgeSettings::default()
     };
     let twin = twin_with(WAIT_THEN_ASK, settings);

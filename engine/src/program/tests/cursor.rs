@@ -570,3 +570,11 @@ fn a_choice_is_picked_ignoring_case_beyond_ascii() {
     let expect = Expect::Choice(vec![Choice { value: "exercise".into(), label: "Übung".into() }]);
     assert_eq!(validate(&expect, "übung"), Some(Value::Text("exercise".into())));
 }
+
+#[test]
+fn scratch_numbers() {
+    let range = Expect::Number { min: Some(0.0), max: Some(16.0) };
+    for t in ["6","6 hours","6,5"," 2.5 ","16.5","-1","six","about 6","about 3 hours","6h","2.5h","roughly 4.","(5)","NaN","inf","","17 or 3","1,000","6-7 hours","~3","3.","day3","5.5.","1e1"] {
+        eprintln!("=> {t:?}: {:?}", validate(&range, t));
+    }
+}
