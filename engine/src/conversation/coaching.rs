@@ -67,9 +67,14 @@ impl Conversation {
 
         // A program timer held while nudges were not allowed goes first. If it leads to a step
         // that asks something, this message was written before the question and is not its
-        // answer: the user answers what they now see.
+        // answer: the user answers what they now see. In a chat step it is a chat turn.
         if self.resume_held(twin, now, batch) {
-            let asks = self.header.state.enrolment.as_ref().is_some_and(|e| e.phase != Phase::Clock);
+            let asks = self
+                .header
+                .state
+                .enrolment
+                .as_ref()
+                .is_some_and(|e| matches!(e.phase, Phase::Answer | Phase::CheckIn | Phase::Handoff));
             if asks {
                 self.arm_inactivity(twin, now, batch);
                 return;

@@ -45,6 +45,10 @@ pub struct ConversationHeader {
 
 /// One thing to make durable. A commit is a slice of records written in one transaction.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "records live for one commit; a state change is rare next to messages, and boxing it would cost an allocation per state write for no memory that stays"
+)]
 pub enum Record {
     /// Create the conversation (version 1) or move it from `version - 1` to `version`.
     Conversation(ConversationHeader),

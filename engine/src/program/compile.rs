@@ -61,7 +61,10 @@ pub fn compile(id: &ProgramId, version: u32, source: &str) -> Result<Program, Pr
             message: format!("the file is larger than {} KiB", MAX_SOURCE_BYTES / 1024),
         }]));
     }
-    let file: ProgramFile = serde_saphyr::from_str(source)
+    // YAML 1.2 booleans only (`true`/`false`): an unquoted `yes`/`no`/`on`/`off` choice stays the
+    // word it is, and `007` stays text.
+    let options = serde_saphyr::options! { strict_booleans: true, leading_zero_numbers_as_strings: true };
+    let file: ProgramFile = serde_saphyr::from_str_with_options(source, options)
         .map_err(|e| Problems(vec![Problem { step: None, message: format!("not a valid program file: {e}") }]))?;
     Compiler::new(id, version).run(file)
 }
@@ -70,6 +73,9 @@ struct Compiler {
     id: ProgramId,
     version: u32,
     problems: Vec<Problem>,
+    /// Targets of branch arms whose condition did not compile, by step id: still edges of the
+    /// graph, so their targets are not reported as unreachable on top of the condition's problem.
+    broken_arms: HashMap<String, Vec<usize>>,
 }
 
 struct Declared {
@@ -94,7 +100,7 @@ impl TypeScope for Declared {
 
 impl Compiler {
     fn new(id: &ProgramId, version: u32) -> Self {
-        Self { id: id.clone(), version, problems: Vec::new() }
+        Self { id: id.clone(), version, problems: Vec::new(), broken_arms: HashMap::new() }
     }
 
     fn problem(&mut self, step: Option<&str>, message: impl Into<String>) {
@@ -297,8 +303,10 @@ impl Compiler {
                 for arm in &arms_raw {
                     let target = self.target(id, "goto", &arm.goto, index);
                     let condition = self.condition(id, &arm.condition, declared);
-                    if let (Some(target), Some(condition)) = (target, condition) {
-                        arms.push((condition, target));
+                    match (target, condition) {
+                        (Some(target), Some(condition)) => arms.push((condition, target)),
+                        (Some(target), None) => self.broken_arms.entry(id.to_owned()).or_default().push(target),
+                        _ => {}
                     }
                 }
                 if arms_raw.is_empty() {
@@ -472,7 +480,7 @@ impl Compiler {
             if choice.value.trim().is_empty() {
                 self.problem(Some(id), "a choice has an empty value");
             }
-            if choices[..i].iter().any(|c| c.value.eq_ignore_ascii_case(&choice.value)) {
+            if choices[..i].iter().any(|c| c.value.to_lowercase() == choice.value.to_lowercase()) {
                 self.problem(Some(id), format!("the choice `{}` is offered twice", choice.value));
             }
         }
@@ -534,6 +542,7 @@ impl Compiler {
 
     /// Unreachable steps, and cycles made only of steps that never wait (they would spin forever).
     fn check_graph(&mut self, steps: &[Step]) {
+        let broken_arms = std::mem::take(&mut self.broken_arms);
         let edges = |step: &Step| -> Vec<usize> {
             let mut out: Vec<usize> = step.next.into_iter().collect();
             match &step.kind {
@@ -546,6 +555,7 @@ impl Compiler {
                 StepKind::End { .. } => out.clear(),
                 _ => {}
             }
+            out.extend(broken_arms.get(step.id.as_str()).into_iter().flatten());
             out
         };
 

@@ -26,18 +26,25 @@ fn a_user_walks_through_the_whole_demo_program() {
     );
     assert_eq!(entered(&run.text("3 hours")), ["timezone"]);
 
-    // 13:00 in Berlin on Friday: the morning task checks in at 10:00 on Saturday.
+    // 13:00 in Berlin on Friday: the morning task ("tomorrow morning") checks in a day later, at
+    // 13:00 on Saturday.
     let out = run.text("europe/berlin");
     assert_eq!(out[0], Output::Timezone("Europe/Berlin".into()));
     assert_eq!(entered(&out), ["route", "morning_task"]);
-    assert_eq!(timers(&out), [utc("2026-03-28T09:00:00Z")]);
+    assert_eq!(
+        said(&out),
+        [
+            "Your first step: tomorrow morning, protect your first hour: no email or news until you've done one thing for yourself."
+        ]
+    );
+    assert_eq!(timers(&out), [utc("2026-03-28T12:00:00Z")]);
 
-    run.now = utc("2026-03-28T09:00:00Z");
+    run.now = utc("2026-03-28T12:00:00Z");
     let out = run.timer();
     assert_eq!(
         out,
         vec![Output::Say {
-            text: "Good morning, Ana! How did your first hour go?".into(),
+            text: "Hi Ana! How did your first hour go this morning?".into(),
             choices: Vec::new(),
             origin: Origin::Nudge
         }]
@@ -52,7 +59,7 @@ fn a_user_walks_through_the_whole_demo_program() {
     run.now = run.now.plus_millis(DAY);
     let out = run.timer();
     assert_eq!(entered(&out), ["next_morning"]);
-    // Sunday 11:00 CEST (the clocks went forward in the night): the next 09:00 is Monday's.
+    // Sunday 14:00 CEST (the clocks went forward in the night): the next 09:00 is Monday's.
     assert_eq!(timers(&out), [utc("2026-03-30T07:00:00Z")]);
 
     run.now = utc("2026-03-30T07:00:00Z");
@@ -118,21 +125,40 @@ fn in_the_demo_unanswered_questions_fall_through_to_the_defaults() {
     assert!(!out.iter().any(|o| matches!(o, Output::Timezone(_))));
 }
 
-/// Bug in the demo's content: the day-one tasks say "tomorrow", but a `check_in` at a time of day
-/// comes at the next such time, which is usually the same day: a user who enrols at 10:00 is asked
-/// "Did you get your 25 minutes today?" at 18:00 the same day, before the task was due.
-#[test]
-#[ignore = "bug: focus-reset.yaml tiny_block/morning_task say \"tomorrow\" but check in the same day"]
-fn the_demo_checks_in_on_a_day_one_task_the_day_after_it_was_given() {
+/// Enrols at `now` and answers the demo's questions up to the day-one task.
+fn day_one(now: &str, goal: &str, hours: &str) -> (Run, Vec<Output>) {
     let mut run = Run::new(DEMO);
-    run.now = utc("2026-03-27T09:00:00Z"); // 10:00 in Berlin
+    run.now = utc(now);
     run.start();
     run.text("Ana");
-    run.text("focus");
-    run.text("0.5");
+    run.text(goal);
+    run.text(hours);
     let out = run.text("Europe/Berlin");
+    (run, out)
+}
+
+/// Each day-one task says when it is due and checks in after that: the tiny block ("before 6 pm")
+/// at the next 18:00 in the user's time zone, which is the same day when it is set before then;
+/// the morning task ("tomorrow morning") and the focus block ("in the next day") a day later.
+#[test]
+fn the_demo_checks_in_on_a_day_one_task_once_it_was_due() {
+    let (_, out) = day_one("2026-03-27T09:00:00Z", "focus", "0.5"); // 10:00 in Berlin
     assert_eq!(entered(&out), ["route", "tiny_block"]);
+    assert!(said(&out)[0].contains("before 6 pm"), "{:?}", said(&out));
+    assert_eq!(timers(&out), [utc("2026-03-27T17:00:00Z")], "18:00 the same day");
+
+    let (_, out) = day_one("2026-03-27T18:00:00Z", "focus", "0.5"); // 19:00 in Berlin
+    assert_eq!(timers(&out), [utc("2026-03-28T17:00:00Z")], "past 18:00: the next day's");
+
+    let (run, out) = day_one("2026-03-27T06:00:00Z", "mornings", "3"); // 07:00 in Berlin
+    assert_eq!(entered(&out), ["route", "morning_task"]);
+    assert!(said(&out)[0].contains("tomorrow morning"), "{:?}", said(&out));
     let due = timers(&out)[0];
-    let given = local_date(run.timezone, run.now);
-    assert!(local_date(run.timezone, due) > given, "the check-in falls on {}", local_date(run.timezone, due));
+    assert_eq!(due, run.now.plus_millis(DAY));
+    assert!(local_date(run.timezone, due) > local_date(run.timezone, run.now));
+
+    let (run, out) = day_one("2026-03-27T06:00:00Z", "habit", "3");
+    assert_eq!(entered(&out), ["route", "block_task"]);
+    assert!(said(&out)[0].contains("in the next day"), "{:?}", said(&out));
+    assert_eq!(timers(&out), [run.now.plus_millis(DAY)]);
 }

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::super::compile::DEFAULT_HANDOFF_TIMEOUT_MS;
 use super::super::{Output, Phase};
 use super::{DAY, HOUR, Run, entered, entered_step, left, said, say, timers, utc};
 use crate::ids::StepId;
@@ -161,17 +162,44 @@ fn a_handoff_released_before_its_timeout_cancels_the_timer() {
     assert_eq!(run.timer(), vec![], "the old timeout, were it delivered anyway, does nothing to a question");
 }
 
-/// Bug: the user's new time zone applies only from the next event. A timer armed in the same event
-/// as the `timezone` answer (the demo: timezone → route → a task with `check_in: "18:00"`) is
-/// computed in the old zone, and `{{ user.timezone }}` still shows the old one.
+/// Without `timeout` a handoff ends after a day: until the live view can release a conversation,
+/// nothing else would.
 #[test]
-#[ignore = "bug: cursor.rs keeps ctx.timezone after Output::Timezone, so the next timer uses the old zone"]
+fn a_handoff_without_timeout_moves_on_after_a_day() {
+    let mut run =
+        Run::new("steps:\n  - { id: maya, handoff: Asking Maya. }\n  - { id: after, question: Still there? }");
+    assert_eq!(timers(&run.start()), [run.now.plus_millis(DAY)]);
+    assert_eq!(DEFAULT_HANDOFF_TIMEOUT_MS, DAY);
+    run.now = run.now.plus_millis(DAY);
+    assert_eq!(
+        run.timer(),
+        vec![left("maya"), Output::CancelTimers, entered_step("after", "question"), say("Still there?")]
+    );
+}
+
+/// A `timezone` answer applies at once: a timer armed by the steps it runs into, and
+/// `{{ user.timezone }}` in their texts, use the new zone.
+#[test]
 fn a_timer_armed_right_after_the_timezone_answer_uses_the_new_time_zone() {
     let mut run = Run::new(
         "steps:\n  - { id: tz, question: Time zone?, expect: timezone }\n  - { id: walk, task: 'Walk ({{ user.timezone }}).', check_in: '18:00' }\n  - { id: done, end: true }",
     );
     run.start();
     let out = run.text("America/New_York");
+    assert_eq!(out[0], Output::Timezone("America/New_York".into()));
     assert_eq!(said(&out), ["Walk (America/New_York)."]);
     assert_eq!(timers(&out), [utc("2026-03-27T22:00:00Z")], "18:00 in New York, not 18:00 in Berlin (17:00Z)");
+}
+
+/// An invalid time zone answer changes nothing: the old zone stays for what follows.
+#[test]
+fn a_timezone_question_given_up_on_keeps_the_old_time_zone() {
+    let mut run = Run::new(
+        "steps:\n  - { id: tz, question: Time zone?, expect: timezone, attempts: 1 }\n  - { id: walk, task: 'Walk ({{ user.timezone }}).', check_in: '18:00' }\n  - { id: done, end: true }",
+    );
+    run.start();
+    let out = run.text("Mars/Olympus");
+    assert!(!out.iter().any(|o| matches!(o, Output::Timezone(_))), "{out:?}");
+    assert_eq!(said(&out), ["Walk (Europe/Berlin)."]);
+    assert_eq!(timers(&out), [utc("2026-03-27T17:00:00Z")]);
 }

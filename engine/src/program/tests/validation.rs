@@ -553,7 +553,8 @@ fn unreachable_steps_and_loops_are_reported_alongside_other_problems() {
 /// incomplete: then it is not checked, rather than reporting steps that only the broken one reaches.
 #[test]
 fn the_graph_is_not_checked_while_a_step_does_not_compile() {
-    let found = problems("steps:\n  - { id: a, wait: soon, next: c }\n  - { id: island, end: true }\n  - { id: c, end: true }");
+    let found =
+        problems("steps:\n  - { id: a, wait: soon, next: c }\n  - { id: island, end: true }\n  - { id: c, end: true }");
     assert_eq!(
         found,
         vec![Problem {
@@ -566,7 +567,6 @@ fn the_graph_is_not_checked_while_a_step_does_not_compile() {
 /// Bug: a branch arm whose condition does not compile is dropped before the graph is checked, so
 /// the step it goes to is also reported as "never reached", though the creator wrote a path to it.
 #[test]
-#[ignore = "bug: compile.rs check_graph runs on a branch without its broken arms and reports their targets as unreachable"]
 fn a_broken_branch_arm_does_not_make_its_target_unreachable() {
     let found = problems(
         "steps:\n  - id: a\n    branch: [{ if: 'scroe > 1', goto: x }]\n    else: y\n  - { id: x, end: true }\n  - { id: y, end: true }",
@@ -624,7 +624,9 @@ fn choices_may_be_plain_numbers_or_booleans() {
         [pair("true", "true"), pair("false", "false")]
     );
     assert_eq!(
-        values("steps:\n  - { id: a, question: 'Level?', choices: [{ value: 1, label: Low }, { value: 2, label: 2 }] }\n  - { id: b, end: true }"),
+        values(
+            "steps:\n  - { id: a, question: 'Level?', choices: [{ value: 1, label: Low }, { value: 2, label: 2 }] }\n  - { id: b, end: true }"
+        ),
         [pair("1", "Low"), pair("2", "2")]
     );
 }
@@ -632,7 +634,6 @@ fn choices_may_be_plain_numbers_or_booleans() {
 /// Bug: unquoted `yes` and `no` (and `on`/`off`) are read by the YAML reader as booleans before
 /// `Scalar` sees them, so `choices: [yes, no]` offers the buttons "true" and "false".
 #[test]
-#[ignore = "bug: source.rs Scalar reads unquoted yes/no as Flag and shows them as \"true\"/\"false\""]
 fn unquoted_yes_and_no_choices_keep_their_words() {
     let compiled = program("steps:\n  - { id: a, question: 'Ready?', choices: [yes, no] }\n  - { id: b, end: true }");
     let StepKind::Question { expect: Expect::Choice(choices), .. } = &compiled.steps[0].kind else {
@@ -645,7 +646,6 @@ fn unquoted_yes_and_no_choices_keep_their_words() {
 /// Choices match ignoring case in every script (`Übung` is picked by "übung"), so two choices that
 /// differ only so cannot be told apart.
 #[test]
-#[ignore = "bug: compile.rs `choices` compares values with eq_ignore_ascii_case, the cursor with to_lowercase"]
 fn a_choice_offered_twice_is_found_ignoring_case_beyond_ascii() {
     let found = problems("steps:\n  - { id: a, question: x, choices: [Übung, übung] }\n  - { id: b, end: true }");
     assert_has(&found, Some("a"), "the choice `übung` is offered twice");
@@ -673,7 +673,8 @@ fn next_on_a_branch_or_an_end_is_refused() {
 #[test]
 fn save_as_must_be_a_variable_name() {
     for name in ["'my goal'", "1st", "and", "'true'", "user.name", "'goal!'", "''"] {
-        let found = problems(&format!("steps:\n  - {{ id: a, question: x, save_as: {name} }}\n  - {{ id: b, end: true }}"));
+        let found =
+            problems(&format!("steps:\n  - {{ id: a, question: x, save_as: {name} }}\n  - {{ id: b, end: true }}"));
         assert_has(&found, Some("a"), "is not a variable name");
     }
     let compiled = program(
