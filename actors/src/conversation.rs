@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::AbortHandle;
-use twin_engine::ports::{ErrorCode, LiveEventKind, NudgeOutcome, Outbound, Recipient, Record};
+use twin_engine::ports::{ErrorCode, LiveEventKind, Outbound, Recipient};
 use twin_engine::{ClientMsgId, Conversation, Effect, Event, Seq, StreamId, Timestamp};
 
 use crate::handle::{ConversationKey, Engine, EngineError, Spawner, TwinCell};
@@ -203,15 +203,9 @@ impl ConversationState {
             tracing::error!(conversation = %id, event = %label, "handling an event panicked; event recorded and skipped");
             self.poisoned.extend(poison_id);
             if let Some(nudge) = poison_nudge {
-                // Settled as skipped, or its lease would bring it back to crash again forever.
-                let engine = self.engine.clone();
-                let record =
-                    Record::NudgeSettled { creator: self.key.creator, id: nudge, outcome: NudgeOutcome::Skipped };
-                tokio::spawn(async move {
-                    if let Err(error) = engine.commit(vec![record]).await {
-                        tracing::warn!(%nudge, %error, "could not settle a poisonous nudge; it will come back once its lease expires");
-                    }
-                });
+                // Given up through the conversation itself (settled in the same commit as the state
+                // that forgets it), or its lease would bring it back to crash again forever.
+                let _ = myself.cast(ConversationMsg::Event(Event::NudgeAbandoned { id: nudge }));
             }
             self.abort_replies();
             self.conversation = None;
@@ -375,6 +369,7 @@ fn label(event: &Event) -> String {
         Event::ReplyFailed { stream, .. } => format!("reply failed {stream}"),
         Event::Recovered => "recovered".to_owned(),
         Event::NudgeDue { id } => format!("nudge due {id}"),
+        Event::NudgeAbandoned { id } => format!("nudge abandoned {id}"),
         Event::Enrol { program } => format!("enrol in {program}"),
     }
 }

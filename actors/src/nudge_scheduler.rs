@@ -10,7 +10,6 @@
 //! lease expires and the next reload finds it; the conversation recognises a nudge it already
 //! settled, so it takes effect once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +50,9 @@ impl Default for SchedulerConfig {
             tick: Duration::from_millis(10),
             horizon: Duration::from_secs(600),
             max_loaded: 200_000,
-            lease: Duration::from_secs(30),
+            // Longer than a commit may take (30 s) plus a conversation load, so a slow backlog after
+            // downtime is not claimed twice.
+            lease: Duration::from_secs(120),
             reload_every: Duration::from_secs(10),
             release_claims_at_start: true,
             hold_after_claim: false,
@@ -85,12 +86,12 @@ pub(crate) struct NudgeSchedulerArgs {
 pub(crate) struct NudgeSchedulerState {
     engine: Arc<Engine>,
     config: SchedulerConfig,
+    /// The nudges due within the horizon; the claim returns where each one goes.
     wheel: TimingWheel<NudgeId>,
-    rows: HashMap<NudgeId, ScheduledNudge>,
     /// Rows due before this are all in the wheel (or in flight).
     horizon_end: Timestamp,
     next_reload: Timestamp,
-    ticker: Option<JoinHandle<()>>,
+    ticker: Option<JoinHandle<Result<(), ractor::MessagingErr<NudgeSchedulerMsg>>>>,
     stats: SchedulerStats,
 }
 
@@ -116,11 +117,12 @@ impl Actor for NudgeScheduler {
                 }
             }
         }
-        let ticker = myself.send_interval(args.config.tick, || NudgeSchedulerMsg::Tick);
+        // One tick at a time: the next is armed when this one is done, so slow store calls never
+        // pile ticks up in the mailbox.
+        let ticker = myself.send_after(args.config.tick, || NudgeSchedulerMsg::Tick);
         let tick_ms = u64::try_from(args.config.tick.as_millis()).unwrap_or(10).max(1);
         Ok(NudgeSchedulerState {
             wheel: TimingWheel::new(now, tick_ms),
-            rows: HashMap::new(),
             horizon_end: now,
             next_reload: now,
             ticker: Some(ticker),
@@ -143,20 +145,27 @@ impl Actor for NudgeScheduler {
 
     async fn handle(
         &self,
-        _myself: ActorRef<NudgeSchedulerMsg>,
+        myself: ActorRef<NudgeSchedulerMsg>,
         message: NudgeSchedulerMsg,
         state: &mut NudgeSchedulerState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             NudgeSchedulerMsg::Scheduled(rows) => {
                 for row in rows {
-                    // Beyond the horizon: a later reload brings it in.
-                    if row.due_at < state.horizon_end {
+                    if row.due_at >= state.horizon_end {
+                        // Beyond the horizon: a later reload brings it in.
+                    } else if state.wheel.len() >= state.config.max_loaded as usize {
+                        // The wheel is full: shrink the horizon so the reload fetches it in order.
+                        state.horizon_end = row.due_at;
+                    } else {
                         state.hold(row);
                     }
                 }
             }
-            NudgeSchedulerMsg::Tick => state.tick().await,
+            NudgeSchedulerMsg::Tick => {
+                state.tick().await;
+                state.ticker = Some(myself.send_after(state.config.tick, || NudgeSchedulerMsg::Tick));
+            }
             NudgeSchedulerMsg::Stats(reply) => {
                 let _ = reply.send(SchedulerStats { loaded: state.wheel.len(), ..state.stats });
             }
@@ -168,7 +177,6 @@ impl Actor for NudgeScheduler {
 impl NudgeSchedulerState {
     fn hold(&mut self, row: ScheduledNudge) {
         self.wheel.insert(row.id, row.due_at);
-        self.rows.insert(row.id, row);
     }
 
     async fn tick(&mut self) {
@@ -177,6 +185,10 @@ impl NudgeSchedulerState {
         }
         let now = self.engine.ports.clock.now();
         if now >= self.next_reload {
+            self.reload(now).await;
+        }
+        if now >= self.horizon_end && self.wheel.is_empty() {
+            // The horizon shrank (a full wheel) and drained: read on from the table now.
             self.reload(now).await;
         }
         let due: Vec<NudgeId> = self.wheel.advance(now).into_iter().map(|(id, _)| id).collect();
@@ -216,10 +228,6 @@ impl NudgeSchedulerState {
                 for nudge in &claimed {
                     let late = now.millis_since(nudge.due_at) as f64 / 1_000.0;
                     metrics::histogram!(m::NUDGE_CLAIM_LATENESS_SECONDS).record(late);
-                }
-                for id in ids {
-                    // Claimed or not (settled meanwhile, or another node has it), it leaves the wheel.
-                    self.rows.remove(id);
                 }
                 if self.config.hold_after_claim && !claimed.is_empty() {
                     let ids: Vec<String> = claimed.iter().map(|n| n.id.to_string()).collect();

@@ -269,6 +269,16 @@ fn finish_bundle(
     creator_path: &Path,
 ) -> Result<Bundle, BundleError> {
     programs.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(pair) = programs.windows(2).find(|pair| pair[0].id == pair[1].id) {
+        let dir = creator_path.parent().unwrap_or(Path::new(".")).join(PROGRAMS_DIR);
+        return Err(BundleError::Invalid {
+            path: dir,
+            message: format!(
+                "two files define the program `{}` (one id per program: keep one of .yaml, .yml, .json)",
+                pair[0].id
+            ),
+        });
+    }
     if let Some(default) = &profile.default_program
         && !programs.iter().any(|p| p.id == *default)
     {

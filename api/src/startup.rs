@@ -66,7 +66,8 @@ impl Application {
             clock: Arc::new(SystemClock),
         };
         let scheduler = SchedulerConfig {
-            // Crash drills (api/tests/nudges.rs): claim due nudges and never deliver them.
+            // Crash drill hook (api/tests/programs.rs): claim due nudges and never deliver them.
+            // Never set in production; the server logs a warning each time it holds a nudge.
             hold_after_claim: std::env::var_os("TWIN_FAULT_HOLD_AFTER_NUDGE_CLAIM").is_some(),
             ..SchedulerConfig::default()
         };

@@ -145,6 +145,10 @@ impl Conversation {
                 let batch = self.on_nudge_due(twin, id, now);
                 self.finish(batch)
             }
+            Event::NudgeAbandoned { id } => {
+                let batch = self.on_nudge_abandoned(id);
+                self.finish(batch)
+            }
             Event::Enrol { program } => {
                 let batch = self.on_enrol(twin, program, now);
                 self.finish(batch)

@@ -143,6 +143,7 @@ impl Conversation {
         let ctx = Context { program, user: &self.header.user, timezone: &timezone, now };
         let (cursor, outputs) = Enrolment::start(&ctx);
         self.header.state.ever_enrolled = true;
+        self.header.state.held = None;
         batch.state_changed = true;
         batch.publish(LiveEventKind::Enrolled { program: program.id.clone(), version: program.version });
         self.carry_out(twin, program, cursor, outputs, now, batch);
@@ -216,8 +217,13 @@ impl Conversation {
                 }
                 Output::Finished => {
                     if let Some(done) = self.header.state.enrolment.take() {
-                        self.header.state.finished.push((done.program, done.version));
+                        let finished = &mut self.header.state.finished;
+                        // One entry per program and version, however often it is repeated.
+                        if !finished.iter().any(|(p, v)| *p == done.program && *v == done.version) {
+                            finished.push((done.program, done.version));
+                        }
                     }
+                    self.header.state.held = None;
                     batch.state_changed = true;
                     batch.publish(LiveEventKind::ProgramFinished { program: id.clone() });
                 }
@@ -239,6 +245,20 @@ impl Conversation {
         match &nudge.kind {
             NudgeKind::Step { step, entry } => self.step_timer_due(twin, &nudge, step, *entry, now, &mut batch),
             NudgeKind::Inactivity => self.inactivity_due(twin, &nudge, now, &mut batch),
+        }
+        batch
+    }
+
+    pub(super) fn on_nudge_abandoned(&mut self, id: NudgeId) -> Batch {
+        let mut batch = Batch::default();
+        self.settle(&mut batch, id, NudgeOutcome::Skipped);
+        if let Some(position) = self.header.state.nudges.iter().position(|n| n.id == id) {
+            let nudge = self.header.state.nudges.remove(position);
+            if matches!(nudge.kind, NudgeKind::Step { .. }) {
+                self.header.state.held = Some(nudge.kind);
+            }
+            batch.state_changed = true;
+            batch.publish(LiveEventKind::NudgeSkipped { id, reason: "failed" });
         }
         batch
     }

@@ -30,6 +30,11 @@ pub enum Event {
     NudgeDue {
         id: NudgeId,
     },
+    /// Handling this nudge failed (a bug): forget it, settled as skipped; a program timer is held
+    /// so the program resumes when the user writes.
+    NudgeAbandoned {
+        id: NudgeId,
+    },
     /// Enrol the user in the latest version of this program (an explicit call, not a trigger).
     Enrol {
         program: ProgramId,

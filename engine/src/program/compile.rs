@@ -261,13 +261,19 @@ impl Compiler {
             }
             "question" => {
                 let text = self.template(Some(id), raw.question.as_deref().unwrap_or_default(), declared);
-                let expect = self.expect(raw, id)?;
-                let retry_raw = raw.retry.clone().unwrap_or_else(|| default_retry(&expect).to_owned());
+                // Every field is checked before giving up on the step, so all its problems show.
+                let expect = self.expect(raw, id);
+                let retry_raw = match (&raw.retry, &expect) {
+                    (Some(retry), _) => retry.clone(),
+                    (None, Some(expect)) => default_retry(expect).to_owned(),
+                    (None, None) => String::new(),
+                };
                 let retry = self.template(Some(id), &retry_raw, declared);
                 let on_fail = raw.on_fail.as_ref().and_then(|t| self.target(id, "on_fail", t, index));
                 if raw.attempts == Some(0) {
                     self.problem(Some(id), "`attempts` must be at least 1");
                 }
+                let expect = expect?;
                 StepKind::Question {
                     text: text?,
                     expect,
@@ -312,15 +318,16 @@ impl Compiler {
                 if arms_raw.is_empty() {
                     self.problem(Some(id), "a branch needs at least one `if`/`goto` arm");
                 }
-                let Some(otherwise_raw) = &raw.otherwise else {
-                    self.problem(Some(id), "a branch needs `else`: where to go when no condition holds");
-                    return None;
+                let otherwise = match &raw.otherwise {
+                    Some(target) => self.target(id, "else", target, index),
+                    None => {
+                        self.problem(Some(id), "a branch needs `else`: where to go when no condition holds");
+                        None
+                    }
                 };
-                let otherwise = self.target(id, "else", otherwise_raw, index)?;
-                let on_error = match &raw.on_error {
-                    Some(t) => self.target(id, "on_error", t, index)?,
-                    None => otherwise,
-                };
+                let on_error = raw.on_error.as_ref().map(|t| self.target(id, "on_error", t, index));
+                let otherwise = otherwise?;
+                let on_error = on_error.unwrap_or(Some(otherwise))?;
                 StepKind::Branch { arms, otherwise, on_error }
             }
             "chat" => {

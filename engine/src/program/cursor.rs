@@ -70,6 +70,9 @@ pub enum Output {
     Finished,
 }
 
+/// Longest answer text kept in the enrolment's variables, in bytes; longer answers are cut there.
+pub const MAX_ANSWER_BYTES: usize = 1024;
+
 /// Longest chain of steps one event may run through; validation already refuses loops that do not
 /// wait, this only bounds the damage of a bug.
 const MAX_TRANSITIONS: usize = 1_000;
@@ -227,6 +230,18 @@ impl Enrolment {
     }
 
     fn record_answer(&mut self, step: &Step, save_as: Option<&str>, answer: Value) {
+        // The full text is in the conversation's messages; the state keeps what conditions need.
+        let answer = match answer {
+            Value::Text(mut text) if text.len() > MAX_ANSWER_BYTES => {
+                let mut end = MAX_ANSWER_BYTES;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+                Value::Text(text)
+            }
+            other => other,
+        };
         let json = answer.to_json();
         if let Some(name) = save_as {
             self.vars.insert(name.to_owned(), json.clone());

@@ -2,13 +2,11 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-
 use twin_engine::conversation::{ConversationState, NudgeKind, PendingNudge};
 use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::persona::Persona;
 use twin_engine::ports::{ConversationHeader, NudgeOutcome, ProgramSource, Record, ScheduledNudge};
-use twin_engine::program::{Enrolment, Phase};
+use twin_engine::program::Enrolment;
 use twin_engine::twin::{CreatorProfile, ReplySettings};
 use twin_engine::{
     Choice, ClientMsgId, ConversationId, CreatorId, Message, NudgeId, Origin, ProgramId, Seq, Slug, StepId, StreamId,
@@ -38,19 +36,23 @@ pub fn header(creator: CreatorId, user: &str, version: u64) -> ConversationHeade
 pub fn busy_state(creator: CreatorId, user: &str, n: u64) -> ConversationState {
     let id = conversation(creator, user);
     let mut state = ConversationState {
-        enrolment: Some(Enrolment {
-            program: ProgramId::parse("focus-week").unwrap(),
-            version: 2,
-            step: StepId::parse("day-1").unwrap(),
-            entry: n,
-            phase: Phase::Clock,
-            enrolled_at: Timestamp::from_millis(1_700_000_000_000),
-            entered_at: Timestamp::from_millis(1_700_000_000_000 + n as i64),
-            attempts: 1,
-            turns: 0,
-            vars: BTreeMap::from([("goal".to_owned(), serde_json::json!("ship «it»")), ("n".to_owned(), n.into())]),
-            answers: BTreeMap::from([(StepId::parse("intro").unwrap(), serde_json::json!({"picked": [1, 2.5]}))]),
-        }),
+        // Built from JSON: an enrolment's in-flight fields are not public (and not stored).
+        enrolment: Some(
+            serde_json::from_value::<Enrolment>(serde_json::json!({
+                "program": "focus-week",
+                "version": 2,
+                "step": "day-1",
+                "entry": n,
+                "phase": "clock",
+                "enrolled_at": 1_700_000_000_000_i64,
+                "entered_at": 1_700_000_000_000_i64 + n as i64,
+                "attempts": 1,
+                "turns": 0,
+                "vars": {"goal": "ship «it»", "n": n},
+                "answers": {"intro": {"picked": [1, 2.5]}},
+            }))
+            .unwrap(),
+        ),
         finished: vec![(ProgramId::parse("welcome").unwrap(), 1)],
         nudges: vec![PendingNudge {
             id: NudgeId::of(id, n),

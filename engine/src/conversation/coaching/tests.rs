@@ -307,3 +307,44 @@ fn a_nudge_that_is_no_longer_pending_is_settled_again_and_changes_nothing() {
     );
     assert_eq!(c.version(), version);
 }
+
+#[test]
+fn an_abandoned_nudge_is_forgotten_in_the_same_commit_and_its_program_resumes_when_the_user_writes() {
+    let twin = twin_with(WAIT_THEN_ASK, any_hour());
+    let mut c = conversation(&twin);
+    c.step(&twin, user("m1", "hi"), SATURDAY_NOON);
+    let wait = scheduled(&c.step(&twin, user("m2", "UTC"), SATURDAY_NOON.plus_millis(1_000)))
+        .into_iter()
+        .find(|n| n.due_at.millis() % DAY == 9 * HOUR)
+        .unwrap();
+    let effects = c.step(&twin, Event::NudgeAbandoned { id: wait.id }, wait.due_at);
+    let written = records(&effects);
+    assert!(matches!(&written[0], Record::Conversation(h) if h.state.nudges.iter().all(|n| n.id != wait.id)));
+    assert!(
+        written
+            .iter()
+            .any(|r| matches!(r, Record::NudgeSettled { id, outcome: NudgeOutcome::Skipped, .. } if *id == wait.id))
+    );
+    let effects = c.step(&twin, user("m3", "morning"), wait.due_at.plus_millis(HOUR));
+    assert_eq!(said(&effects), [(Origin::Program, "How did you sleep?".into())]);
+}
+
+#[test]
+fn a_held_timer_does_not_follow_the_user_into_another_program() {
+    let mut twin = twin_with(WAIT_THEN_ASK, any_hour());
+    let other = StoredProgram { id: ProgramId::parse("other").unwrap(), version: 1, source: WAIT_THEN_ASK.to_owned() };
+    let first = StoredProgram { id: ProgramId::parse("p").unwrap(), version: 1, source: WAIT_THEN_ASK.to_owned() };
+    twin.programs = crate::program::ProgramSet::build(&[first, other]).0;
+    let mut c = conversation(&twin);
+    c.step(&twin, user("m1", "hi"), SATURDAY_NOON);
+    let wait = scheduled(&c.step(&twin, user("m2", "UTC"), SATURDAY_NOON.plus_millis(1_000)))
+        .into_iter()
+        .find(|n| n.due_at.millis() % DAY == 9 * HOUR)
+        .unwrap();
+    c.step(&twin, user("m3", "stop"), SATURDAY_NOON.plus_millis(2_000));
+    c.step(&twin, Event::NudgeDue { id: wait.id }, wait.due_at);
+    assert!(c.state().held.is_some());
+    // The same step ids and entry numbers in another program: the held timer must not fire there.
+    c.step(&twin, Event::Enrol { program: ProgramId::parse("other").unwrap() }, wait.due_at.plus_millis(1));
+    assert!(c.state().held.is_none(), "enrolling in another program starts afresh");
+}
