@@ -185,10 +185,9 @@ impl EngineHandle {
         let engine = Arc::new(engine);
         if let Some(config) = engine.config.scheduler.clone() {
             let args = NudgeSchedulerArgs { engine: engine.clone(), config };
+            // Unnamed: ractor's names are process-wide, and tests and the bench run several engines.
             let (scheduler, _) =
-                Actor::spawn_linked(Some("nudge-scheduler".to_owned()), NudgeScheduler, args, engine.root.get_cell())
-                    .await
-                    .map_err(unavailable)?;
+                Actor::spawn_linked(None, NudgeScheduler, args, engine.root.get_cell()).await.map_err(unavailable)?;
             let _ = engine.scheduler.set(scheduler);
         }
         Ok(Self { engine })
@@ -261,11 +260,16 @@ impl EngineHandle {
     pub async fn shutdown(&self, deadline: Duration) {
         let engine = &self.engine;
         engine.closed.store(true, Ordering::SeqCst);
+        // No new nudges are claimed from here on; the ones claimed and not yet settled are
+        // claimable again after a restart (a single node drops its claims at start).
+        let _ = engine.root.call(RootMsg::ShuttingDown, Some(deadline)).await;
+        if let Some(scheduler) = engine.scheduler.get() {
+            let _ = scheduler.stop_and_wait(None, Some(deadline)).await;
+        }
         let twins: Vec<_> = engine.twins.iter().map(|t| t.actor.get_cell()).collect();
         let drains = twins.iter().map(|twin| twin.drain_children_and_wait(Some(deadline)));
         futures::future::join_all(drains).await;
         let _ = engine.writer.call(WriterMsg::Drain, Some(deadline)).await;
-        let _ = engine.root.call(RootMsg::ShuttingDown, Some(deadline)).await;
         let _ = engine.supervisor.stop_and_wait(None, Some(deadline)).await;
         let _ = engine.writer.stop_and_wait(None, Some(deadline)).await;
         let _ = engine.root.stop_and_wait(None, Some(deadline)).await;

@@ -165,7 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     sources: 2,
                 };
                 let nudges =
-                    scenarios::nudges::NudgeArgs { scheduled: 20_000, rate: 1_000, seconds: 4, restart_at: 0.5 };
+                    scenarios::nudges::NudgeArgs { scheduled: 20_000, rate: 1_000, seconds: 3, restart_at: 0.5 };
                 (load, 200, 1_000, 20, nudges)
             } else {
                 let load = LoadArgs {

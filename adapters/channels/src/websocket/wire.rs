@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use twin_engine::ports::{ErrorCode, Outbound};
 use twin_engine::message::Choice;
+use twin_engine::ports::{ErrorCode, Outbound};
 use twin_engine::{ClientMsgId, Message, Seq};
 
 /// A text frame larger than this gets a `too_large` error; the connection stays.
