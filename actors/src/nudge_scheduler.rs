@@ -158,7 +158,7 @@ impl Actor for NudgeScheduler {
                         // The wheel is full: shrink the horizon so the reload fetches it in order.
                         state.horizon_end = row.due_at;
                     } else {
-                        state.hold(row);
+                        state.wheel.insert(row.id, row.due_at);
                     }
                 }
             }
@@ -175,10 +175,6 @@ impl Actor for NudgeScheduler {
 }
 
 impl NudgeSchedulerState {
-    fn hold(&mut self, row: ScheduledNudge) {
-        self.wheel.insert(row.id, row.due_at);
-    }
-
     async fn tick(&mut self) {
         if self.engine.is_closed() {
             return;
@@ -208,7 +204,7 @@ impl NudgeSchedulerState {
                     _ => horizon,
                 };
                 for row in rows {
-                    self.hold(row);
+                    self.wheel.insert(row.id, row.due_at);
                 }
                 self.next_reload = now.plus_millis(millis(self.config.reload_every));
             }

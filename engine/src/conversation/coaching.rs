@@ -196,7 +196,7 @@ impl Conversation {
                     self.say(twin, batch, text, choices, origin, now);
                 }
                 Output::Timer { due } => {
-                    self.schedule(batch, NudgeKind::Step { step: step.clone(), entry }, due, now);
+                    self.schedule(batch, NudgeKind::Step { step: step.clone(), entry }, due);
                 }
                 Output::CancelTimers => self.cancel_nudges(batch, |kind| matches!(kind, NudgeKind::Step { .. })),
                 Output::Reply { goal } => self.request_reply(twin, goal, batch),
@@ -284,7 +284,7 @@ impl Conversation {
                 batch.publish(LiveEventKind::NudgeFired { id: nudge.id });
                 self.run_timer(twin, now, batch);
             }
-            Decision::Defer { until, reason } => self.defer(batch, nudge, until, reason.as_str(), now),
+            Decision::Defer { until, reason } => self.defer(batch, nudge, until, reason.as_str()),
             Decision::Skip { reason } => {
                 self.settle(batch, nudge.id, NudgeOutcome::Skipped);
                 batch.publish(LiveEventKind::NudgeSkipped { id: nudge.id, reason: reason.as_str() });
@@ -313,7 +313,7 @@ impl Conversation {
         {
             // The user wrote since this was armed: re-arm from their last message.
             self.settle(batch, nudge.id, NudgeOutcome::Cancelled);
-            self.schedule(batch, NudgeKind::Inactivity, last.plus_millis(after), now);
+            self.schedule(batch, NudgeKind::Inactivity, last.plus_millis(after));
             return;
         }
         match self.decide(twin, nudge.due_at, now, true) {
@@ -324,7 +324,7 @@ impl Conversation {
                 self.header.state.nudged_since_user = true;
                 self.say(twin, batch, text, Vec::new(), Origin::Nudge, now);
             }
-            Decision::Defer { until, reason } => self.defer(batch, nudge, until, reason.as_str(), now),
+            Decision::Defer { until, reason } => self.defer(batch, nudge, until, reason.as_str()),
             Decision::Skip { reason } => {
                 self.settle(batch, nudge.id, NudgeOutcome::Skipped);
                 batch.publish(LiveEventKind::NudgeSkipped { id: nudge.id, reason: reason.as_str() });
@@ -369,7 +369,7 @@ impl Conversation {
             return;
         }
         if let Some((after, _)) = self.inactivity(twin, now) {
-            self.schedule(batch, NudgeKind::Inactivity, now.plus_millis(after), now);
+            self.schedule(batch, NudgeKind::Inactivity, now.plus_millis(after));
             batch.state_changed = true;
         }
     }
@@ -410,21 +410,14 @@ impl Conversation {
             .unwrap_or(twin.profile.nudges.timezone)
     }
 
-    fn defer(
-        &mut self,
-        batch: &mut Batch,
-        nudge: &PendingNudge,
-        until: Timestamp,
-        reason: &'static str,
-        now: Timestamp,
-    ) {
+    fn defer(&mut self, batch: &mut Batch, nudge: &PendingNudge, until: Timestamp, reason: &'static str) {
         self.settle(batch, nudge.id, NudgeOutcome::Skipped);
-        let id = self.schedule(batch, nudge.kind.clone(), until, now);
+        let id = self.schedule(batch, nudge.kind.clone(), until);
         batch.publish(LiveEventKind::NudgeDeferred { id, until, reason });
     }
 
     /// Writes a nudge row in this step's commit and tells the scheduler after it.
-    fn schedule(&mut self, batch: &mut Batch, kind: NudgeKind, due_at: Timestamp, _now: Timestamp) -> NudgeId {
+    fn schedule(&mut self, batch: &mut Batch, kind: NudgeKind, due_at: Timestamp) -> NudgeId {
         let state = &mut self.header.state;
         state.nudge_counter += 1;
         let id = NudgeId::of(self.header.id, state.nudge_counter);
