@@ -16,6 +16,14 @@ pub struct KnowledgeDocument {
     pub body: String,
 }
 
+impl KnowledgeDocument {
+    /// Hex sha-256 of the body: equal bodies are the same content, whatever their path.
+    pub fn content_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// A piece of a document small enough to quote in a reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Passage {

@@ -3,12 +3,14 @@
 
 mod clock;
 mod delivery;
+mod knowledge;
 mod live;
 mod llm;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Delivery, ErrorCode, Outbound, Recipient};
+pub use knowledge::{ChunkKey, EmbedError, Embedder, EmbedderId, IndexError, VectorHit, VectorIndex};
 pub use live::{LiveEvent, LiveEventKind, LivePublisher};
 pub use llm::{Llm, LlmError, ReplyStream};
 pub use store::{

@@ -100,6 +100,74 @@ pub fn system_prompt(persona: &Persona) -> String {
     out
 }
 
+/// Who speaks a message of an assembled chat prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptRole {
+    System,
+    User,
+    Assistant,
+}
+
+/// One message of the prompt sent to a chat model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptMessage {
+    pub role: PromptRole,
+    pub content: String,
+}
+
+/// How many tokens the model's context holds and how many of them the reply may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenBudget {
+    pub context: usize,
+    pub reply: usize,
+}
+
+impl Default for TokenBudget {
+    fn default() -> Self {
+        Self { context: 8192, reply: 1024 }
+    }
+}
+
+/// A cautious token estimate (about four bytes per token for English, rounded up).
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(4) + 1
+}
+
+/// The chat prompt for `request`: one system message with creator-authored text only (persona,
+/// the step's goal, retrieved material with its sources), then as many recent turns as the budget
+/// leaves room for, newest kept first. The last user turn is always kept.
+pub fn assemble(request: &ReplyRequest, budget: TokenBudget) -> Vec<PromptMessage> {
+    let mut system = request.system_prompt.clone();
+    if let Some(goal) = &request.goal {
+        let _ = write!(system, "\nThe goal of this part of the program: {}\n", goal.trim());
+    }
+    if !request.passages.is_empty() {
+        system.push_str("\nReference material from your own writing (cite the source when you use it):\n");
+        for passage in &request.passages {
+            let _ = writeln!(system, "[{}] {}", passage.source, passage.text);
+        }
+    }
+    let mut left = budget.context.saturating_sub(budget.reply + estimate_tokens(&system));
+    let mut turns = Vec::new();
+    for (i, turn) in request.turns.iter().rev().enumerate() {
+        let cost = estimate_tokens(&turn.text);
+        if cost > left && i > 0 {
+            break;
+        }
+        left = left.saturating_sub(cost);
+        let role = match turn.role {
+            Role::User => PromptRole::User,
+            Role::Assistant => PromptRole::Assistant,
+        };
+        turns.push(PromptMessage { role, content: turn.text.clone() });
+    }
+    turns.reverse();
+    let mut messages = vec![PromptMessage { role: PromptRole::System, content: system }];
+    messages.extend(turns);
+    messages
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
