@@ -3,8 +3,7 @@
 //! `--creators DIR` and `twin creator import` / `export`.
 //!
 //! `creator.toml` is strict: an unknown key is an error naming the file and line, so a typo never
-//! silently drops a setting. The section reserved for a later issue (`[model]`) is accepted and not
-//! used yet. `programs/*.yaml` (or `.yml`, `.json`) are compiled on load, and a program with
+//! silently drops a setting. `programs/*.yaml` (or `.yml`, `.json`) are compiled on load, and a program with
 //! problems refuses the whole bundle with every problem listed. `channels.toml` is not read yet.
 
 use std::fs;
@@ -18,7 +17,7 @@ use twin_engine::nudge::{NudgePolicy, TimeZone};
 use twin_engine::persona::{Persona, Voice};
 use twin_engine::ports::ProgramSource;
 use twin_engine::program::{self, Problems};
-use twin_engine::twin::{CreatorProfile, NudgeSettings, ReplySettings};
+use twin_engine::twin::{CreatorProfile, ModelSettings, NudgeSettings, ReplySettings};
 
 /// A knowledge file larger than this is refused: it is the creator's prose, not a data dump.
 pub const MAX_KNOWLEDGE_FILE_BYTES: u64 = 1024 * 1024;
@@ -101,10 +100,9 @@ struct CreatorFile {
     /// The program a new user starts on first contact (`programs/<id>.yaml`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     default_program: Option<ProgramId>,
-    /// Reserved for the model settings issue; accepted, not used yet.
-    #[serde(default, skip_serializing)]
-    #[allow(dead_code, reason = "reserved section: accepted and kept out of exports until its issue uses it")]
-    model: Option<toml::Value>,
+    /// The creator's model choices; the server's when unset.
+    #[serde(default)]
+    model: ModelSettings,
     /// `timezone` and `inactivity_text`, plus the keys of [`NudgePolicy`]; checked in
     /// [`nudge_settings`] so an unknown key is still an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +141,7 @@ impl CreatorFile {
             allowed_origins: self.web.allowed_origins,
             default_program: self.default_program,
             nudges,
+            model: self.model,
         })
     }
 
@@ -161,7 +160,7 @@ impl CreatorFile {
             replies: profile.replies.clone(),
             web: WebSection { allowed_origins: profile.allowed_origins.clone() },
             default_program: profile.default_program.clone(),
-            model: None,
+            model: profile.model.clone(),
             nudges: nudges_table(&profile.nudges),
         }
     }
@@ -365,9 +364,6 @@ fn parse_embedded(root: &Dir<'static>) -> Result<Bundle, BundleError> {
 
 /// Writes `bundle` as a bundle folder at `dir` (`creator.toml` and `knowledge/`), so that
 /// [`load_dir`] reads the same bundle back when the folder is named after the slug.
-///
-/// The reserved sections (`default_program`, `[model]`, `[nudges]`) are not part of a [`Bundle`] yet,
-/// so they are not written.
 ///
 /// `dir` must not exist or be empty. The bundle is written next to it first and moved into place
 /// at the end, so a failed export leaves nothing half-written behind.
@@ -580,12 +576,15 @@ mod tests {
     }
 
     #[test]
-    fn the_reserved_model_section_is_accepted_and_channels_toml_is_ignored() {
+    fn the_model_section_is_read_and_channels_toml_is_ignored() {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\n[model]\ntemperature = 0.2\n");
         write(&dir.join("channels.toml"), b"[telegram]\nbot_token = \"env:X\"\n");
-        let bundle = load_dir(&dir).expect("reserved sections are fine");
+        let bundle = load_dir(&dir).expect("the model section is fine");
         assert_eq!(bundle.profile.persona.name, "Maya");
+        assert_eq!(bundle.profile.model.temperature, Some(0.2));
+        let typo = minimal_bundle(tmp.path(), "ana", "name = \"Ana\"\n[model]\ntemprature = 0.2\n");
+        assert!(load_dir(&typo).is_err(), "a misspelt model key is refused");
         assert_eq!(bundle.profile.replies, ReplySettings::default());
         assert!(bundle.documents.is_empty());
     }

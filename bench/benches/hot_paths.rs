@@ -93,6 +93,7 @@ fn twin() -> TwinSnapshot {
         allowed_origins: vec![],
         default_program: None,
         nudges: Default::default(),
+        model: Default::default(),
     };
     assert_eq!(profile.replies.history_window, 20, "the benchmarks assume the default history window");
     TwinSnapshot::new(profile, &documents(), &[]).0

@@ -356,6 +356,7 @@ impl Conversation {
             passages,
             first_contact,
             goal,
+            model: twin.profile.model.clone(),
         };
         self.reply = Some(PendingReply { stream: stream.clone(), again: false });
         vec![Effect::StartReply(Box::new(request)), self.live(LiveEventKind::ReplyStarted { stream })]

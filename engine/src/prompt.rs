@@ -13,6 +13,7 @@ use crate::ids::{ConversationId, CreatorId, StreamId};
 use crate::knowledge::Passage;
 use crate::message::{Message, Origin};
 use crate::persona::Persona;
+use crate::twin::ModelSettings;
 
 /// Who spoke a turn, in the vocabulary chat models use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +56,8 @@ pub struct ReplyRequest {
     /// The goal of the program's `chat` step the user is in: creator-authored, so a model adapter
     /// may put it in the system prompt.
     pub goal: Option<String>,
+    /// The creator's model settings.
+    pub model: ModelSettings,
 }
 
 /// The system prompt for a persona. Deterministic, so it can be cached per twin version.

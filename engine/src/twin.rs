@@ -24,6 +24,21 @@ pub struct CreatorProfile {
     pub default_program: Option<ProgramId>,
     #[serde(default)]
     pub nudges: NudgeSettings,
+    #[serde(default)]
+    pub model: ModelSettings,
+}
+
+/// The creator's model choices (`[model]` in `creator.toml`); unset fields use the server's.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSettings {
+    /// The model name sent to the server (else `TWIN_LLM_MODEL`).
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    /// The most tokens one reply may use.
+    pub max_reply_tokens: Option<u32>,
+    /// The model's context size, which the prompt is fitted into.
+    pub context_tokens: Option<u32>,
 }
 
 /// The creator's nudge rules: their default time zone for users who gave none, the policy, and

@@ -310,6 +310,7 @@ impl Harness {
             allowed_origins: vec![],
             default_program: program.map(|_| program_id.clone()),
             nudges,
+            model: Default::default(),
         };
         let programs: Vec<ProgramSource> =
             program.map(|source| ProgramSource { id: program_id, source: source.to_owned() }).into_iter().collect();

@@ -368,6 +368,7 @@ mod tests {
             passages,
             first_contact,
             goal: None,
+            model: Default::default(),
         }
     }
 

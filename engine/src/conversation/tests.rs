@@ -12,6 +12,7 @@ fn twin() -> TwinSnapshot {
         allowed_origins: vec![],
         default_program: None,
         nudges: Default::default(),
+        model: Default::default(),
     };
     TwinSnapshot::new(
         profile,

@@ -158,6 +158,7 @@ pub fn profile(slug: &str, name: &str) -> CreatorProfile {
         allowed_origins: vec!["https://example.test".to_owned()],
         default_program: None,
         nudges: Default::default(),
+        model: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ fn twin_with(program: &str, nudges: NudgeSettings) -> TwinSnapshot {
         allowed_origins: vec![],
         default_program: Some(ProgramId::parse("p").unwrap()),
         nudges,
+        model: Default::default(),
     };
     let stored = StoredProgram { id: ProgramId::parse("p").unwrap(), version: 1, source: program.to_owned() };
     let (twin, broken) = TwinSnapshot::new(profile, &[], &[stored]);
