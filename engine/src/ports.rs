@@ -10,7 +10,10 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Delivery, ErrorCode, Outbound, Recipient};
-pub use knowledge::{ChunkKey, EmbedError, Embedder, EmbedderId, IndexError, VectorHit, VectorIndex};
+pub use knowledge::{
+    ChunkKey, DocumentStatus, EmbedError, Embedder, EmbedderId, IndexError, IngestState, KnowledgeStore, VectorHit,
+    VectorIndex,
+};
 pub use live::{LiveEvent, LiveEventKind, LivePublisher};
 pub use llm::{Llm, LlmError, ReplyStream};
 pub use store::{

@@ -5,7 +5,9 @@
 //! and hands the store to the actors as the three ports.
 
 mod content_hash;
+mod embedded_index;
 mod error;
+mod knowledge;
 mod migrations;
 mod plan;
 mod postgres;
@@ -18,12 +20,13 @@ pub mod testing;
 use twin_engine::ids::{ConversationId, NudgeId, Seq};
 use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::ports::{
-    ConversationStore, CreatorStore, LoadLimits, NudgeStore, ProgramSource, PutOutcome, Record, ScheduledNudge,
-    StoreError, StoredConversation, StoredCreator,
+    ChunkKey, ConversationStore, CreatorStore, DocumentStatus, KnowledgeStore, LoadLimits, NudgeStore, ProgramSource,
+    PutOutcome, Record, ScheduledNudge, StoreError, StoredConversation, StoredCreator,
 };
 use twin_engine::twin::CreatorProfile;
 use twin_engine::{CreatorId, Message, Timestamp};
 
+pub use embedded_index::EmbeddedIndex;
 pub use error::{MigrationPending, UnsupportedUrl};
 
 /// A connected store; cloning shares the pools.
@@ -202,6 +205,51 @@ impl NudgeStore for Store {
         match &self.backend {
             Backend::Postgres(s) => s.pending_of(creator, conversation).await,
             Backend::Sqlite(s) => s.pending_of(creator, conversation).await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KnowledgeStore for Store {
+    async fn ingestion(&self, creator: CreatorId) -> Result<Vec<DocumentStatus>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.ingestion(creator).await,
+            Backend::Sqlite(s) => s.ingestion(creator).await,
+        }
+    }
+
+    async fn set_ingestion(&self, creator: CreatorId, status: &DocumentStatus) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.set_ingestion(creator, status).await,
+            Backend::Sqlite(s) => s.set_ingestion(creator, status).await,
+        }
+    }
+
+    async fn vectors(&self, creator: CreatorId, embedder: &str) -> Result<Vec<(ChunkKey, Vec<f32>)>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.vectors(creator, embedder).await,
+            Backend::Sqlite(s) => s.vectors(creator, embedder).await,
+        }
+    }
+
+    async fn replace_vectors(
+        &self,
+        creator: CreatorId,
+        embedder: &str,
+        document: &str,
+        content_hash: &str,
+        vectors: &[(u32, Vec<f32>)],
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.replace_vectors(creator, embedder, document, content_hash, vectors).await,
+            Backend::Sqlite(s) => s.replace_vectors(creator, embedder, document, content_hash, vectors).await,
+        }
+    }
+
+    async fn retain_vectors(&self, creator: CreatorId, embedder: &str, keep: &[String]) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.retain_vectors(creator, embedder, keep).await,
+            Backend::Sqlite(s) => s.retain_vectors(creator, embedder, keep).await,
         }
     }
 }

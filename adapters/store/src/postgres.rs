@@ -361,7 +361,7 @@ impl PgStore {
     }
 
     /// A transaction on the app pool with the tenant set for all its statements.
-    async fn tenant_tx(
+    pub(crate) async fn tenant_tx(
         &self,
         creator: CreatorId,
         begin: &'static str,

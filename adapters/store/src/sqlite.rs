@@ -51,11 +51,11 @@ type NudgeTuple = (Hyphenated, Hyphenated, Hyphenated, String, i64);
 #[derive(Clone)]
 pub(crate) struct SqliteStore {
     /// Reads.
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     /// Every write, on one connection: SQLite has one writer anyway, and a connection that alone
     /// writes keeps its page cache valid across commits instead of re-reading pages another
     /// connection changed.
-    writer: SqlitePool,
+    pub(crate) writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -505,24 +505,36 @@ async fn settle_nudges(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -> 
     Ok(())
 }
 
-/// Replaces the creator's documents with the given set. The whole set is rewritten: simpler than
-/// PostgreSQL's upsert and as cheap in-process.
+/// Replaces the creator's documents with the given set: removed paths are deleted, changed bodies
+/// rewritten, unchanged rows left alone (their ingestion status and vectors stay with them).
 async fn replace_documents(
     conn: &mut SqliteConnection,
     id: Hyphenated,
     content: &CreatorContent<'_>,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM knowledge_documents WHERE creator_id = ?")
+    let stored: Vec<String> = sqlx::query_scalar("SELECT path FROM knowledge_documents WHERE creator_id = ?")
         .bind(id)
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(from_sqlx)?;
+    for path in stored.iter().filter(|path| !content.documents.iter().any(|d| &d.path == *path)) {
+        sqlx::query("DELETE FROM knowledge_documents WHERE creator_id = ? AND path = ?")
+            .bind(id)
+            .bind(path)
+            .execute(&mut *conn)
+            .await
+            .map_err(from_sqlx)?;
+    }
     for chunk in content.documents.chunks(ROWS_PER_INSERT) {
         let mut insert =
             QueryBuilder::<Sqlite>::new("INSERT INTO knowledge_documents (creator_id, path, body, content_hash) ");
         insert.push_values(chunk, |mut row, doc| {
             row.push_bind(id).push_bind(doc.path.clone()).push_bind(doc.body.clone()).push_bind(body_hash(&doc.body));
         });
+        insert.push(
+            " ON CONFLICT (creator_id, path) DO UPDATE SET body = excluded.body, content_hash = excluded.content_hash \
+             WHERE knowledge_documents.content_hash <> excluded.content_hash",
+        );
         insert.build().execute(&mut *conn).await.map_err(from_sqlx)?;
     }
     Ok(())

@@ -116,3 +116,88 @@ pub trait VectorIndex: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<VectorHit>, IndexError>;
 }
+
+/// Where the ingestion of one document stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestState {
+    /// Chunks are being embedded; `chunks_done` of `chunks_total` are.
+    Embedding,
+    /// Every chunk of this content is in the vector index.
+    Ready,
+    /// The last attempt failed (`error` says why); it is tried again on the next ingestion.
+    Failed,
+}
+
+impl IngestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestState::Embedding => "embedding",
+            IngestState::Ready => "ready",
+            IngestState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "embedding" => Some(IngestState::Embedding),
+            "ready" => Some(IngestState::Ready),
+            "failed" => Some(IngestState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// The ingestion status of one knowledge document: which content, by which embedder and chunker,
+/// how far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentStatus {
+    pub document: String,
+    pub content_hash: String,
+    /// [`EmbedderId::key`] of the embedder the vectors come from.
+    pub embedder: String,
+    /// The chunker version the chunks were cut with.
+    pub chunker: u32,
+    pub state: IngestState,
+    pub chunks_done: u32,
+    pub chunks_total: u32,
+    pub error: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at: i64,
+}
+
+/// The store's side of knowledge: ingestion status per document, and the vectors of the embedded
+/// index (unused when a vector server holds them). A document's status and vectors go when the
+/// document is removed from the creator.
+#[async_trait::async_trait]
+pub trait KnowledgeStore: Send + Sync + 'static {
+    async fn ingestion(&self, creator: CreatorId) -> Result<Vec<DocumentStatus>, crate::ports::StoreError>;
+
+    /// Records `status` for its document; a document no longer stored is ignored.
+    async fn set_ingestion(&self, creator: CreatorId, status: &DocumentStatus) -> Result<(), crate::ports::StoreError>;
+
+    /// Every stored vector of the creator by `embedder` (an [`EmbedderId::key`]).
+    async fn vectors(
+        &self,
+        creator: CreatorId,
+        embedder: &str,
+    ) -> Result<Vec<(ChunkKey, Vec<f32>)>, crate::ports::StoreError>;
+
+    /// Replaces the vectors of one document (all embedders) with `vectors` of `embedder`.
+    async fn replace_vectors(
+        &self,
+        creator: CreatorId,
+        embedder: &str,
+        document: &str,
+        content_hash: &str,
+        vectors: &[(u32, Vec<f32>)],
+    ) -> Result<(), crate::ports::StoreError>;
+
+    /// Deletes the creator's vectors of other embedders and of documents not in `keep`.
+    async fn retain_vectors(
+        &self,
+        creator: CreatorId,
+        embedder: &str,
+        keep: &[String],
+    ) -> Result<(), crate::ports::StoreError>;
+}
