@@ -387,3 +387,49 @@ async fn the_circuit_opens_after_consecutive_failures_fails_fast_then_lets_a_pro
     assert_eq!(text, FIXTURE_TEXT);
     assert_eq!(chat.breaker().state(), BreakerState::Closed { failures: 0 });
 }
+
+#[test]
+fn the_usage_chunk_the_first_token_and_the_outcome_are_measured() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        // One thread, so every task of the test records into the local recorder.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let fake = FakeOpenAi::start().await;
+            let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":38,\"completion_tokens\":7}}\n\n";
+            let body = fixture("openai_chat_stream_basic.sse").replace("data: [DONE]", &format!("{usage}data: [DONE]"));
+            fake.script([Reply::sse(body), Reply::status(401, "no")]);
+            let chat = chat(config(&fake));
+            let (text, error) = collect(&chat, request(ModelSettings::default())).await;
+            assert!(error.is_none(), "{error:?}");
+            assert_eq!(text, FIXTURE_TEXT);
+            assert!(chat.reply(request(ModelSettings::default())).await.is_err());
+        });
+    });
+
+    let metrics: Vec<(String, Vec<(String, String)>, DebugValue)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+            (key.name().to_owned(), labels, value)
+        })
+        .collect();
+    let counter = |name: &str, label: (&str, &str)| {
+        metrics
+            .iter()
+            .find(|(n, labels, _)| n == name && labels.iter().any(|(k, v)| (k.as_str(), v.as_str()) == label))
+            .map(|(_, _, value)| value)
+    };
+    assert_eq!(counter("twin_llm_tokens_total", ("kind", "prompt")), Some(&DebugValue::Counter(38)));
+    assert_eq!(counter("twin_llm_tokens_total", ("kind", "completion")), Some(&DebugValue::Counter(7)));
+    assert_eq!(counter("twin_llm_requests_total", ("outcome", "ok")), Some(&DebugValue::Counter(1)));
+    assert_eq!(counter("twin_llm_requests_total", ("outcome", "refused")), Some(&DebugValue::Counter(1)));
+    let first_token = counter("twin_llm_first_token_seconds", ("provider", "fake"));
+    assert!(matches!(first_token, Some(DebugValue::Histogram(values)) if values.len() == 1), "{first_token:?}");
+}
