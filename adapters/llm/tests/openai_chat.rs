@@ -410,7 +410,9 @@ fn the_usage_chunk_the_first_token_and_the_outcome_are_measured() {
         });
     });
 
-    let metrics: Vec<(String, Vec<(String, String)>, DebugValue)> = snapshotter
+    /// A metric's name, labels and value.
+    type Sample = (String, Vec<(String, String)>, DebugValue);
+    let metrics: Vec<Sample> = snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
