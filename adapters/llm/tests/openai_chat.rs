@@ -34,12 +34,13 @@ fn request(model: ModelSettings) -> ReplyRequest {
     }
 }
 
-/// Short timeouts and pauses so failures show in milliseconds.
+/// Short pauses so retries take milliseconds. The timeouts stay roomy for a loaded test machine;
+/// the tests about timeouts shorten them.
 fn config(fake: &FakeOpenAi) -> OpenAiConfig {
     let mut config = OpenAiConfig::new(&fake.base_url, "default-model");
     config.name = "fake".to_owned();
-    config.first_token_timeout = Duration::from_millis(300);
-    config.idle_timeout = Duration::from_millis(300);
+    config.first_token_timeout = Duration::from_secs(3);
+    config.idle_timeout = Duration::from_secs(3);
     config.retry = RetryPolicy {
         max_retries: 2,
         backoff: Duration::from_millis(10),
@@ -244,9 +245,11 @@ async fn a_rate_limit_longer_than_worth_waiting_is_returned_at_once() {
 async fn a_slow_first_token_is_retried_then_unavailable() {
     let fake = FakeOpenAi::start().await;
     fake.always(Reply::paced([(Duration::from_secs(5), "data: [DONE]\n\n")]));
+    let mut config = config(&fake);
+    config.first_token_timeout = Duration::from_millis(200);
     let started = Instant::now();
 
-    let error = chat(config(&fake)).reply(request(ModelSettings::default())).await.err();
+    let error = chat(config).reply(request(ModelSettings::default())).await.err();
 
     assert!(matches!(&error, Some(LlmError::Unavailable(m)) if m.contains("no text within")), "{error:?}");
     assert_eq!(fake.requests().len(), 3, "the first attempt and two retries");
@@ -258,12 +261,14 @@ async fn a_keep_alive_does_not_count_as_a_first_token() {
     let fake = FakeOpenAi::start().await;
     fake.script([Reply::paced([(Duration::ZERO, ": keep-alive\n\n"), (Duration::from_secs(5), "data: [DONE]\n\n")])]);
     fake.always(Reply::sse(fixture("openai_chat_stream_basic.sse")));
+    let mut config = config(&fake);
+    config.first_token_timeout = Duration::from_millis(300);
 
-    let (text, error) = collect(&chat(config(&fake)), request(ModelSettings::default())).await;
+    let (text, error) = collect(&chat(config), request(ModelSettings::default())).await;
 
     assert!(error.is_none(), "{error:?}");
     assert_eq!(text, FIXTURE_TEXT);
-    assert_eq!(fake.requests().len(), 2);
+    assert!(fake.requests().len() >= 2, "the silent attempt was retried");
 }
 
 #[tokio::test]
@@ -273,8 +278,10 @@ async fn a_stall_after_the_first_text_ends_the_reply_with_an_error() {
         (Duration::ZERO, chunk("Hello").into_bytes()),
         (Duration::from_secs(5), chunk(" later").into_bytes()),
     ])]);
+    let mut config = config(&fake);
+    config.idle_timeout = Duration::from_millis(200);
 
-    let (text, error) = collect(&chat(config(&fake)), request(ModelSettings::default())).await;
+    let (text, error) = collect(&chat(config), request(ModelSettings::default())).await;
 
     assert_eq!(text, "Hello");
     assert!(matches!(&error, Some(LlmError::Unavailable(m)) if m.contains("stalled")), "{error:?}");

@@ -120,7 +120,9 @@ impl Llm for OpenAiChat {
                 Ok(opened) => {
                     inner.breaker.record_success();
                     let first_token = started.elapsed();
-                    telemetry::first_token(provider, first_token);
+                    if opened.first.is_some() {
+                        telemetry::first_token(provider, first_token);
+                    }
                     debug!(
                         provider,
                         model = %model,

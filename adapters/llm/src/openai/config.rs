@@ -83,7 +83,7 @@ pub struct OpenAiConfig {
     /// The longest silence between two chunks once the reply is streaming.
     pub idle_timeout: Duration,
     pub retry: RetryPolicy,
-    /// Consecutive failed requests that open the circuit.
+    /// Consecutive failed requests (each counted once, after its retries) that open the circuit.
     pub breaker_threshold: u32,
     /// How long an open circuit fails fast before letting a probe through.
     pub breaker_cool_down: Duration,
