@@ -11,7 +11,7 @@ use twin_engine::ports::{Llm, LlmError};
 use twin_engine::prompt::{ReplyRequest, Role, Turn};
 use twin_engine::twin::ModelSettings;
 use twin_engine::{ConversationId, Slug, StreamId, UserId};
-use twin_llm::{ApiKey, BreakerState, OpenAiChat, OpenAiConfig, RetryPolicy};
+use twin_llm::{ApiKey, BreakerState, MaxTokensField, OpenAiChat, OpenAiConfig, RetryPolicy};
 
 const FIXTURE_TEXT: &str = "Your order ships tomorrow 🚚 — tracking follows.";
 const SYSTEM_PROMPT: &str = "You are the digital twin of Maya, focus coach.";
@@ -130,6 +130,24 @@ async fn without_creator_settings_the_configured_defaults_are_sent() {
     assert_eq!(body["max_tokens"], 99);
     assert!(body.get("temperature").is_none(), "no temperature unless one is set: {body}");
     assert!(fake.requests()[0].headers.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn the_reply_limit_can_go_in_max_completion_tokens_as_openai_now_wants() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([Reply::sse(fixture("openai_chat_stream_basic.sse"))]);
+    let mut config = config(&fake);
+    config.max_tokens_field = MaxTokensField::MaxCompletionTokens;
+    let settings = ModelSettings { max_reply_tokens: Some(256), ..ModelSettings::default() };
+
+    let (text, _) = collect(&chat(config), request(settings)).await;
+
+    assert_eq!(text, FIXTURE_TEXT);
+    let body = &fake.requests()[0].body;
+    let shape: serde_json::Value =
+        serde_json::from_str(&fixture("openai_chat_request_stream.json")).expect("the request fixture");
+    assert_eq!(body["max_completion_tokens"], shape["max_completion_tokens"]);
+    assert!(body.get("max_tokens").is_none(), "{body}");
 }
 
 #[tokio::test]
