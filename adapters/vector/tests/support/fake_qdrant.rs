@@ -13,14 +13,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use qdrant_client::qdrant::collections_server::{Collections, CollectionsServer};
-use qdrant_client::qdrant::condition::ConditionOneOf;
-use qdrant_client::qdrant::points_selector::PointsSelectorOneOf;
-use qdrant_client::qdrant::points_server::{Points, PointsServer};
-use qdrant_client::qdrant::qdrant_server::{Qdrant, QdrantServer};
-use qdrant_client::qdrant::r#match::MatchValue;
-use qdrant_client::qdrant::value::Kind;
-use qdrant_client::qdrant::*;
+use ::qdrant_client::qdrant::collections_server::{Collections, CollectionsServer};
+use ::qdrant_client::qdrant::condition::ConditionOneOf;
+use ::qdrant_client::qdrant::points_selector::PointsSelectorOneOf;
+use ::qdrant_client::qdrant::points_server::{Points, PointsServer};
+use ::qdrant_client::qdrant::qdrant_server::{Qdrant, QdrantServer};
+use ::qdrant_client::qdrant::r#match::MatchValue;
+use ::qdrant_client::qdrant::value::Kind;
+use ::qdrant_client::qdrant::*;
 use tokio::sync::oneshot;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -298,7 +298,7 @@ macro_rules! fake_service {
 
 fake_service!(Qdrant {
     async fn health_check(&self, request: Request<HealthCheckRequest>) -> Result<Response<HealthCheckReply>, Status> {
-        self.state(&request)?;
+        let _checked = self.state(&request)?;
         Ok(Response::new(HealthCheckReply {
             title: "fake qdrant".into(),
             version: "1.20.0".into(),
