@@ -147,7 +147,8 @@ pub async fn retaining_documents_removes_the_others(index: &dyn VectorIndex) {
         replace(index, creator, &embedder, doc, "h", 2).await;
     }
     index.retain_documents(creator, &embedder, &["a.md".to_owned(), "c.md".to_owned()]).await.expect("retain");
-    let mut docs: Vec<String> = search_all(index, creator, &embedder).await.into_iter().map(|h| h.key.document).collect();
+    let mut docs: Vec<String> =
+        search_all(index, creator, &embedder).await.into_iter().map(|h| h.key.document).collect();
     docs.sort();
     assert_eq!(docs, vec!["a.md", "a.md", "c.md", "c.md"]);
 

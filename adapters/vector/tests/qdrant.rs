@@ -145,8 +145,10 @@ async fn every_query_and_every_delete_names_the_creator() {
         index.retain_documents(creator, &embedder_a(), &[]).await.expect("retain");
     }
     let calls = fake.calls();
-    let queried: Vec<String> =
-        calls.iter().filter_map(|c| if let Call::Query { creator, .. } = c { Some(creator.clone()) } else { None }).collect();
+    let queried: Vec<String> = calls
+        .iter()
+        .filter_map(|c| if let Call::Query { creator, .. } = c { Some(creator.clone()) } else { None })
+        .collect();
     assert!(queried.contains(&ann.to_string()) && queried.contains(&bob.to_string()), "{queried:?}");
     for call in &calls {
         if let Call::DeleteByFilter { creator, .. } = call {
@@ -177,8 +179,11 @@ async fn a_large_document_is_upserted_in_batches_and_waited_for() {
     let vectors: Vec<(u32, Vec<f32>)> = (0..600).map(|i| (i, unit([1.0, i as f32, 0.0, 1.0]))).collect();
     index.replace_document(creator, &embedder_a(), "big.md", "h", &vectors).await.expect("replace");
 
-    let upserts: Vec<(usize, bool)> =
-        fake.calls().iter().filter_map(|c| if let Call::Upsert { points, wait, .. } = c { Some((*points, *wait)) } else { None }).collect();
+    let upserts: Vec<(usize, bool)> = fake
+        .calls()
+        .iter()
+        .filter_map(|c| if let Call::Upsert { points, wait, .. } = c { Some((*points, *wait)) } else { None })
+        .collect();
     assert_eq!(upserts, vec![(256, true), (256, true), (88, true)]);
     let hits = index.search(creator, &embedder_a(), &unit([1.0, 0.0, 0.0, 1.0]), 1000).await.expect("search");
     assert_eq!(hits.len(), 600);

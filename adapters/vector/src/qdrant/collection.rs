@@ -48,7 +48,8 @@ impl QdrantIndex {
                 .map_err(|_| IndexError::Invalid(format!("embedder {} is too wide", embedder.key())))?;
             self.client
                 .create_collection(
-                    CreateCollectionBuilder::new(&name).vectors_config(VectorParamsBuilder::new(size, Distance::Cosine)),
+                    CreateCollectionBuilder::new(&name)
+                        .vectors_config(VectorParamsBuilder::new(size, Distance::Cosine)),
                 )
                 .await
                 .map_err(|e| from_qdrant("create a collection", e))?;

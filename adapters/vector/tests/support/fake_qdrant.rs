@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ::qdrant_client::qdrant::collections_server::{Collections, CollectionsServer};
 use ::qdrant_client::qdrant::condition::ConditionOneOf;
+use ::qdrant_client::qdrant::r#match::MatchValue;
 use ::qdrant_client::qdrant::points_selector::PointsSelectorOneOf;
 use ::qdrant_client::qdrant::points_server::{Points, PointsServer};
 use ::qdrant_client::qdrant::qdrant_server::{Qdrant, QdrantServer};
-use ::qdrant_client::qdrant::r#match::MatchValue;
 use ::qdrant_client::qdrant::value::Kind;
 use ::qdrant_client::qdrant::*;
 use tokio::sync::oneshot;
@@ -66,13 +66,29 @@ pub struct StoredPoint {
 /// One call the fake answered, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
-    CreateCollection { collection: String },
-    CreateFieldIndex { collection: String, field: String },
-    Upsert { collection: String, points: usize, wait: bool },
+    CreateCollection {
+        collection: String,
+    },
+    CreateFieldIndex {
+        collection: String,
+        field: String,
+    },
+    Upsert {
+        collection: String,
+        points: usize,
+        wait: bool,
+    },
     /// `creator`: the `creator_id` the delete filter required, if any.
-    DeleteByFilter { collection: String, creator: Option<String> },
+    DeleteByFilter {
+        collection: String,
+        creator: Option<String>,
+    },
     /// `creator`: the `creator_id` the query filter required.
-    Query { collection: String, creator: String, limit: u64 },
+    Query {
+        collection: String,
+        creator: String,
+        limit: u64,
+    },
 }
 
 impl FakeQdrant {
