@@ -311,15 +311,14 @@ impl ConversationState {
                 }
                 Effect::Send { to, out } => self.engine.ports.delivery.deliver(id, to, out),
                 Effect::StartReply(request) => {
-                    let twin = self.twin.current();
                     let stream = request.stream.clone();
-                    let handle = crate::reply::start(
-                        self.engine.ports.llm.clone(),
-                        *request,
-                        twin.profile.replies.stream_previews,
-                        self.engine.config.reply_timeout,
-                        myself.clone(),
-                    );
+                    let context = crate::reply::ReplyContext {
+                        llm: self.engine.ports.llm.clone(),
+                        knowledge: self.engine.ports.knowledge.clone(),
+                        twin: self.twin.current(),
+                        timeout: self.engine.config.reply_timeout,
+                    };
+                    let handle = crate::reply::start(context, *request, myself.clone());
                     self.replies.retain(|(_, h)| !h.is_finished());
                     self.replies.push((stream, handle));
                 }

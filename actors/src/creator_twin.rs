@@ -1,11 +1,14 @@
 //! CreatorTwinActor: one per active creator. Parent of that creator's conversations; restarts a
-//! crashed conversation from the store, a bounded number of times.
+//! crashed conversation from the store, a bounded number of times. Keeps the creator's knowledge
+//! ingested: when the twin loads or its creator changes, an ingestion task embeds what the vector
+//! index does not have yet (one task at a time; a newer version of the creator replaces it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::{ConversationId, CreatorId, TwinSnapshot};
 
 use crate::handle::{Engine, EngineError, Spawner, TwinCell};
@@ -25,6 +28,8 @@ pub(crate) struct CreatorTwinArgs {
     pub(crate) creator: CreatorId,
     pub(crate) cell: Arc<TwinCell>,
     pub(crate) engine: Arc<Engine>,
+    /// The creator's documents as loaded, for the first ingestion.
+    pub(crate) documents: Vec<KnowledgeDocument>,
 }
 
 pub struct CreatorTwinState {
@@ -32,6 +37,28 @@ pub struct CreatorTwinState {
     cell: Arc<TwinCell>,
     engine: Arc<Engine>,
     restarts: HashMap<ConversationId, (Instant, u32)>,
+    ingestion: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl CreatorTwinState {
+    /// Starts ingesting `documents`, replacing an ingestion of an older version still running
+    /// (ingestion is idempotent per document, so the new run picks up what the old one finished).
+    fn ingest(&mut self, documents: Vec<KnowledgeDocument>) {
+        if let Some(previous) = self.ingestion.take() {
+            previous.abort();
+        }
+        let ports = self.engine.ports.knowledge.clone();
+        let creator = self.creator;
+        self.ingestion = Some(tokio::spawn(async move {
+            match crate::knowledge::ingest(&ports, creator, &documents, |_| {}).await {
+                Ok(report) if report.embedded > 0 || report.failed > 0 => {
+                    tracing::info!(%creator, embedded = report.embedded, unchanged = report.unchanged, failed = report.failed, chunks = report.chunks, "knowledge ingested");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%creator, %error, "knowledge ingestion stopped; it resumes at the next load"),
+            }
+        }));
+    }
 }
 
 pub(crate) struct CreatorTwinActor;
@@ -46,7 +73,26 @@ impl Actor for CreatorTwinActor {
         _myself: ActorRef<CreatorTwinMsg>,
         args: CreatorTwinArgs,
     ) -> Result<CreatorTwinState, ActorProcessingErr> {
-        Ok(CreatorTwinState { creator: args.creator, cell: args.cell, engine: args.engine, restarts: HashMap::new() })
+        let mut state = CreatorTwinState {
+            creator: args.creator,
+            cell: args.cell,
+            engine: args.engine,
+            restarts: HashMap::new(),
+            ingestion: None,
+        };
+        state.ingest(args.documents);
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<CreatorTwinMsg>,
+        state: &mut CreatorTwinState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(ingestion) = state.ingestion.take() {
+            ingestion.abort();
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -57,7 +103,11 @@ impl Actor for CreatorTwinActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             CreatorTwinMsg::Reload => match state.engine.ports.creators.creator(state.creator).await {
-                Ok(Some(stored)) => state.cell.replace(snapshot(stored)),
+                Ok(Some(stored)) => {
+                    let documents = stored.documents.clone();
+                    state.cell.replace(snapshot(stored));
+                    state.ingest(documents);
+                }
                 Ok(None) => tracing::warn!(creator = %state.creator, "creator vanished; keeping the last snapshot"),
                 Err(error) => tracing::warn!(creator = %state.creator, %error, "could not reload creator"),
             },

@@ -17,6 +17,7 @@ use twin_engine::{ConversationId, CreatorId, Event, Message, ProgramId, Record, 
 
 use crate::conversation::{ConversationActor, ConversationArgs, ConversationMsg, ConversationView};
 use crate::creator_twin::CreatorTwinMsg;
+use crate::knowledge::KnowledgePorts;
 use crate::metrics as m;
 use crate::nudge_scheduler::{NudgeScheduler, NudgeSchedulerArgs, NudgeSchedulerMsg, SchedulerConfig, SchedulerStats};
 use crate::registry::{Offer, Registry};
@@ -32,6 +33,8 @@ pub struct Ports {
     /// The nudge table across tenants, for the scheduler.
     pub nudges: Arc<dyn NudgeStore>,
     pub llm: Arc<dyn Llm>,
+    /// Embedder, vector index and ingestion status: retrieval for replies, and ingestion.
+    pub knowledge: KnowledgePorts,
     pub delivery: Arc<dyn Delivery>,
     pub live: Arc<dyn LivePublisher>,
     pub clock: Arc<dyn Clock>,

@@ -24,6 +24,7 @@
 mod conversation;
 mod creator_twin;
 mod handle;
+mod knowledge;
 mod live_hub;
 pub mod metrics;
 mod nudge_scheduler;
@@ -35,5 +36,6 @@ mod writer;
 
 pub use conversation::ConversationView;
 pub use handle::{ConversationKey, EngineConfig, EngineError, EngineHandle, Ports};
+pub use knowledge::{IngestReport, KnowledgePorts, ingest, retrieve};
 pub use live_hub::LiveHub;
 pub use nudge_scheduler::{SchedulerConfig, SchedulerStats};

@@ -36,3 +36,5 @@ pub fn describe() {
     describe_counter!(NUDGES_CLAIMED, "Due nudges claimed and routed to their conversation.");
     describe_histogram!(NUDGE_CLAIM_LATENESS_SECONDS, "Time from a nudge's due time to its claim.");
 }
+pub const KNOWLEDGE_CHUNKS_EMBEDDED: &str = "twin_knowledge_chunks_embedded_total";
+pub const RETRIEVAL_SECONDS: &str = "twin_retrieval_seconds";

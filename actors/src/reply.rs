@@ -1,5 +1,9 @@
 //! A reply being generated: runs on a task of its own and reports back to the conversation as
-//! messages, so a conversation never awaits the model inside a handler.
+//! messages, so a conversation never awaits retrieval or the model inside a handler.
+//!
+//! The task first retrieves the knowledge passages for the user's message (the query embedded,
+//! searched among the creator's vectors and fused with the lexical ranking), then streams the
+//! model's reply.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,22 +13,38 @@ use ractor::ActorRef;
 use tokio::task::AbortHandle;
 use twin_engine::Event;
 use twin_engine::ports::Llm;
-use twin_engine::prompt::ReplyRequest;
+use twin_engine::prompt::{ReplyRequest, Role};
+use twin_engine::twin::TwinSnapshot;
 
 use crate::conversation::ConversationMsg;
+use crate::knowledge::{KnowledgePorts, retrieve};
 use crate::metrics as m;
 
+/// What a reply needs besides its request: the model, and the twin and ports to retrieve from.
+pub(crate) struct ReplyContext {
+    pub(crate) llm: Arc<dyn Llm>,
+    pub(crate) knowledge: KnowledgePorts,
+    pub(crate) twin: Arc<TwinSnapshot>,
+    pub(crate) timeout: Duration,
+}
+
 pub(crate) fn start(
-    llm: Arc<dyn Llm>,
-    request: ReplyRequest,
-    previews: bool,
-    timeout: Duration,
+    context: ReplyContext,
+    mut request: ReplyRequest,
     conversation: ActorRef<ConversationMsg>,
 ) -> AbortHandle {
     tokio::spawn(async move {
         let stream = request.stream.clone();
         let started = Instant::now();
-        let outcome = tokio::time::timeout(timeout, generate(llm, request, previews, &conversation)).await;
+        let ReplyContext { llm, knowledge, twin, timeout } = context;
+        let previews = twin.profile.replies.stream_previews;
+        let outcome = tokio::time::timeout(timeout, async {
+            if let Some(query) = request.turns.iter().rev().find(|t| t.role == Role::User).map(|t| t.text.clone()) {
+                request.passages = retrieve(&knowledge, &twin, &query, twin.profile.replies.passages).await;
+            }
+            generate(llm, request, previews, &conversation).await
+        })
+        .await;
         let event = match outcome {
             Ok(Ok(text)) => {
                 metrics::histogram!(m::REPLY_SECONDS).record(started.elapsed().as_secs_f64());

@@ -23,7 +23,8 @@ use twin_engine::twin::{CreatorProfile, ModelSettings, NudgeSettings, ReplySetti
 pub const MAX_KNOWLEDGE_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Extensions of knowledge files that are loaded; any other file is skipped with a warning.
-const KNOWLEDGE_EXTENSIONS: &[&str] = &["md", "txt"];
+/// PDFs are read through their text layer (`crate::extract`).
+const KNOWLEDGE_EXTENSIONS: &[&str] = &["md", "txt", "pdf"];
 
 const CREATOR_FILE: &str = "creator.toml";
 const KNOWLEDGE_DIR: &str = "knowledge";
@@ -225,15 +226,22 @@ pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
     for path in files {
         let Some(relative) = knowledge_path(&knowledge, &path) else { continue };
         if !is_knowledge_file(&path) {
-            tracing::warn!(file = %path.display(), "skipping a knowledge file that is not .md or .txt");
+            tracing::warn!(file = %path.display(), "skipping a knowledge file that is not .md, .txt or .pdf");
             continue;
         }
         let size = fs::metadata(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?.len();
-        if size > MAX_KNOWLEDGE_FILE_BYTES {
+        let pdf = is_pdf(&path);
+        if size > if pdf { crate::extract::MAX_PDF_BYTES } else { MAX_KNOWLEDGE_FILE_BYTES } {
             return Err(BundleError::TooLarge { path, size });
         }
         let bytes = fs::read(&path).map_err(|source| BundleError::Read { path: path.clone(), source })?;
-        documents.push(knowledge_document(&path, relative, bytes)?);
+        if pdf {
+            let body = crate::extract::pdf_text(&bytes)
+                .map_err(|e| BundleError::Invalid { path: path.clone(), message: e.to_string() })?;
+            documents.push(KnowledgeDocument { path: relative, body });
+        } else {
+            documents.push(knowledge_document(&path, relative, bytes)?);
+        }
     }
     documents.sort_by(|a, b| a.path.cmp(&b.path));
 
@@ -338,7 +346,7 @@ fn parse_embedded(root: &Dir<'static>) -> Result<Bundle, BundleError> {
             let path = Path::new("demo").join(file.path());
             let Some(relative) = knowledge_path(Path::new(KNOWLEDGE_DIR), file.path()) else { continue };
             if !is_knowledge_file(&path) {
-                tracing::warn!(file = %path.display(), "skipping a knowledge file that is not .md or .txt");
+                tracing::warn!(file = %path.display(), "skipping a knowledge file that is not .md, .txt or .pdf");
                 continue;
             }
             let size = file.contents().len() as u64;
@@ -417,7 +425,7 @@ fn write_tree(bundle: &Bundle, root: &Path, creator_toml: &str) -> Result<(), Bu
     fs::create_dir_all(root).map_err(|source| BundleError::Write { path: root.to_path_buf(), source })?;
     write(&root.join(CREATOR_FILE), creator_toml.as_bytes())?;
     for document in &bundle.documents {
-        write(&root.join(KNOWLEDGE_DIR).join(&document.path), document.body.as_bytes())?;
+        write(&root.join(KNOWLEDGE_DIR).join(export_path(&document.path)), document.body.as_bytes())?;
     }
     for program in &bundle.programs {
         write(&root.join(PROGRAMS_DIR).join(format!("{}.yaml", program.id)), program.source.as_bytes())?;
@@ -493,6 +501,16 @@ fn knowledge_path(knowledge: &Path, path: &Path) -> Option<String> {
     let relative = path.strip_prefix(knowledge).ok()?;
     let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
     (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+fn is_pdf(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("pdf"))
+}
+
+/// Where a document is written on export: its path, except that a PDF's extracted text is written
+/// as `<name>.pdf.txt` (the original file is not kept, only its text).
+fn export_path(document: &str) -> String {
+    if is_pdf(Path::new(document)) { format!("{document}.txt") } else { document.to_owned() }
 }
 
 fn is_knowledge_file(path: &Path) -> bool {
@@ -587,6 +605,26 @@ mod tests {
         assert!(load_dir(&typo).is_err(), "a misspelt model key is refused");
         assert_eq!(bundle.profile.replies, ReplySettings::default());
         assert!(bundle.documents.is_empty());
+    }
+
+    #[test]
+    fn a_pdf_in_knowledge_is_read_through_its_text_and_exported_as_text() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\n");
+        write(&dir.join("knowledge/guide.pdf"), &crate::extract::tests::tiny_pdf("Protect your first hour."));
+        let bundle = load_dir(&dir).expect("a bundle with a PDF");
+        assert_eq!(bundle.documents.len(), 1);
+        assert_eq!(bundle.documents[0].path, "guide.pdf");
+        assert!(bundle.documents[0].body.contains("Protect your first hour."));
+
+        let out = tmp.path().join("export");
+        write_dir(&bundle, &out).expect("export");
+        let text = std::fs::read_to_string(out.join("knowledge/guide.pdf.txt")).expect("the text is exported");
+        assert_eq!(text, bundle.documents[0].body);
+
+        write(&dir.join("knowledge/broken.pdf"), b"%PDF-1.4 nonsense");
+        let error = load_dir(&dir).expect_err("a broken PDF refuses the bundle").to_string();
+        assert!(error.contains("broken.pdf") && error.contains("not a readable PDF"), "{error}");
     }
 
     const PROGRAM: &str =

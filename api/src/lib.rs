@@ -6,6 +6,8 @@ pub mod auth;
 pub mod bundle;
 pub mod chat_client;
 pub mod cli;
+pub mod extract;
+pub mod models;
 pub mod problem;
 pub mod routes;
 pub mod settings;

@@ -200,14 +200,8 @@ impl Settings {
     /// Settings that name parts this build does not have yet; `serve` warns about each.
     pub fn not_yet_supported(&self) -> Vec<&'static str> {
         let mut unused = Vec::new();
-        if self.llm.base_url.is_some() {
-            unused.push("TWIN_LLM_BASE_URL (OpenAI-compatible chat arrives with the twin issue; the built-in responder answers)");
-        }
-        if self.embed.base_url.is_some() || self.embed_model_path.is_some() {
-            unused.push("TWIN_EMBED_* (embedders arrive with the twin issue; lexical retrieval is used)");
-        }
-        if self.qdrant_url.is_some() {
-            unused.push("TWIN_QDRANT_URL (the vector index arrives with the twin issue)");
+        if self.embed.base_url.is_some() && self.embed_model_path.is_some() {
+            unused.push("TWIN_EMBED_MODEL_PATH (TWIN_EMBED_BASE_URL is set too, and the server is used)");
         }
         if self.redis_url.is_some() {
             unused.push("TWIN_REDIS_URL (shared rate limits and several nodes arrive later; this node runs alone)");

@@ -15,7 +15,6 @@ use tokio::sync::watch;
 use twin_actors::{EngineConfig, EngineHandle, LiveHub, Ports, SchedulerConfig};
 use twin_channels::websocket::SessionHub;
 use twin_engine::ports::{CreatorStore, PutOutcome, SystemClock};
-use twin_llm::BuiltinResponder;
 use twin_store::Store;
 
 use crate::auth::TokenKeys;
@@ -60,7 +59,8 @@ impl Application {
             conversations: Arc::new(store.clone()),
             creators: Arc::new(store.clone()),
             nudges: Arc::new(store.clone()),
-            llm: Arc::new(BuiltinResponder::new()),
+            llm: crate::models::chat_model(&settings)?,
+            knowledge: crate::models::knowledge_ports(&settings, &store).await?,
             delivery: hub.clone(),
             live: Arc::new(LiveHub::new()),
             clock: Arc::new(SystemClock),

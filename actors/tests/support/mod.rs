@@ -28,6 +28,10 @@ pub struct MemoryStore {
     pub commits: AtomicUsize,
     /// What the store tells the writer about overlapping commits (0 means the default, 1).
     pub concurrent: AtomicUsize,
+    /// Ingestion status by (creator, document).
+    ingestion: Mutex<BTreeMap<(CreatorId, String), DocumentStatus>>,
+    /// The embedded index's vectors by (creator, embedder, document): content hash and vectors.
+    vectors: Mutex<BTreeMap<(CreatorId, String, String), (String, Vec<(u32, Vec<f32>)>)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +155,68 @@ impl CreatorStore for MemoryStore {
 
     async fn creator(&self, id: CreatorId) -> Result<Option<StoredCreator>, StoreError> {
         Ok(self.creators.lock().unwrap().get(&id).cloned())
+    }
+}
+
+#[async_trait::async_trait]
+impl KnowledgeStore for MemoryStore {
+    async fn ingestion(&self, creator: CreatorId) -> Result<Vec<DocumentStatus>, StoreError> {
+        let rows = self.ingestion.lock().unwrap();
+        Ok(rows.iter().filter(|((c, _), _)| *c == creator).map(|(_, s)| s.clone()).collect())
+    }
+
+    async fn set_ingestion(&self, creator: CreatorId, status: &DocumentStatus) -> Result<(), StoreError> {
+        let known = self
+            .creators
+            .lock()
+            .unwrap()
+            .get(&creator)
+            .is_some_and(|c| c.documents.iter().any(|d| d.path == status.document));
+        if known {
+            self.ingestion.lock().unwrap().insert((creator, status.document.clone()), status.clone());
+        }
+        Ok(())
+    }
+
+    async fn vectors(&self, creator: CreatorId, embedder: &str) -> Result<Vec<(ChunkKey, Vec<f32>)>, StoreError> {
+        let rows = self.vectors.lock().unwrap();
+        Ok(rows
+            .iter()
+            .filter(|((c, e, _), _)| *c == creator && e == embedder)
+            .flat_map(|((_, _, document), (hash, vectors))| {
+                vectors.iter().map(|(ordinal, v)| {
+                    (ChunkKey { document: document.clone(), content_hash: hash.clone(), ordinal: *ordinal }, v.clone())
+                })
+            })
+            .collect())
+    }
+
+    async fn replace_vectors(
+        &self,
+        creator: CreatorId,
+        embedder: &str,
+        document: &str,
+        content_hash: &str,
+        vectors: &[(u32, Vec<f32>)],
+    ) -> Result<(), StoreError> {
+        let mut rows = self.vectors.lock().unwrap();
+        rows.retain(|(c, _, d), _| !(*c == creator && d == document));
+        rows.insert((creator, embedder.to_owned(), document.to_owned()), (content_hash.to_owned(), vectors.to_vec()));
+        Ok(())
+    }
+
+    async fn retain_vectors(&self, creator: CreatorId, embedder: &str, keep: &[String]) -> Result<(), StoreError> {
+        self.vectors.lock().unwrap().retain(|(c, e, d), _| *c != creator || (e == embedder && keep.contains(d)));
+        Ok(())
+    }
+}
+
+/// The embedded defaults over the in-memory store: hashed n-grams, the embedded index.
+pub fn knowledge_ports(store: Arc<MemoryStore>) -> twin_actors::KnowledgePorts {
+    twin_actors::KnowledgePorts {
+        embedder: Arc::new(twin_engine::knowledge::HashedEmbedder::default()),
+        index: Arc::new(twin_store::EmbeddedIndex::new(store.clone())),
+        store,
     }
 }
 
@@ -323,6 +389,7 @@ impl Harness {
             creators: store.clone(),
             nudges: store.clone(),
             llm: llm.clone(),
+            knowledge: knowledge_ports(store.clone()),
             delivery: delivery.clone(),
             live: Arc::new(LiveHub::new()),
             clock: clock.clone(),
