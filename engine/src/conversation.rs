@@ -21,6 +21,7 @@ pub use event::Event;
 pub use state::{AudienceState, ConversationState, NudgeKind, PendingNudge, Variables};
 
 use crate::ids::{ClientMsgId, ConversationId, CreatorId, Seq, SessionId, StreamId, UserId};
+use crate::knowledge::Retrieved;
 use crate::message::{Message, Origin};
 use crate::ports::{ConversationHeader, LiveEvent, LiveEventKind, LoadLimits, StoredConversation};
 pub use crate::ports::{ErrorCode, Outbound, Recipient, Record};
@@ -342,8 +343,8 @@ impl Conversation {
         let passages = twin
             .knowledge
             .search(&last_user.text, twin.profile.replies.passages)
-            .into_iter()
-            .map(|hit| hit.passage.clone())
+            .iter()
+            .map(Retrieved::passage)
             .collect();
         let first_contact = !self.history.iter().any(|m| m.origin != Origin::User);
         let request = ReplyRequest {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CreatorId, ProgramId, Slug};
-use crate::knowledge::{KnowledgeDocument, KnowledgeIndex};
+use crate::knowledge::{Knowledge, KnowledgeDocument};
 use crate::nudge::{NudgePolicy, TimeZone};
 use crate::persona::Persona;
 use crate::ports::StoredProgram;
@@ -75,7 +75,7 @@ impl Default for ReplySettings {
 pub struct TwinSnapshot {
     pub creator: CreatorId,
     pub profile: CreatorProfile,
-    pub knowledge: KnowledgeIndex,
+    pub knowledge: Knowledge,
     /// Text the system prompt is built from; assembled once per snapshot.
     pub system_prompt: String,
     /// Every stored version of the creator's programs, compiled.
@@ -93,7 +93,7 @@ impl TwinSnapshot {
         let (programs, broken) = ProgramSet::build(programs);
         let twin = Self {
             creator: profile.slug.creator_id(),
-            knowledge: KnowledgeIndex::build(documents),
+            knowledge: Knowledge::build(documents),
             profile,
             system_prompt,
             programs,
