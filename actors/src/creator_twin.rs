@@ -55,7 +55,9 @@ impl CreatorTwinState {
                     tracing::info!(%creator, embedded = report.embedded, unchanged = report.unchanged, failed = report.failed, chunks = report.chunks, "knowledge ingested");
                 }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%creator, %error, "knowledge ingestion stopped; it resumes at the next load"),
+                Err(error) => {
+                    tracing::warn!(%creator, %error, "knowledge ingestion stopped; it resumes at the next load")
+                }
             }
         }));
     }

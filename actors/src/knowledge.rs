@@ -8,8 +8,10 @@
 use std::sync::Arc;
 
 use twin_engine::CreatorId;
-use twin_engine::knowledge::{CHUNKER_VERSION, ChunkOptions, KnowledgeDocument, Passage, chunk_document};
-use twin_engine::ports::{DocumentStatus, Embedder, IngestState, KnowledgeStore, VectorIndex};
+use twin_engine::knowledge::{
+    CHUNKER_VERSION, ChunkOptions, KnowledgeDocument, Passage, Relevance, Retrieved, chunk_document,
+};
+use twin_engine::ports::{DocumentStatus, Embedder, EmbedderId, IngestState, KnowledgeStore, VectorIndex};
 use twin_engine::twin::TwinSnapshot;
 
 use crate::metrics as m;
@@ -102,7 +104,8 @@ pub async fn ingest(
                     progress(&status);
                 }
                 Ok(embedded) => {
-                    failure = Some(format!("the embedder returned {} vectors for {} texts", embedded.len(), batch.len()));
+                    failure =
+                        Some(format!("the embedder returned {} vectors for {} texts", embedded.len(), batch.len()));
                     break;
                 }
                 Err(error) => {
@@ -143,8 +146,10 @@ pub async fn ingest(
 }
 
 /// The passages a reply to `query` draws on: the query embedded and searched among the creator's
-/// vectors, fused with the twin's lexical ranking. When the embedder or the index fails, the
-/// lexical ranking alone answers (logged): a reply never waits on a broken vector server.
+/// vectors, fused with the twin's lexical ranking, and none at all when the best of them is too
+/// weak to be about the question ([`relevance`]), so the twin says it has nothing rather than
+/// quote something unrelated. When the embedder or the index fails, the lexical ranking alone
+/// answers (logged): a reply never waits on a broken vector server.
 pub async fn retrieve(ports: &KnowledgePorts, twin: &TwinSnapshot, query: &str, limit: usize) -> Vec<Passage> {
     if limit == 0 || twin.knowledge.is_empty() {
         return Vec::new();
@@ -163,13 +168,31 @@ pub async fn retrieve(ports: &KnowledgePorts, twin: &TwinSnapshot, query: &str, 
                 }
             }
         }
-        Ok(_) => Vec::new(),
+        Ok(vectors) => {
+            tracing::warn!(creator = %twin.creator, got = vectors.len(), "the embedder returned no single vector; lexical retrieval only");
+            Vec::new()
+        }
         Err(error) => {
             tracing::warn!(creator = %twin.creator, %error, "query embedding failed; lexical retrieval only");
             Vec::new()
         }
     };
-    let passages = twin.knowledge.passages(query, &hits, limit);
+    let passages = if twin.knowledge.relevant(query, &hits, &relevance(&embedder)) {
+        twin.knowledge.retrieve(query, &hits, limit).iter().map(Retrieved::passage).collect()
+    } else {
+        Vec::new()
+    };
     metrics::histogram!(m::RETRIEVAL_SECONDS).record(started.elapsed().as_secs_f64());
     passages
+}
+
+/// When retrieved material counts as being about the question, per embedder: cosine scores mean
+/// different things for different models. Calibrated on `engine/tests/data/retrieval` (the
+/// numbers are in `docs/KNOWLEDGE.md`); an unknown embedder gets the sentence-transformers rule.
+pub fn relevance(embedder: &EmbedderId) -> Relevance {
+    if embedder.name.starts_with(twin_engine::knowledge::hashed::HASHED_EMBEDDER_NAME) {
+        Relevance::HASHED
+    } else {
+        Relevance::SEMANTIC
+    }
 }

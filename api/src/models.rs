@@ -21,7 +21,8 @@ pub fn chat_model(settings: &Settings) -> anyhow::Result<Arc<dyn Llm>> {
         tracing::info!("replies: the built-in responder (set TWIN_LLM_BASE_URL for a model server)");
         return Ok(Arc::new(BuiltinResponder::new()));
     };
-    let model = settings.llm.model.clone().context("TWIN_LLM_MODEL must name the model when TWIN_LLM_BASE_URL is set")?;
+    let model =
+        settings.llm.model.clone().context("TWIN_LLM_MODEL must name the model when TWIN_LLM_BASE_URL is set")?;
     let mut config = OpenAiConfig::new(base_url.clone(), model.clone());
     config.api_key = settings.llm.api_key.as_ref().map(|k| ApiKey::new(k.expose()));
     let chat = OpenAiChat::new(config).map_err(|e| anyhow::anyhow!("cannot set up the chat model: {e}"))?;
@@ -48,7 +49,7 @@ pub async fn embedder(settings: &Settings) -> anyhow::Result<Arc<dyn Embedder>> 
     }
     if let Some(path) = &settings.embed_model_path {
         let path = path.clone();
-        let embedder = tokio::task::spawn_blocking(move || twin_embed::SentenceEmbedder::load(&path))
+        let embedder = tokio::task::spawn_blocking(move || twin_embed::SentenceBertEmbedder::load(&path))
             .await
             .context("the model loader stopped")?
             .context("cannot load the model named by TWIN_EMBED_MODEL_PATH")?;

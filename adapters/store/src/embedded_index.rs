@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use twin_engine::CreatorId;
-use twin_engine::ports::{ChunkKey, EmbedderId, IndexError, KnowledgeStore, VectorHit, VectorIndex};
+use twin_engine::knowledge::ExactIndex;
+use twin_engine::ports::{EmbedderId, IndexError, KnowledgeStore, VectorHit, VectorIndex};
 
 /// Creators whose vectors stay in memory at once; the least recently searched one goes first.
 const DEFAULT_CACHED_CREATORS: usize = 256;
@@ -23,13 +24,13 @@ pub struct EmbeddedIndex {
 
 #[derive(Default)]
 struct Cache {
-    entries: HashMap<(CreatorId, String), (u64, Arc<ExactIndex<ChunkKey>>)>,
+    entries: HashMap<(CreatorId, String), (u64, Arc<ExactIndex>)>,
     tick: u64,
     capacity: usize,
 }
 
 impl Cache {
-    fn get(&mut self, key: &(CreatorId, String)) -> Option<Arc<ExactIndex<ChunkKey>>> {
+    fn get(&mut self, key: &(CreatorId, String)) -> Option<Arc<ExactIndex>> {
         self.tick += 1;
         let tick = self.tick;
         self.entries.get_mut(key).map(|(used, index)| {
@@ -38,7 +39,7 @@ impl Cache {
         })
     }
 
-    fn put(&mut self, key: (CreatorId, String), index: Arc<ExactIndex<ChunkKey>>) {
+    fn put(&mut self, key: (CreatorId, String), index: Arc<ExactIndex>) {
         self.tick += 1;
         self.entries.insert(key, (self.tick, index));
         while self.entries.len() > self.capacity.max(1) {
@@ -68,7 +69,7 @@ impl EmbeddedIndex {
         self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn loaded(&self, creator: CreatorId, embedder: &EmbedderId) -> Result<Arc<ExactIndex<ChunkKey>>, IndexError> {
+    async fn loaded(&self, creator: CreatorId, embedder: &EmbedderId) -> Result<Arc<ExactIndex>, IndexError> {
         let key = (creator, embedder.key());
         if let Some(index) = self.cache().get(&key) {
             return Ok(index);
@@ -76,15 +77,7 @@ impl EmbeddedIndex {
         let rows = self.store.vectors(creator, &key.1).await.map_err(|e| IndexError::Unavailable(e.to_string()))?;
         let mut index = ExactIndex::new(embedder.dimensions);
         for (chunk, vector) in rows {
-            if vector.len() != embedder.dimensions {
-                return Err(IndexError::Invalid(format!(
-                    "a stored vector of {} has {} dimensions, not {}",
-                    chunk.document,
-                    vector.len(),
-                    embedder.dimensions
-                )));
-            }
-            index.push(chunk, &vector);
+            index.insert(chunk, &vector).map_err(|e| IndexError::Invalid(e.to_string()))?;
         }
         let index = Arc::new(index);
         self.cache().put(key, index.clone());
@@ -150,50 +143,12 @@ impl VectorIndex for EmbeddedIndex {
         let hits = if index.len() * embedder.dimensions > BLOCKING_SEARCH_FLOATS {
             let query = query.to_vec();
             let index = index.clone();
-            tokio::task::spawn_blocking(move || hits_of(&index, &query, limit))
+            tokio::task::spawn_blocking(move || index.search(&query, limit))
                 .await
                 .map_err(|e| IndexError::Unavailable(format!("the search task failed: {e}")))?
         } else {
-            hits_of(&index, query, limit)
+            index.search(query, limit)
         };
         Ok(hits)
-    }
-}
-
-fn hits_of(index: &ExactIndex<ChunkKey>, query: &[f32], limit: usize) -> Vec<VectorHit> {
-    index.search(query, limit).into_iter().map(|(key, score)| VectorHit { key: key.clone(), score }).collect()
-}
-
-/// Placeholder until the engine's exact index lands: normalised vectors in one flat array,
-/// searched by dot product.
-struct ExactIndex<K> {
-    dimensions: usize,
-    keys: Vec<K>,
-    values: Vec<f32>,
-}
-
-impl<K> ExactIndex<K> {
-    fn new(dimensions: usize) -> Self {
-        Self { dimensions, keys: Vec::new(), values: Vec::new() }
-    }
-
-    fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    fn push(&mut self, key: K, vector: &[f32]) {
-        self.keys.push(key);
-        self.values.extend_from_slice(vector);
-    }
-
-    fn search(&self, query: &[f32], limit: usize) -> Vec<(&K, f32)> {
-        let mut scored: Vec<(usize, f32)> = self
-            .values
-            .chunks_exact(self.dimensions.max(1))
-            .map(|v| v.iter().zip(query).map(|(a, b)| a * b).sum::<f32>())
-            .enumerate()
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scored.into_iter().take(limit).map(|(i, s)| (&self.keys[i], s)).collect()
     }
 }

@@ -59,6 +59,11 @@ pub async fn run(args: &ActorArgs, twin: &TwinArgs, report: &mut Report) -> anyh
         creators: Arc::new(store.clone()),
         nudges: Arc::new(store.clone()),
         llm: Arc::new(twin_llm::BuiltinResponder::new()),
+        knowledge: twin_actors::KnowledgePorts {
+            embedder: Arc::new(twin_engine::knowledge::HashedEmbedder::default()),
+            index: Arc::new(twin_store::EmbeddedIndex::new(Arc::new(store.clone()))),
+            store: Arc::new(store.clone()),
+        },
         delivery: Arc::new(NoClients),
         live: Arc::new(LiveHub::new()),
         clock: clock.clone(),

@@ -248,6 +248,11 @@ async fn fire(
         creators: Arc::new(store.clone()),
         nudges: probe.clone(),
         llm: Arc::new(twin_llm::BuiltinResponder::new()),
+        knowledge: twin_actors::KnowledgePorts {
+            embedder: Arc::new(twin_engine::knowledge::HashedEmbedder::default()),
+            index: Arc::new(twin_store::EmbeddedIndex::new(Arc::new(store.clone()))),
+            store: Arc::new(store.clone()),
+        },
         delivery: Arc::new(NoClients),
         live: recorder.clone(),
         clock: Arc::new(SystemClock),

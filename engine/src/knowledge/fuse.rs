@@ -66,6 +66,10 @@ impl Relevance {
     /// 0.12 / 3.5 keeps 32/37 but lets 3/10 off-topic through. Fitted on the same small set it is
     /// judged on: treat it as a starting point.
     pub const HASHED: Relevance = Relevance { min_cosine: 0.15, min_lexical: 3.5 };
+
+    /// For sentence-transformers models such as all-MiniLM-L6-v2, whose cosine spreads wider: see
+    /// `docs/KNOWLEDGE.md` for the calibration on the same set.
+    pub const SEMANTIC: Relevance = Relevance { min_cosine: 0.35, min_lexical: 3.5 };
 }
 
 impl Knowledge {
