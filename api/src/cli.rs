@@ -140,8 +140,13 @@ enum ConditionCommand {
 #[derive(Debug, Subcommand)]
 enum CreatorCommand {
     /// Import (create or update) the creator bundle in DIR; an unchanged bundle changes nothing.
+    /// Then embeds its knowledge with the configured embedder, showing progress per document
+    /// (unchanged documents are skipped); a running server would also do this in the background.
     Import {
         dir: PathBuf,
+        /// Store the bundle only; the server embeds the knowledge when the twin loads.
+        #[arg(long)]
+        no_embed: bool,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -174,11 +179,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let keys = TokenKeys::from_settings(&settings)?;
             println!("{}", keys.mint(slug.creator_id(), &subject, role, ttl)?);
         }
-        Command::Creator { command: CreatorCommand::Import { dir, state } } => {
+        Command::Creator { command: CreatorCommand::Import { dir, no_embed, state } } => {
             let settings = state.settings(None)?;
             let bundle = bundle::load_dir(&dir)?;
             let store = startup::open_store(&settings).await?;
             let outcome = startup::import(&store, &bundle).await?;
+            let embedded = if no_embed { Ok(None) } else { embed_knowledge(&settings, &store, &bundle).await.map(Some) };
             store.close().await;
             match outcome {
                 PutOutcome::Created => {
@@ -186,6 +192,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 PutOutcome::Updated { version } => println!("updated {} to version {version}", bundle.profile.slug),
                 PutOutcome::Unchanged => println!("{} is unchanged", bundle.profile.slug),
+            }
+            if let Some(report) = embedded? {
+                println!(
+                    "knowledge: {} documents embedded ({} chunks), {} unchanged, {} failed",
+                    report.embedded, report.chunks, report.unchanged, report.failed
+                );
+                if report.failed > 0 {
+                    return Ok(ExitCode::FAILURE);
+                }
             }
         }
         Command::Creator { command: CreatorCommand::Export { slug, dir, state } } => {
@@ -225,6 +240,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Embeds the bundle's knowledge with the configured embedder and index, drawing a progress bar
+/// on stderr (chunks embedded of all chunks to embed).
+async fn embed_knowledge(
+    settings: &crate::settings::Settings,
+    store: &twin_store::Store,
+    bundle: &Bundle,
+) -> anyhow::Result<twin_actors::IngestReport> {
+    let ports = crate::models::knowledge_ports(settings, store).await?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg:30!} [{bar:30}] {pos}/{len} chunks")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut seen = std::collections::HashMap::new();
+    let report = twin_actors::ingest(&ports, bundle.profile.slug.creator_id(), &bundle.documents, |status| {
+        let (done, total) = seen.entry(status.document.clone()).or_insert((0, 0));
+        if *total == 0 && status.state == twin_engine::ports::IngestState::Embedding {
+            *total = status.chunks_total;
+            bar.inc_length(u64::from(status.chunks_total));
+        }
+        if *total > 0 {
+            bar.inc(u64::from(status.chunks_done.saturating_sub(*done)));
+            *done = status.chunks_done;
+            bar.set_message(status.document.clone());
+        }
+        if status.state == twin_engine::ports::IngestState::Failed {
+            bar.println(format!(
+                "{}: failed: {}",
+                status.document,
+                status.error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+    })
+    .await
+    .context("cannot record the ingestion")?;
+    bar.finish_and_clear();
+    Ok(report)
 }
 
 fn subject(user: Option<String>, role: Role, slug: &Slug) -> anyhow::Result<UserId> {
