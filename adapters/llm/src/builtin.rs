@@ -7,35 +7,34 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use futures::stream;
 use twin_engine::knowledge::{Passage, tokens};
-use twin_engine::persona::Persona;
+use twin_engine::persona::{Boundary, BoundaryAction, EmojiUse, Persona};
 use twin_engine::ports::{Llm, LlmError, ReplyStream};
 use twin_engine::prompt::{ReplyRequest, Role};
 
 /// Words per streamed delta: small enough to look live, large enough not to flood a socket.
 const WORDS_PER_DELTA: usize = 4;
 
-/// A quoted passage is cut at the first sentence end past this many bytes, so a chat reply stays
-/// readable. At least one sentence is always kept.
-const MAX_QUOTE_BYTES: usize = 700;
+/// Most sentences an answer quotes, and the most bytes they may add up to (at least one sentence
+/// is always kept): a chat reply, not the whole document.
+const MAX_SENTENCES: usize = 3;
+const MAX_ANSWER_BYTES: usize = 500;
+/// A single quoted sentence shorter than this many words brings the next one along, for context.
+const SHORT_SENTENCE_WORDS: usize = 12;
 
-/// Openings in the first person; one is picked per reply from the stream id.
-const LEAD_INS: &[&str] = &[
+/// Openings in the first person, by voice; one is picked per reply from the stream id.
+const LEAD_INS_WARM: &[&str] =
+    &["Good question.", "I'm glad you asked.", "Happy to help with this.", "Let's look at this together."];
+const LEAD_INS_FORMAL: &[&str] =
+    &["Here is how I approach this.", "In my work, this is what I recommend.", "This is what my experience suggests."];
+const LEAD_INS_BRISK: &[&str] = &["Here's the short version.", "Straight to it.", "Here's what works."];
+const LEAD_INS_NEUTRAL: &[&str] = &[
     "Good question. Here's how I approach it.",
     "Here's what I teach on this.",
     "Let me share what I tell my clients about this.",
     "This is the short version of how I see it.",
 ];
-
-const DEFAULT_FALLBACK: &str = "I don't have anything on that in my material, and I'd rather not guess. \
-     Could you ask me something more specific, or put it another way?";
-
-/// Said when even the fallback is scrubbed away by the creator's avoid words: a reply is never empty.
-const LAST_RESORT: &str = "…";
-
-/// Words that make a message small talk when it contains nothing else.
-const HELLO_WORDS: &[&str] = &["hi", "hello", "hey", "hiya", "morning", "evening", "afternoon", "good", "there"];
-const THANKS_WORDS: &[&str] =
-    &["thanks", "thank", "thx", "you", "so", "very", "much", "a", "lot", "ok", "okay", "cool", "great", "got", "it"];
+/// Emoji the responder may add for a persona that uses them: friendly, never loud.
+const EMOJI: &[&str] = &["🙂", "✨", "🌱"];
 
 /// Answers from the creator's material, streamed a few words at a time.
 #[derive(Debug, Clone, Default)]
@@ -84,27 +83,34 @@ fn compose(request: &ReplyRequest) -> String {
     let avoid = AvoidWords::new(&persona.voice.avoid_words);
     let seed = seed_of(request.stream.as_str().as_bytes());
     let question = request.turns.iter().rev().find(|t| t.role == Role::User).map(|t| t.text.as_str());
+    let goal = request.goal.as_deref().map(str::trim).filter(|g| !g.is_empty());
 
     let mut parts = Vec::new();
     let greeted = request.first_contact && push(&mut parts, &avoid, &persona.voice.greeting);
+    let mut steer = false;
     match question {
         // Nothing asked yet: the greeting (if any) is the whole reply.
         None => {}
         Some(question) => {
-            if let Some(topic) = boundary_touched(persona, question) {
-                push(&mut parts, &avoid, &refusal(persona, topic));
-            } else if let Some(best) = request.passages.first()
-                && answer(&mut parts, &avoid, seed, persona, question, best, request.passages.get(1))
-            {
-                // Answered from the material.
+            if let Some(boundary) = boundary_touched(persona, question) {
+                push(&mut parts, &avoid, &refusal(persona, boundary));
             } else if let Some(small_talk) = small_talk(question) {
                 if !greeted {
                     push(&mut parts, &avoid, small_talk);
                 }
-            } else if !push(&mut parts, &avoid, &persona.voice.fallback) {
-                push(&mut parts, &avoid, DEFAULT_FALLBACK);
+                steer = true;
+            } else if answer(&mut parts, &avoid, seed, request, question) {
+                steer = true;
+            } else {
+                if !push(&mut parts, &avoid, &persona.voice.fallback) {
+                    push(&mut parts, &avoid, DEFAULT_FALLBACK);
+                }
+                steer = true;
             }
         }
+    }
+    if steer && let Some(goal) = goal {
+        push(&mut parts, &avoid, &steering_question(goal));
     }
     if parts.is_empty() && !push(&mut parts, &avoid, &persona.voice.fallback) {
         push(&mut parts, &avoid, DEFAULT_FALLBACK);
@@ -115,35 +121,64 @@ fn compose(request: &ReplyRequest) -> String {
     parts.join("\n\n")
 }
 
-/// A lead-in, the best passage (and the second when it is clearly about the question too), and
-/// sometimes one of the creator's signature phrases. False, adding nothing, when the avoid words
-/// leave nothing of the passages.
-fn answer(
-    parts: &mut Vec<String>,
-    avoid: &AvoidWords,
-    seed: u64,
-    persona: &Persona,
-    question: &str,
-    best: &Passage,
-    second: Option<&Passage>,
-) -> bool {
-    let mut quotes = Vec::new();
-    push(&mut quotes, avoid, &quote(best));
-    if let Some(second) = second {
-        let (best_overlap, second_overlap) = (overlap(question, best), overlap(question, second));
-        if second_overlap > 0 && 2 * second_overlap >= best_overlap {
-            push(&mut quotes, avoid, &quote(second));
-        }
-    }
-    if quotes.is_empty() {
+/// A lead-in in the persona's voice, the sentences of the passages that best answer the question
+/// (each group followed by its source), and sometimes a signature phrase. False, adding nothing,
+/// when the passages hold nothing usable (none, or all scrubbed by the avoid words).
+fn answer(parts: &mut Vec<String>, avoid: &AvoidWords, seed: u64, request: &ReplyRequest, question: &str) -> bool {
+    let persona = &request.persona;
+    let chosen = choose_sentences(&request.passages, question, request.goal.as_deref(), avoid);
+    if chosen.is_empty() {
         return false;
     }
-    let lead_ins: Vec<&str> = LEAD_INS.iter().copied().filter(|l| !avoid.touches(l)).collect();
-    if !lead_ins.is_empty() {
-        parts.push(lead_ins[(seed % lead_ins.len() as u64) as usize].to_owned());
+    let mut quotes: Vec<String> = Vec::new();
+    let mut sources: Vec<&str> = Vec::new();
+    for pick in &chosen {
+        let source = request.passages[pick.passage].source.as_str();
+        match sources.iter().position(|s| *s == source) {
+            Some(i) => {
+                quotes[i].push(' ');
+                quotes[i].push_str(pick.text);
+            }
+            None => {
+                sources.push(source);
+                quotes.push(pick.text.to_owned());
+            }
+        }
     }
-    parts.append(&mut quotes);
-    let phrases: Vec<&String> = persona.voice.signature_phrases.iter().filter(|p| !avoid.touches(p)).collect();
+    let voice = &persona.voice;
+    let lead_ins = match (voice.warmth(), voice.formality()) {
+        (_, f) if f >= 0.65 => LEAD_INS_FORMAL,
+        (w, f) if w >= 0.65 && f < 0.5 => LEAD_INS_WARM,
+        (w, _) if w < 0.35 => LEAD_INS_BRISK,
+        _ => LEAD_INS_NEUTRAL,
+    };
+    let lead_ins: Vec<&str> = lead_ins.iter().copied().filter(|l| !avoid.touches(l)).collect();
+    if !lead_ins.is_empty() {
+        let mut lead_in = lead_ins[(seed % lead_ins.len() as u64) as usize].to_owned();
+        if voice.energy() >= 0.7 && lead_in.ends_with('.') {
+            lead_in.pop();
+            lead_in.push('!');
+        }
+        let emoji = match voice.emoji() {
+            EmojiUse::Often => true,
+            EmojiUse::Rare => (seed >> 40) % 4 == 0,
+            EmojiUse::None => false,
+        };
+        if emoji {
+            lead_in.push(' ');
+            lead_in.push_str(EMOJI[((seed >> 48) % EMOJI.len() as u64) as usize]);
+        }
+        parts.push(lead_in);
+    }
+    for (quote, source) in quotes.iter().zip(&sources) {
+        parts.push(format!("{quote} (from {source})"));
+    }
+    let said = parts.join(" ").to_lowercase();
+    let phrases: Vec<&String> = voice
+        .signature_phrases
+        .iter()
+        .filter(|p| !avoid.touches(p) && !said.contains(p.trim_end_matches('.').to_lowercase().as_str()))
+        .collect();
     // Sparingly: about every other reply, decided by a different part of the seed than the lead-in.
     if !phrases.is_empty() && (seed >> 17) & 1 == 0 {
         push(parts, avoid, phrases[((seed >> 32) % phrases.len() as u64) as usize]);
@@ -151,54 +186,177 @@ fn answer(
     true
 }
 
-/// A passage with its heading in front, cut to a readable length at a sentence end.
-fn quote(passage: &Passage) -> String {
-    let mut text = String::new();
-    for sentence in sentences(&passage.text) {
-        if !text.is_empty() {
-            if text.len() >= MAX_QUOTE_BYTES {
-                break;
-            }
-            text.push(' ');
-        }
-        text.push_str(sentence);
-    }
-    match passage.heading.as_deref().map(str::trim) {
-        Some(heading) if !heading.is_empty() => {
-            let separator = if heading.ends_with(['.', '?', '!', ':']) { " " } else { ": " };
-            format!("{heading}{separator}{text}")
-        }
-        _ => text,
-    }
+/// A sentence picked from a passage.
+#[derive(Debug, Clone, Copy)]
+struct Pick<'a> {
+    passage: usize,
+    /// Position of the sentence in its passage.
+    index: usize,
+    text: &'a str,
+    score: f32,
 }
 
-/// How many distinct words of the question the passage (heading included) contains.
-fn overlap(question: &str, passage: &Passage) -> usize {
-    let mut words: Vec<String> = tokens(&passage.text).collect();
-    if let Some(heading) = &passage.heading {
-        words.extend(tokens(heading));
+/// The sentences of the passages that best answer `question`, in passage rank and then reading
+/// order. A sentence scores by the question words it holds, rarer words counting more (a word in
+/// every sentence says nothing), plus half as much for words of its passage's heading, a little for
+/// the goal's words and for the passage's rank. Sentences touching an avoid word are never picked.
+/// When no sentence holds a question word but the retriever still returned passages (they matched
+/// on the heading), the best passage's opening is used.
+fn choose_sentences<'a>(
+    passages: &'a [Passage],
+    question: &str,
+    goal: Option<&str>,
+    avoid: &AvoidWords,
+) -> Vec<Pick<'a>> {
+    let asked = distinct_tokens(question);
+    let goal_words = goal.map(distinct_tokens).unwrap_or_default();
+    let mut candidates: Vec<(Pick<'a>, Vec<String>)> = Vec::new();
+    for (p, passage) in passages.iter().enumerate() {
+        for (index, text) in sentences(&passage.text).into_iter().enumerate() {
+            if !avoid.touches(text) {
+                let words = distinct_tokens(text);
+                candidates.push((Pick { passage: p, index, text, score: 0.0 }, words));
+            }
+        }
     }
-    let mut asked: Vec<String> = tokens(question).collect();
-    asked.sort();
-    asked.dedup();
-    asked.iter().filter(|w| words.contains(w)).count()
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let n = candidates.len() as f32;
+    let weight = |word: &str| -> f32 {
+        let holders = candidates.iter().filter(|(_, words)| contains(words, word)).count().max(1) as f32;
+        (1.0 + n / holders).ln()
+    };
+    let asked_weights: Vec<(String, f32)> = asked.iter().map(|w| (w.clone(), weight(w))).collect();
+    let headings: Vec<Vec<String>> =
+        passages.iter().map(|p| p.heading.as_deref().map(distinct_tokens).unwrap_or_default()).collect();
+    let mut scored: Vec<Pick<'a>> = Vec::new();
+    for (pick, words) in &candidates {
+        let text_score: f32 = asked_weights.iter().filter(|(w, _)| contains(words, w)).map(|(_, x)| x).sum();
+        let heading_score: f32 =
+            asked_weights.iter().filter(|(w, _)| contains(&headings[pick.passage], w)).map(|(_, x)| x * 0.5).sum();
+        let goal_score = goal_words.iter().filter(|w| contains(words, w)).count() as f32 * 0.2;
+        if text_score > 0.0 {
+            let prior = 0.3 / (1.0 + pick.passage as f32) + if pick.index == 0 { 0.1 } else { 0.0 };
+            scored.push(Pick { score: text_score + heading_score + goal_score + prior, ..*pick });
+        }
+    }
+    if scored.is_empty() {
+        // Retrieved on the heading only: the opening of the best passage that has usable sentences.
+        let best = candidates[0].0.passage;
+        scored = candidates.iter().filter(|(p, _)| p.passage == best).take(2).map(|(p, _)| *p).collect();
+        return scored;
+    }
+    scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.passage.cmp(&b.passage)).then(a.index.cmp(&b.index)));
+    let mut chosen: Vec<Pick<'a>> = Vec::new();
+    let mut bytes = 0;
+    for pick in scored {
+        if chosen.len() == MAX_SENTENCES || (!chosen.is_empty() && bytes + pick.text.len() > MAX_ANSWER_BYTES) {
+            break;
+        }
+        bytes += pick.text.len();
+        chosen.push(pick);
+    }
+    if let [only] = chosen.as_slice()
+        && only.text.split_whitespace().count() < SHORT_SENTENCE_WORDS
+        && let Some((next, _)) = candidates.iter().find(|(c, _)| c.passage == only.passage && c.index == only.index + 1)
+    {
+        chosen.push(*next);
+    }
+    chosen.sort_by(|a, b| a.passage.cmp(&b.passage).then(a.index.cmp(&b.index)));
+    chosen
+}
+
+/// The question's (or sentence's) retrieval tokens, each once.
+fn distinct_tokens(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = tokens(text).collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
+fn contains(words: &[String], word: &str) -> bool {
+    words.iter().any(|w| same_word(w, word))
+}
+
+/// The goal (creator-authored, usually an instruction like "Help the user reflect on …") turned
+/// into an invitation to the client: "Let's reflect on your …. What comes to mind?"
+fn steering_question(goal: &str) -> String {
+    let first = sentences(goal).into_iter().next().unwrap_or(goal);
+    let first = first.trim_end_matches(['.', '!', '?', ';', ':']).trim();
+    let lower = first.to_lowercase();
+    for prefix in ["help the user ", "help the client ", "help them ", "help users ", "guide the user to "] {
+        if lower.starts_with(prefix) {
+            return format!("Let's {}. What comes to mind?", to_second_person(&first[prefix.len()..]));
+        }
+    }
+    format!("Coming back to what we're working on: {}. Where are you with that?", to_second_person(first))
+}
+
+/// "their first task" → "your first task", "the user" → "you", for a goal read out to the client.
+fn to_second_person(text: &str) -> String {
+    let mut out = Vec::new();
+    let words: Vec<&str> = text.split(' ').collect();
+    let mut i = 0;
+    while i < words.len() {
+        let word = words[i];
+        let lower = word.to_lowercase();
+        let next = words.get(i + 1).map(|w| w.to_lowercase());
+        if lower == "the" && next.as_deref().is_some_and(|n| n.starts_with("user") || n.starts_with("client")) {
+            let next = next.unwrap_or_default();
+            let tail: String = next.chars().skip_while(|c| c.is_alphanumeric()).collect();
+            let possessive = tail.starts_with("'s");
+            let rest = if possessive { &tail[2..] } else { tail.as_str() };
+            out.push(format!("{}{rest}", if possessive { "your" } else { "you" }));
+            i += 2;
+            continue;
+        }
+        let replaced = match lower.trim_end_matches(|c: char| !c.is_alphanumeric()) {
+            "their" => Some("your"),
+            "theirs" => Some("yours"),
+            "them" => Some("you"),
+            "they" => Some("you"),
+            "themselves" => Some("yourself"),
+            _ => None,
+        };
+        match replaced {
+            Some(r) => {
+                let tail: String = word.chars().skip_while(|c| c.is_alphanumeric()).collect();
+                out.push(format!("{r}{tail}"));
+            }
+            None => out.push(word.to_owned()),
+        }
+        i += 1;
+    }
+    out.join(" ")
 }
 
 /// The first boundary whose words appear, in order, in the user's message.
-fn boundary_touched<'p>(persona: &'p Persona, text: &str) -> Option<&'p str> {
+fn boundary_touched<'p>(persona: &'p Persona, text: &str) -> Option<&'p Boundary> {
     let said = words(text);
-    persona.boundaries.iter().map(|b| b.trim()).find(|boundary| {
-        let topic = words(boundary);
+    persona.boundaries.iter().find(|boundary| {
+        let topic = words(boundary.topic.trim());
         !topic.is_empty() && said.windows(topic.len()).any(|w| w.iter().zip(&topic).all(|(a, b)| same_word(a, b)))
     })
 }
 
-fn refusal(persona: &Persona, topic: &str) -> String {
-    let name = if persona.name.trim().is_empty() { "the creator" } else { persona.name.trim() };
-    format!(
-        "I'm sorry, but I can't advise on {topic} here. It deserves more care than I can give it in this \
-         chat, so please ask {name} directly."
-    )
+/// The creator's own words for the boundary when they wrote some; else a hand-off to the creator
+/// or a plain refusal, as the boundary's action says.
+fn refusal(persona: &Persona, boundary: &Boundary) -> String {
+    if let Some(message) = boundary.message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        return message.to_owned();
+    }
+    let topic = boundary.topic.trim();
+    match boundary.action {
+        BoundaryAction::HandOff => {
+            let name = if persona.name.trim().is_empty() { "the creator" } else { persona.name.trim() };
+            format!(
+                "I'm sorry, but I can't advise on {topic} here. It deserves more care than I can give it in this \
+                 chat, so please ask {name} directly."
+            )
+        }
+        BoundaryAction::Refuse => format!("I'm sorry, but I can't advise on {topic} here. It isn't something I cover."),
+    }
 }
 
 fn small_talk(text: &str) -> Option<&'static str> {
