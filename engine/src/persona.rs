@@ -15,8 +15,8 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use analyze::{DraftChange, PersonaDraft, analyze, draft_changes, merge_draft};
-pub use consistency::{StyleReference, consistency};
 pub use consistency::Consistency;
+pub use consistency::{StyleReference, consistency};
 pub use style::{FEATURE_NAMES, StyleProfile};
 pub use traits::{
     Approach, Communication, Feedback, Interaction, Questioning, TraitOption, Traits, Weights, ranked, weight,
@@ -302,8 +302,8 @@ mod tests {
         assert_eq!(persona.boundaries[0], Boundary::hand_off("medication"));
         assert_eq!(persona.boundaries[1].action, BoundaryAction::Refuse);
         assert_eq!(persona.boundaries[1].message.as_deref(), Some("I can't diagnose anything."));
-        let back: Persona = serde_json::from_value(serde_json::to_value(&persona).expect("serializes"))
-            .expect("reads back");
+        let back: Persona =
+            serde_json::from_value(serde_json::to_value(&persona).expect("serializes")).expect("reads back");
         assert_eq!(back, persona);
     }
 

@@ -246,22 +246,20 @@ pub fn assemble(request: &ReplyRequest, budget: TokenBudget) -> Vec<PromptMessag
     left = left.saturating_sub(cost(&system) + last.as_ref().map_or(0, |m| cost(&m.content)));
 
     let mut references = String::new();
-    let mut numbered = 0;
-    for passage in &request.passages {
+    for (rank, passage) in request.passages.iter().enumerate() {
         let mut entry = String::new();
-        let _ = write!(entry, "[{}] {}", numbered + 1, passage.source);
+        let _ = write!(entry, "[{}] {}", rank + 1, passage.source);
         if let Some(heading) = passage.heading.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
             let _ = write!(entry, " — {heading}");
         }
         let _ = writeln!(entry, "\n{}", passage.text.trim());
-        let header = if numbered == 0 { estimate_tokens(PASSAGES_HEADER) } else { 0 };
+        let header = if rank == 0 { estimate_tokens(PASSAGES_HEADER) } else { 0 };
         let needed = estimate_tokens(&entry) + header;
         if needed > left {
             break;
         }
         left -= needed;
         references.push_str(&entry);
-        numbered += 1;
     }
 
     let mut examples = String::new();
@@ -442,8 +440,9 @@ mod tests {
         let long = "word ".repeat(100);
         let turns = vec![user(&long), twin(&long), user(&long), twin("ok"), user("What now?")];
         let req = request(turns);
-        let tokens =
-            |messages: &[PromptMessage]| messages.iter().map(|m| estimate_tokens(&m.content) + MESSAGE_OVERHEAD).sum::<usize>();
+        let tokens = |messages: &[PromptMessage]| {
+            messages.iter().map(|m| estimate_tokens(&m.content) + MESSAGE_OVERHEAD).sum::<usize>()
+        };
         let full = assemble(&req, TokenBudget { context: 100_000, reply: 1000 });
         assert_eq!(full.len(), 6);
 

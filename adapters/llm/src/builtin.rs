@@ -181,7 +181,7 @@ fn answer(parts: &mut Vec<String>, avoid: &AvoidWords, seed: u64, request: &Repl
         }
         let emoji = match voice.emoji() {
             EmojiUse::Often => true,
-            EmojiUse::Rare => (seed >> 40) % 4 == 0,
+            EmojiUse::Rare => (seed >> 40).is_multiple_of(4),
             EmojiUse::None => false,
         };
         if emoji {
@@ -604,7 +604,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_passage_is_used_only_when_it_is_about_the_question_too() {
-        let mut phone = passage("Phone rules", "Keep the phone out of the bedroom so the focus of the evening is rest.");
+        let mut phone =
+            passage("Phone rules", "Keep the phone out of the bedroom so the focus of the evening is rest.");
         phone.source = "sleep.md".into();
         let food = passage("Breakfast", "Eat protein at breakfast to keep energy steady through the morning.");
         let with_phone = streamed(request("How do I focus with my phone around?", vec![focus_blocks(), phone], false))
@@ -726,7 +727,8 @@ mod tests {
             let lively = lead_in(0.2, 0.9, 0.9, EmojiUse::Often, stream);
             assert!(lively.contains('!') && EMOJI.iter().any(|e| lively.ends_with(e)), "{lively}");
         }
-        let rare = streams.iter().filter(|s| EMOJI.iter().any(|e| lead_in(0.2, 0.9, 0.4, EmojiUse::Rare, s).contains(e)));
+        let rare =
+            streams.iter().filter(|s| EMOJI.iter().any(|e| lead_in(0.2, 0.9, 0.4, EmojiUse::Rare, s).contains(e)));
         assert!(rare.count() < streams.len(), "rare means not every reply");
     }
 
@@ -739,7 +741,9 @@ mod tests {
         let reply = compose(&req);
         assert!(reply.contains("Work in blocks of fifty minutes on one task."), "{reply}");
         assert!(
-            reply.ends_with("Let's reflect on your first task: what helped and what got in the way. What comes to mind?"),
+            reply.ends_with(
+                "Let's reflect on your first task: what helped and what got in the way. What comes to mind?"
+            ),
             "{reply}"
         );
         req.goal = Some("Pick one block length for tomorrow".into());

@@ -78,10 +78,12 @@ const MIN_WEIGHT: f64 = 0.2;
 pub fn analyze(documents: &[KnowledgeDocument]) -> PersonaDraft {
     let all: String = documents.iter().map(|d| d.body.as_str()).collect::<Vec<_>>().join("\n\n");
     let style = StyleProfile::measure(&all);
-    let emoji = match style.emoji_rate {
-        r if r == 0.0 => EmojiUse::None,
-        r if r < 0.2 => EmojiUse::Rare,
-        _ => EmojiUse::Often,
+    let emoji = if style.emoji_rate <= 0.0 {
+        EmojiUse::None
+    } else if style.emoji_rate < 0.2 {
+        EmojiUse::Rare
+    } else {
+        EmojiUse::Often
     };
     let lowered = format!(" {} ", raw_words(&all).map(normalize_word).collect::<Vec<_>>().join(" "));
     let per_1000 = 1000.0 / style.words.max(1) as f64;
@@ -109,12 +111,7 @@ pub fn analyze(documents: &[KnowledgeDocument]) -> PersonaDraft {
 
 /// Weights from cue counts; `imperatives` (per sentence) adds to the first option, which for
 /// communication is "direct": instructions are the clearest sign of a direct writer.
-fn cue_weights<T: TraitOption>(
-    cues: &[(T, &[&str])],
-    lowered: &str,
-    per_1000: f64,
-    imperatives: f64,
-) -> Weights<T> {
+fn cue_weights<T: TraitOption>(cues: &[(T, &[&str])], lowered: &str, per_1000: f64, imperatives: f64) -> Weights<T> {
     let mut weights = BTreeMap::new();
     for (i, (option, words)) in cues.iter().enumerate() {
         let hits: usize = words.iter().map(|w| lowered.matches(&format!(" {w} ")).count()).sum();
@@ -175,7 +172,8 @@ fn signature_phrases(documents: &[KnowledgeDocument]) -> Vec<String> {
             }
         }
     }
-    let mut recurring: Vec<(usize, String)> = sequences.into_iter().filter(|(_, n)| *n >= 2).map(|(s, n)| (n, s)).collect();
+    let mut recurring: Vec<(usize, String)> =
+        sequences.into_iter().filter(|(_, n)| *n >= 2).map(|(s, n)| (n, s)).collect();
     // Longest sequences first, so "miss twice" inside "never miss twice" is not proposed twice.
     recurring.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.1.cmp(&b.1)));
     let mut kept: Vec<(usize, String)> = Vec::new();
@@ -365,10 +363,7 @@ mod tests {
         let creator = Persona {
             name: "Maya".into(),
             voice: Voice { warmth: Some(1.0), signature_phrases: vec!["Mine.".into()], ..Voice::default() },
-            traits: Traits {
-                communication: BTreeMap::from([(Communication::Supportive, 0.9)]),
-                ..Traits::default()
-            },
+            traits: Traits { communication: BTreeMap::from([(Communication::Supportive, 0.9)]), ..Traits::default() },
             ..Persona::default()
         };
         let merged = merge_draft(&creator, &draft);

@@ -154,11 +154,8 @@ impl StyleReference {
     pub fn score(&self, reply: &str) -> Consistency {
         let style_profile = StyleProfile::measure(reply);
         let style = if self.samples == 0 { 0.5 } else { self.closeness(&style_profile) };
-        let function_words = if self.samples == 0 {
-            0.5
-        } else {
-            dot(&unit_root(&style_profile.function_words), &self.function_words)
-        };
+        let function_words =
+            if self.samples == 0 { 0.5 } else { dot(&unit_root(&style_profile.function_words), &self.function_words) };
         let vocabulary = self.vocabulary_share(reply);
         let voice = self.voice_match(&style_profile);
 
@@ -254,8 +251,10 @@ fn content_words(text: &str) -> impl Iterator<Item = String> + '_ {
         if word.chars().count() < 3 || word.contains('\'') || FUNCTION_WORDS.binary_search(&word.as_str()).is_ok() {
             return None;
         }
-        if matches!(word.as_str(), "you" | "your" | "yours" | "our" | "ours" | "they" | "them" | "their" | "she" | "her")
-        {
+        if matches!(
+            word.as_str(),
+            "you" | "your" | "yours" | "our" | "ours" | "they" | "them" | "their" | "she" | "her"
+        ) {
             return None;
         }
         let stem = match word.strip_suffix('s') {

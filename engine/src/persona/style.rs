@@ -21,8 +21,26 @@ const FIRST_PLURAL: &[&str] = &["let's", "our", "ours", "ourselves", "us", "we",
 const SECOND_PERSON: &[&str] =
     &["you", "you'd", "you'll", "you're", "you've", "your", "yours", "yourself", "yourselves"];
 const HEDGES: &[&str] = &[
-    "apparently", "arguably", "generally", "likely", "may", "maybe", "might", "perhaps", "possibly", "presumably",
-    "probably", "seem", "seems", "somewhat", "suggest", "suggests", "tend", "tends", "typically", "usually",
+    "apparently",
+    "arguably",
+    "generally",
+    "likely",
+    "may",
+    "maybe",
+    "might",
+    "perhaps",
+    "possibly",
+    "presumably",
+    "probably",
+    "seem",
+    "seems",
+    "somewhat",
+    "suggest",
+    "suggests",
+    "tend",
+    "tends",
+    "typically",
+    "usually",
 ];
 /// Words that open an instruction ("Put your phone…", "Never miss twice").
 const IMPERATIVE_OPENERS: &[&str] = &[
@@ -33,8 +51,8 @@ const IMPERATIVE_OPENERS: &[&str] = &[
 ];
 /// Words of warmth and care.
 const WARM_WORDS: &[&str] = &[
-    "care", "enjoy", "feel", "feeling", "gentle", "glad", "happy", "hard", "kind", "kindness", "love", "okay",
-    "proud", "rest", "thank", "together", "welcome", "worry",
+    "care", "enjoy", "feel", "feeling", "gentle", "glad", "happy", "hard", "kind", "kindness", "love", "okay", "proud",
+    "rest", "thank", "together", "welcome", "worry",
 ];
 /// Contractions that end in `'s` (most `'s` are possessives and are not counted).
 const S_CONTRACTIONS: &[&str] = &["he's", "here's", "it's", "let's", "she's", "that's", "there's", "what's", "who's"];
@@ -175,7 +193,8 @@ impl StyleProfile {
         for sentence in sentences(text) {
             c.commas += sentence.matches([',', ';']).count();
             c.emoji += sentence.chars().filter(|&ch| is_emoji(ch)).count();
-            let end = sentence.trim_end_matches(|ch: char| ch == '"' || ch == ')' || is_emoji(ch) || ch.is_whitespace());
+            let end =
+                sentence.trim_end_matches(|ch: char| ch == '"' || ch == ')' || is_emoji(ch) || ch.is_whitespace());
             if end.ends_with('?') {
                 c.questions += 1;
             } else if end.ends_with('!') {
@@ -268,7 +287,8 @@ impl StyleProfile {
     /// 0 = chatty, 1 = formal: long sentences and long words up, contractions, "you" and
     /// exclamations down. Calibrated so coaching prose lands low and academic prose high.
     pub fn formality(&self) -> f64 {
-        let f = 0.5 + 0.12 * (f64::from(self.sentence_length_mean) - 16.0) / 6.0
+        let f = 0.5
+            + 0.12 * (f64::from(self.sentence_length_mean) - 16.0) / 6.0
             + 0.25 * (f64::from(self.long_word_rate) - 0.08) / 0.05
             - 0.15 * f64::from(self.contraction_rate) / 0.02
             - 0.12 * (f64::from(self.second_person_rate) - 0.02) / 0.03
@@ -319,9 +339,16 @@ mod tests {
 
     #[test]
     fn word_lists_are_sorted_for_binary_search() {
-        for list in
-            [FUNCTION_WORDS, FIRST_PERSON, FIRST_PLURAL, SECOND_PERSON, HEDGES, IMPERATIVE_OPENERS, WARM_WORDS, S_CONTRACTIONS]
-        {
+        for list in [
+            FUNCTION_WORDS,
+            FIRST_PERSON,
+            FIRST_PLURAL,
+            SECOND_PERSON,
+            HEDGES,
+            IMPERATIVE_OPENERS,
+            WARM_WORDS,
+            S_CONTRACTIONS,
+        ] {
             assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
         }
     }
