@@ -1,9 +1,9 @@
-//! Prompt assembly: the system prompt from the creator's persona, and the request a reply is
-//! generated from.
+//! Prompt assembly: the system prompt from the creator's persona, and the chat prompt a model
+//! adapter sends for a [`ReplyRequest`], fitted to a token budget.
 //!
-//! Rule (ARCHITECTURE §7): only creator-authored text goes into the system prompt. Whatever a user
-//! wrote goes into user turns; retrieved knowledge is creator material and is passed separately so
-//! a model adapter can place it as reference data.
+//! Rule (ARCHITECTURE §7): only creator-authored text goes into the system prompt (the persona, the
+//! step's goal, the creator's retrieved material with its sources). Whatever a user wrote goes into
+//! user turns, wrapped as data by [`quote_client`].
 
 use std::fmt::Write as _;
 
