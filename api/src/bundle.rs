@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use twin_engine::ids::{IdError, ProgramId, Slug};
 use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::nudge::{NudgePolicy, TimeZone};
-use twin_engine::persona::{Persona, Voice};
+use twin_engine::persona::{Boundary, Example, Persona, Traits, Voice};
 use twin_engine::ports::ProgramSource;
 use twin_engine::program::{self, Problems};
 use twin_engine::twin::{CreatorProfile, ModelSettings, NudgeSettings, ReplySettings};
@@ -110,16 +110,21 @@ struct CreatorFile {
     nudges: Option<toml::Table>,
 }
 
-/// `[persona]`: everything of [`Persona`] except the name, which is the top-level `name`.
+/// `[persona]`: everything of [`Persona`] except the name, which is the top-level `name`
+/// (format v2, docs/PERSONA.md). v1 files (`traits` as a list of words, `boundaries` as plain
+/// topics) still read.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct PersonaSection {
     role: String,
-    traits: Vec<String>,
     methodology: String,
     values: Vec<String>,
-    boundaries: Vec<String>,
+    boundaries: Vec<Boundary>,
+    #[serde(skip_serializing_if = "Traits::is_empty")]
+    traits: Traits,
     voice: Voice,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    examples: Vec<Example>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -134,10 +139,14 @@ impl CreatorFile {
             path: path.to_path_buf(),
             message: format!("[nudges]: {message}"),
         })?;
-        let PersonaSection { role, traits, methodology, values, boundaries, voice } = self.persona;
+        let PersonaSection { role, traits, methodology, values, boundaries, voice, examples } = self.persona;
+        let persona = Persona { name: self.name, role, traits, voice, methodology, values, boundaries, examples };
+        persona
+            .validate()
+            .map_err(|e| BundleError::Invalid { path: path.to_path_buf(), message: format!("[persona]: {e}") })?;
         Ok(CreatorProfile {
             slug,
-            persona: Persona { name: self.name, role, traits, voice, methodology, values, boundaries },
+            persona,
             replies: self.replies,
             allowed_origins: self.web.allowed_origins,
             default_program: self.default_program,
@@ -157,6 +166,7 @@ impl CreatorFile {
                 values: persona.values.clone(),
                 boundaries: persona.boundaries.clone(),
                 voice: persona.voice.clone(),
+                examples: persona.examples.clone(),
             },
             replies: profile.replies.clone(),
             web: WebSection { allowed_origins: profile.allowed_origins.clone() },
@@ -591,6 +601,22 @@ mod tests {
         let text = err.to_string();
         assert!(matches!(err, BundleError::Toml { line: Some(4), .. }), "{text}");
         assert!(text.contains("greting") && text.contains("creator.toml") && text.contains("line 4"), "{text}");
+    }
+
+    #[test]
+    fn a_v1_persona_still_loads_and_an_out_of_range_weight_is_refused_naming_its_key() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let v1 = "name = \"Maya\"\n[persona]\ntraits = [\"warm\", \"direct\"]\nboundaries = [\"medication\"]\n";
+        let bundle = load_dir(&minimal_bundle(tmp.path(), "maya", v1)).expect("v1 is still read");
+        assert_eq!(bundle.profile.persona.boundaries, [Boundary::hand_off("medication")]);
+        assert!(!bundle.profile.persona.traits.is_empty());
+
+        let bad = "name = \"Ana\"\n[persona.traits]\ncommunication = { direct = 1.5 }\n";
+        let err = load_dir(&minimal_bundle(tmp.path(), "ana", bad)).expect_err("out of range");
+        assert!(err.to_string().contains("persona.traits.communication.direct"), "{err}");
+        let typo = "name = \"Bo\"\n[persona.traits]\ncommunication = { blunt = 0.5 }\n";
+        let err = load_dir(&minimal_bundle(tmp.path(), "bo", typo)).expect_err("unknown option");
+        assert!(err.to_string().contains("blunt") && err.to_string().contains("line 3"), "{err}");
     }
 
     #[test]

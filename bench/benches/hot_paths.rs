@@ -18,7 +18,7 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use twin_channels::websocket::wire;
 use twin_engine::knowledge::KnowledgeDocument;
-use twin_engine::persona::{Persona, Voice};
+use twin_engine::persona::{Boundary, Persona, Traits, Voice};
 use twin_engine::ports::Outbound;
 use twin_engine::prompt::{ReplyRequest, system_prompt};
 use twin_engine::twin::{CreatorProfile, ReplySettings};
@@ -36,7 +36,7 @@ fn persona() -> Persona {
     Persona {
         name: "Maya Chen".into(),
         role: "habit and focus coach".into(),
-        traits: ["warm", "direct", "practical", "calm", "a little playful"].map(String::from).to_vec(),
+        traits: Traits::from_words(&["warm", "direct", "practical", "calm", "a little playful"]),
         voice: Voice {
             greeting: "Hi, I'm Maya. I help people build calm, focused days, one small habit at a time. What would \
                        you like to work on: focus, your mornings, a new habit, sleep, or getting back on track?"
@@ -53,6 +53,7 @@ fn persona() -> Persona {
             fallback: "That's not something my material covers, and I'd rather not guess. I can help with focus, \
                        morning routines, building habits, setbacks and sleep."
                 .into(),
+            ..Voice::default()
         },
         methodology: "I help people build calm, focused days by changing the environment before asking for \
                       effort. We start with the smallest version of a habit that still counts, tie it to something \
@@ -67,8 +68,9 @@ fn persona() -> Persona {
         .map(String::from)
         .to_vec(),
         boundaries: ["medication", "supplements", "diagnosis", "depression", "insomnia", "eating disorders"]
-            .map(String::from)
+            .map(Boundary::from)
             .to_vec(),
+        ..Persona::default()
     }
 }
 
