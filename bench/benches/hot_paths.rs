@@ -225,6 +225,7 @@ fn wire(c: &mut Criterion) {
         client_id: None,
         stream: Some(StreamId::answering(Seq(21))),
         choices: Vec::new(),
+        consistency: None,
         created_at: Timestamp(2),
     };
 

@@ -216,7 +216,12 @@ impl Conversation {
             return self.on_reply_failed(twin, stream, "the reply was empty".to_owned());
         }
         let again = self.reply.take().is_some_and(|r| r.again);
-        let message = self.append(twin, Origin::Twin, text, None, Some(stream), now);
+        let score = crate::message::Score::new(twin.style.score(&text).score);
+        let mut message = self.append(twin, Origin::Twin, text, None, Some(stream), now);
+        message.consistency = Some(score);
+        if let Some(last) = self.history.back_mut() {
+            last.consistency = Some(score);
+        }
         let mut batch = Batch::default();
         batch.persist(Record::Message(message.clone()));
         batch.send(Recipient::User, Outbound::Message(message.clone()));
@@ -320,6 +325,7 @@ impl Conversation {
             client_id,
             stream,
             choices: Vec::new(),
+            consistency: None,
             created_at: now,
         };
         self.history.push_back(message.clone());

@@ -47,3 +47,35 @@ pub struct Passage {
     pub heading: Option<String>,
     pub text: String,
 }
+
+/// Splits a Markdown or plain-text document into paragraphs, each remembering the heading it sits
+/// under (headings themselves are not paragraphs). Retrieval cuts [`Chunk`]s; the persona's style
+/// statistics are measured per paragraph.
+pub fn split_document(doc: &KnowledgeDocument) -> Vec<Passage> {
+    let mut passages = Vec::new();
+    let mut heading: Option<String> = None;
+    let mut paragraph = String::new();
+    let mut flush = |paragraph: &mut String, heading: &Option<String>| {
+        let text = paragraph.trim();
+        if !text.is_empty() {
+            passages.push(Passage { source: doc.path.clone(), heading: heading.clone(), text: text.to_owned() });
+        }
+        paragraph.clear();
+    };
+    for line in doc.body.lines() {
+        let trimmed = line.trim();
+        if let Some(title) = trimmed.strip_prefix('#') {
+            flush(&mut paragraph, &heading);
+            heading = Some(title.trim_start_matches('#').trim().to_owned());
+        } else if trimmed.is_empty() {
+            flush(&mut paragraph, &heading);
+        } else {
+            if !paragraph.is_empty() {
+                paragraph.push(' ');
+            }
+            paragraph.push_str(trimmed.trim_start_matches(['-', '*']).trim_start());
+        }
+    }
+    flush(&mut paragraph, &heading);
+    passages
+}

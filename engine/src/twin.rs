@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{CreatorId, ProgramId, Slug};
 use crate::knowledge::{Knowledge, KnowledgeDocument};
 use crate::nudge::{NudgePolicy, TimeZone};
-use crate::persona::Persona;
+use crate::persona::{Persona, StyleReference};
 use crate::ports::StoredProgram;
 use crate::program::{BrokenProgram, ProgramSet};
 
@@ -80,6 +80,8 @@ pub struct TwinSnapshot {
     pub system_prompt: String,
     /// Every stored version of the creator's programs, compiled.
     pub programs: ProgramSet,
+    /// The creator's style, measured once per version, that every twin reply is scored against.
+    pub style: std::sync::Arc<StyleReference>,
 }
 
 impl TwinSnapshot {
@@ -94,6 +96,7 @@ impl TwinSnapshot {
         let twin = Self {
             creator: profile.slug.creator_id(),
             knowledge: Knowledge::build(documents),
+            style: std::sync::Arc::new(StyleReference::new(&profile.persona, documents)),
             profile,
             system_prompt,
             programs,

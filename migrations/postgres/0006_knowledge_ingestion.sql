@@ -47,3 +47,7 @@ CREATE POLICY knowledge_vectors_tenant ON knowledge_vectors TO twin_app
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON knowledge_ingestion TO twin_app;
 GRANT SELECT, INSERT, DELETE ON knowledge_vectors TO twin_app;
+
+-- The consistency score of a twin reply against the creator's persona, in thousandths (0..1000);
+-- NULL for every other message.
+ALTER TABLE messages ADD COLUMN consistency smallint CHECK (consistency BETWEEN 0 AND 1000);

@@ -25,3 +25,6 @@ CREATE TABLE knowledge_vectors (
     PRIMARY KEY (creator_id, embedder, document, ordinal),
     FOREIGN KEY (creator_id, document) REFERENCES knowledge_documents (creator_id, path) ON DELETE CASCADE
 );
+
+-- The consistency score of a twin reply, in thousandths (0..1000); NULL for other messages.
+ALTER TABLE messages ADD COLUMN consistency INTEGER CHECK (consistency BETWEEN 0 AND 1000);

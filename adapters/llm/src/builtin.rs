@@ -773,7 +773,7 @@ mod tests {
 
     #[tokio::test]
     async fn replies_from_the_demo_material_read_like_the_creator() {
-        use twin_engine::knowledge::{KnowledgeDocument, KnowledgeIndex};
+        use twin_engine::knowledge::{Knowledge, KnowledgeDocument, Retrieved};
         use twin_engine::persona::{StyleReference, consistency};
         let documents: Vec<KnowledgeDocument> = [
             ("focus-blocks.md", include_str!("../../../creators/demo/knowledge/focus-blocks.md")),
@@ -784,7 +784,7 @@ mod tests {
         ]
         .map(|(path, body)| KnowledgeDocument { path: path.into(), body: body.into() })
         .to_vec();
-        let index = KnowledgeIndex::build(&documents);
+        let index = Knowledge::build(&documents);
         let reference = StyleReference::new(&persona(), &documents);
         let generic = "Our organization is committed to delivering best-in-class solutions that empower \
                        stakeholders and maximize long-term shareholder value through strategic partnerships.";
@@ -793,7 +793,7 @@ mod tests {
             "I missed two days of my habit, what now?",
             "What should I do in the first hour of my morning?",
         ] {
-            let passages = index.search(question, 3).into_iter().map(|s| s.passage.clone()).collect();
+            let passages = index.search(question, 3).iter().map(Retrieved::passage).collect();
             let reply = compose(&request(question, passages, false));
             let score = consistency(&reply, &reference);
             assert!(reply.contains("(from "), "{reply}");

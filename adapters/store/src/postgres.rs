@@ -40,9 +40,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_TX: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 const MESSAGE_COLUMNS: &str =
-    "conversation_id, creator_id, seq, origin, body, client_id, stream, choices::text, created_at";
+    "conversation_id, creator_id, seq, origin, body, client_id, stream, choices::text, consistency::integer, created_at";
 
-type MessageTuple = (Uuid, Uuid, i64, String, String, Option<String>, Option<String>, Option<String>, i64);
+type MessageTuple =
+    (Uuid, Uuid, i64, String, String, Option<String>, Option<String>, Option<String>, Option<i32>, i64);
 
 /// What a nudge query returns, in [`NudgeTuple`]'s order.
 const NUDGE_COLUMNS: &str = "id, creator_id, conversation_id, user_id, due_at";
@@ -508,12 +509,16 @@ async fn insert_messages(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Re
     let streams: Vec<Option<&str>> = batch.messages.iter().map(|m| m.stream.as_ref().map(|s| s.as_str())).collect();
     let created_at: Vec<i64> = batch.messages.iter().map(|m| m.created_at.millis()).collect();
     let choices = batch.messages.iter().map(|m| choices_json(&m.choices)).collect::<Result<Vec<_>, _>>()?;
+    let scores: Vec<Option<i32>> =
+        batch.messages.iter().map(|m| m.consistency.map(|s| i32::from(s.thousandths()))).collect();
     let inserted: Result<Vec<(Uuid, i64)>, sqlx::Error> = sqlx::query_as(
-        "INSERT INTO messages (conversation_id, seq, creator_id, origin, body, client_id, stream, created_at, choices) \
-         SELECT u.conversation_id, u.seq, $1, u.origin, u.body, u.client_id, u.stream, u.created_at, u.choices::jsonb \
+        "INSERT INTO messages (conversation_id, seq, creator_id, origin, body, client_id, stream, created_at, choices, \
+                               consistency) \
+         SELECT u.conversation_id, u.seq, $1, u.origin, u.body, u.client_id, u.stream, u.created_at, u.choices::jsonb, \
+                u.consistency \
          FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], \
-                     $9::text[]) \
-              AS u(conversation_id, seq, origin, body, client_id, stream, created_at, choices) \
+                     $9::text[], $10::integer[]) \
+              AS u(conversation_id, seq, origin, body, client_id, stream, created_at, choices, consistency) \
          ON CONFLICT DO NOTHING RETURNING conversation_id, seq",
     )
     .bind(batch.creator.0)
@@ -525,6 +530,7 @@ async fn insert_messages(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Re
     .bind(&streams)
     .bind(&created_at)
     .bind(&choices)
+    .bind(&scores)
     .fetch_all(&mut *conn)
     .await;
     let inserted = match inserted {
@@ -689,9 +695,9 @@ async fn replace_documents(
 }
 
 fn message_row(
-    (conversation, creator, seq, origin, body, client_id, stream, choices, created_at): MessageTuple,
+    (conversation, creator, seq, origin, body, client_id, stream, choices, consistency, created_at): MessageTuple,
 ) -> MessageRow {
-    MessageRow { conversation, creator, seq, origin, body, client_id, stream, choices, created_at }
+    MessageRow { conversation, creator, seq, origin, body, client_id, stream, choices, consistency, created_at }
 }
 
 fn nudge_row((id, creator, conversation, user, due_at): NudgeTuple) -> NudgeRow {

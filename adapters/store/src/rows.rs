@@ -6,6 +6,7 @@ use twin_engine::{
     Choice, ClientMsgId, ConversationId, CreatorId, Message, NudgeId, Origin, ProgramId, Seq, StreamId, Timestamp,
     UserId,
 };
+use twin_engine::message::Score;
 use uuid::Uuid;
 
 use crate::error::out_of_range;
@@ -21,6 +22,8 @@ pub(crate) struct MessageRow {
     pub stream: Option<String>,
     /// JSON of the choices; NULL when there are none.
     pub choices: Option<String>,
+    /// The consistency score in thousandths, for twin replies.
+    pub consistency: Option<i32>,
     pub created_at: i64,
 }
 
@@ -43,6 +46,10 @@ impl MessageRow {
             client_id,
             stream,
             choices,
+            consistency: self
+                .consistency
+                .map(|v| u16::try_from(v).map(Score::from_thousandths).map_err(|_| out_of_range("consistency", i64::from(v))))
+                .transpose()?,
             created_at: Timestamp::from_millis(self.created_at),
         })
     }

@@ -39,9 +39,21 @@ const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 /// The database's clock in milliseconds since the Unix epoch, for bookkeeping columns.
 const NOW_MILLIS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
 
-const MESSAGE_COLUMNS: &str = "conversation_id, creator_id, seq, origin, body, client_id, stream, choices, created_at";
+const MESSAGE_COLUMNS: &str =
+    "conversation_id, creator_id, seq, origin, body, client_id, stream, choices, consistency, created_at";
 
-type MessageTuple = (Hyphenated, Hyphenated, i64, String, String, Option<String>, Option<String>, Option<String>, i64);
+type MessageTuple = (
+    Hyphenated,
+    Hyphenated,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i32>,
+    i64,
+);
 
 /// What a nudge query returns, in [`NudgeTuple`]'s order.
 const NUDGE_COLUMNS: &str = "id, creator_id, conversation_id, user_id, due_at";
@@ -417,7 +429,7 @@ async fn insert_messages(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -
         let choices = chunk.iter().map(|m| choices_json(&m.choices)).collect::<Result<Vec<_>, _>>()?;
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (conversation_id, seq, creator_id, origin, body, client_id, stream, created_at, \
-             choices) ",
+             choices, consistency) ",
         );
         insert.push_values(chunk.iter().zip(keys.iter().zip(choices)), |mut row, (m, ((_, seq), choices))| {
             row.push_bind(m.conversation.0.hyphenated())
@@ -428,7 +440,8 @@ async fn insert_messages(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -
                 .push_bind(m.client_id.as_ref().map(|c| c.as_str().to_owned()))
                 .push_bind(m.stream.as_ref().map(|s| s.as_str().to_owned()))
                 .push_bind(m.created_at.millis())
-                .push_bind(choices);
+                .push_bind(choices)
+                .push_bind(m.consistency.map(|s| i32::from(s.thousandths())));
         });
         insert.push(" ON CONFLICT DO NOTHING RETURNING conversation_id, seq");
         let inserted: Vec<(Hyphenated, i64)> = match insert.build_query_as().fetch_all(&mut *conn).await {
@@ -579,7 +592,7 @@ async fn insert_programs(
 }
 
 fn message_row(
-    (conversation, creator, seq, origin, body, client_id, stream, choices, created_at): MessageTuple,
+    (conversation, creator, seq, origin, body, client_id, stream, choices, consistency, created_at): MessageTuple,
 ) -> MessageRow {
     MessageRow {
         conversation: conversation.into_uuid(),
@@ -590,6 +603,7 @@ fn message_row(
         client_id,
         stream,
         choices,
+        consistency,
         created_at,
     }
 }

@@ -161,6 +161,7 @@ async fn seed_history(store: &Store, keys: &[ConversationKey], history: usize) -
                     client_id: if user_turn { Some(ClientMsgId::parse(&format!("seed-{n}"))?) } else { None },
                     stream: if user_turn { None } else { Some(StreamId::answering(Seq(n - 1))) },
                     choices: Vec::new(),
+                    consistency: None,
                     created_at: now,
                 }));
             }

@@ -261,6 +261,7 @@ mod tests {
             client_id: None,
             stream: Some(StreamId::parse("r4").unwrap()),
             choices: Vec::new(),
+            consistency: None,
             created_at: Timestamp(0),
         };
         assert_eq!(

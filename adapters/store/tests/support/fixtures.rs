@@ -81,6 +81,7 @@ pub fn user_message(creator: CreatorId, user: &str, seq: u64, client_id: &str) -
         client_id: Some(ClientMsgId::parse(client_id).unwrap()),
         stream: None,
         choices: Vec::new(),
+        consistency: None,
         created_at: Timestamp::from_millis(1_700_000_000_000 + seq as i64),
     }
 }
@@ -96,6 +97,8 @@ pub fn twin_message(creator: CreatorId, user: &str, seq: u64) -> Message {
         client_id: None,
         stream: Some(StreamId::answering(Seq(seq - 1))),
         choices: Vec::new(),
+        // Stored in thousandths and read back as the same score.
+        consistency: Some(twin_engine::message::Score::new(0.742)),
         created_at: Timestamp::from_millis(1_700_000_000_000 + seq as i64),
     }
 }
