@@ -1,6 +1,6 @@
 //! [`SentenceBertEmbedder`]: a BERT-family sentence-transformers model (all-MiniLM-L6-v2 and its
-//! kin) run in process on the CPU, with mean pooling and L2 normalisation. The api wires it in as
-//! the knowledge [`Embedder`] when a model folder is configured.
+//! kin) run in process on the CPU, with mean pooling and L2 normalisation, behind the knowledge
+//! [`Embedder`] port.
 
 use std::path::Path;
 use std::sync::Arc;
