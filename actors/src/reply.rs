@@ -12,6 +12,7 @@ use futures::StreamExt;
 use ractor::ActorRef;
 use tokio::task::AbortHandle;
 use twin_engine::Event;
+use twin_engine::message::Score;
 use twin_engine::ports::Llm;
 use twin_engine::prompt::{ReplyRequest, Role};
 use twin_engine::twin::TwinSnapshot;
@@ -38,25 +39,33 @@ pub(crate) fn start(
         let started = Instant::now();
         let ReplyContext { llm, knowledge, twin, timeout } = context;
         let previews = twin.profile.replies.stream_previews;
+        // What has streamed so far, kept outside the timeout so a reply cut off still reports it.
+        let mut text = String::new();
         let outcome = tokio::time::timeout(timeout, async {
             if let Some(query) = request.turns.iter().rev().find(|t| t.role == Role::User).map(|t| t.text.clone()) {
                 request.passages = retrieve(&knowledge, &twin, &query, twin.profile.replies.passages).await;
             }
-            generate(llm, request, previews, &conversation).await
+            generate(llm, request, previews, &conversation, &mut text).await
         })
         .await;
         let event = match outcome {
-            Ok(Ok(text)) => {
+            Ok(Ok(())) => {
                 metrics::histogram!(m::REPLY_SECONDS).record(started.elapsed().as_secs_f64());
-                Event::ReplyFinished { stream, text }
+                // Scored here, on the reply's task: tens of microseconds the conversation's handler
+                // does not spend.
+                let score = twin.style.score(&text).score;
+                metrics::histogram!(m::REPLY_CONSISTENCY).record(f64::from(score));
+                let consistency = Some(Score::new(score));
+                Event::ReplyFinished { stream, text, consistency }
             }
             Ok(Err(reason)) => {
                 metrics::counter!(m::REPLY_FAILURES).increment(1);
-                Event::ReplyFailed { stream, reason }
+                Event::ReplyFailed { stream, reason, partial: text }
             }
             Err(_) => {
                 metrics::counter!(m::REPLY_FAILURES).increment(1);
-                Event::ReplyFailed { stream, reason: format!("no reply within {} s", timeout.as_secs()) }
+                let reason = format!("no reply within {} s", timeout.as_secs());
+                Event::ReplyFailed { stream, reason, partial: text }
             }
         };
         // If the conversation is gone, its successor answers from the store (Event::Recovered).
@@ -70,10 +79,10 @@ async fn generate(
     request: ReplyRequest,
     previews: bool,
     conversation: &ActorRef<ConversationMsg>,
-) -> Result<String, String> {
+    text: &mut String,
+) -> Result<(), String> {
     let stream_id = request.stream.clone();
     let mut deltas = llm.reply(request).await.map_err(|e| e.to_string())?;
-    let mut text = String::new();
     while let Some(delta) = deltas.next().await {
         let delta = delta.map_err(|e| e.to_string())?;
         text.push_str(&delta);
@@ -84,5 +93,5 @@ async fn generate(
             }
         }
     }
-    Ok(text)
+    Ok(())
 }

@@ -208,3 +208,9 @@ async fn a_broken_vector_index_falls_back_to_lexical_retrieval() {
     let passages = retrieve(&ports, &twin, "Where should my phone be during a focus block?", 3).await;
     assert_eq!(passages.first().map(|p| p.source.as_str()), Some("focus-blocks.md"), "{passages:?}");
 }
+
+#[tokio::test]
+async fn the_embedded_index_passes_the_vector_index_contract_qdrant_passes() {
+    let index = twin_store::EmbeddedIndex::new(Arc::new(MemoryStore::default()));
+    twin_vector::testing::vector_index_contract(&index).await;
+}

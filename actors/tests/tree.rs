@@ -21,6 +21,9 @@ async fn a_message_is_acknowledged_and_answered_only_after_each_is_committed() {
     assert_eq!((reply.seq, reply.origin, reply.text.as_str()), (Seq(2), Origin::Twin, "you said: hello"));
     let durable: Vec<_> = h.seen(&key).into_iter().filter_map(|s| s.durable).collect();
     assert!(!durable.is_empty() && durable.iter().all(|d| *d), "every ack and final message was committed first");
+    let stored = h.store.messages(key.id());
+    assert!(stored[1].consistency.is_some(), "the twin's reply is stored with its consistency score");
+    assert!(stored[0].consistency.is_none(), "a user's message is not scored");
     let deltas = h.seen(&key).into_iter().filter(|s| matches!(s.out, Outbound::Delta { .. })).count();
     assert!(deltas >= 1, "the reply streamed previews");
 }

@@ -89,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         command: CreatorCommand,
     },
+    /// The creator's persona.
+    Persona {
+        #[command(subcommand)]
+        command: PersonaCommand,
+    },
     /// Coaching program files.
     Program {
         #[command(subcommand)]
@@ -111,6 +116,20 @@ enum Command {
         url: Option<String>,
         #[command(flatten)]
         state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PersonaCommand {
+    /// Derive a draft persona from a bundle's knowledge (offline stylometry) and print what it would
+    /// fill in: only settings the creator left unset are proposed; their own are shown as kept.
+    /// Nothing is written unless --out names a file for the draft.
+    Analyze {
+        /// A creator bundle folder.
+        dir: PathBuf,
+        /// Write the whole draft (measurements included) to this file as TOML, for review.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -184,7 +203,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bundle = bundle::load_dir(&dir)?;
             let store = startup::open_store(&settings).await?;
             let outcome = startup::import(&store, &bundle).await?;
-            let embedded = if no_embed { Ok(None) } else { embed_knowledge(&settings, &store, &bundle).await.map(Some) };
+            let embedded =
+                if no_embed { Ok(None) } else { embed_knowledge(&settings, &store, &bundle).await.map(Some) };
             store.close().await;
             match outcome {
                 PutOutcome::Created => {
@@ -222,6 +242,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bundle = Bundle { profile: stored.profile, documents: stored.documents, programs };
             bundle::write_dir(&bundle, &dir)?;
             println!("exported {slug} to {}", dir.display());
+        }
+        Command::Persona { command: PersonaCommand::Analyze { dir, out } } => {
+            let bundle = bundle::load_dir(&dir)?;
+            let draft = twin_engine::persona::analyze(&bundle.documents);
+            let changes = twin_engine::persona::draft_changes(&bundle.profile.persona, &draft);
+            println!(
+                "persona draft for {} from {} knowledge documents ({} words measured)",
+                bundle.profile.slug,
+                bundle.documents.len(),
+                draft.style.words
+            );
+            if changes.is_empty() {
+                println!("nothing to propose");
+            }
+            for change in &changes {
+                println!("{change}");
+            }
+            if let Some(out) = out {
+                let text = toml::to_string_pretty(&draft).context("cannot write the draft as TOML")?;
+                std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?;
+                println!("draft written to {}", out.display());
+            }
         }
         Command::Program { command: ProgramCommand::Validate { file } } => {
             return crate::tools::validate_program(&file);
@@ -268,11 +310,7 @@ async fn embed_knowledge(
             bar.set_message(status.document.clone());
         }
         if status.state == twin_engine::ports::IngestState::Failed {
-            bar.println(format!(
-                "{}: failed: {}",
-                status.document,
-                status.error.as_deref().unwrap_or("unknown error")
-            ));
+            bar.println(format!("{}: failed: {}", status.document, status.error.as_deref().unwrap_or("unknown error")));
         }
     })
     .await

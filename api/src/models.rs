@@ -64,7 +64,7 @@ pub async fn embedder(settings: &Settings) -> anyhow::Result<Arc<dyn Embedder>> 
 /// The vector index: a Qdrant server (`TWIN_QDRANT_URL`), else the embedded index in the store.
 pub async fn vector_index(settings: &Settings, store: &Store) -> anyhow::Result<Arc<dyn VectorIndex>> {
     if let Some(url) = &settings.qdrant_url {
-        let index = twin_vector::QdrantIndex::connect(url, None, "twin")
+        let index = twin_vector::QdrantIndex::connect(url, None, "twin_")
             .await
             .with_context(|| format!("cannot reach Qdrant at {url}"))?;
         tracing::info!(%url, "knowledge: vectors in Qdrant");

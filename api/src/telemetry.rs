@@ -36,6 +36,7 @@ pub fn metrics() -> PrometheusHandle {
             metrics::describe_counter!(WS_FRAMES_IN, "Text frames received on chat sockets.");
             metrics::describe_counter!(WS_FRAME_ERRORS, "Client frames refused with an error frame.");
             metrics::describe_counter!(HTTP_AUTH_FAILURES, "Requests refused for a missing or bad token.");
+            twin_llm::telemetry::describe_metrics();
             handle
         })
         .clone()

@@ -131,7 +131,7 @@ fn full_conversation(twin: &TwinSnapshot) -> Conversation {
         let answer = responder.compose(&request);
         conversation.step(
             twin,
-            Event::ReplyFinished { stream: request.stream, text: answer },
+            Event::ReplyFinished { stream: request.stream, text: answer, consistency: None },
             Timestamp(i * 1_000 + 500),
         );
     }
@@ -167,7 +167,7 @@ fn step(c: &mut Criterion) {
                 let mut conversation = full.clone();
                 let request = started_reply(conversation.step(&twin, user_message("pending", QUESTION), now));
                 let text = BuiltinResponder::new().compose(&request);
-                (conversation, Event::ReplyFinished { stream: request.stream, text })
+                (conversation, Event::ReplyFinished { stream: request.stream, text, consistency: None })
             },
             |(mut conversation, event)| {
                 // Returned with the effects so that dropping them is not timed.

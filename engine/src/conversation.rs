@@ -139,8 +139,10 @@ impl Conversation {
                 self.on_user_message(twin, client_id, text, session, now)
             }
             Event::ReplyDelta { stream, text } => self.on_reply_delta(twin, stream, text),
-            Event::ReplyFinished { stream, text } => self.on_reply_finished(twin, stream, text, now),
-            Event::ReplyFailed { stream, reason } => self.on_reply_failed(twin, stream, reason),
+            Event::ReplyFinished { stream, text, consistency } => {
+                self.on_reply_finished(twin, stream, text, consistency, now)
+            }
+            Event::ReplyFailed { stream, reason, partial } => self.on_reply_failed(twin, stream, reason, partial),
             Event::Recovered => self.on_recovered(twin),
             Event::NudgeDue { id } => {
                 let batch = self.on_nudge_due(twin, id, now);
@@ -207,20 +209,20 @@ impl Conversation {
         twin: &TwinSnapshot,
         stream: StreamId,
         text: String,
+        consistency: Option<crate::message::Score>,
         now: Timestamp,
     ) -> Vec<Effect> {
         if !self.is_current(&stream) {
             return Vec::new();
         }
         if text.trim().is_empty() {
-            return self.on_reply_failed(twin, stream, "the reply was empty".to_owned());
+            return self.on_reply_failed(twin, stream, "the reply was empty".to_owned(), String::new());
         }
         let again = self.reply.take().is_some_and(|r| r.again);
-        let score = crate::message::Score::new(twin.style.score(&text).score);
         let mut message = self.append(twin, Origin::Twin, text, None, Some(stream), now);
-        message.consistency = Some(score);
+        message.consistency = consistency;
         if let Some(last) = self.history.back_mut() {
-            last.consistency = Some(score);
+            last.consistency = consistency;
         }
         let mut batch = Batch::default();
         batch.persist(Record::Message(message.clone()));
@@ -234,21 +236,30 @@ impl Conversation {
         self.finish(batch)
     }
 
-    fn on_reply_failed(&mut self, twin: &TwinSnapshot, stream: StreamId, reason: String) -> Vec<Effect> {
+    /// The user is told (their message is stored either way); a reply cut off mid-stream says so,
+    /// since the user saw its beginning, and the live event carries the partial text, marked.
+    fn on_reply_failed(
+        &mut self,
+        twin: &TwinSnapshot,
+        stream: StreamId,
+        reason: String,
+        partial: String,
+    ) -> Vec<Effect> {
         if !self.is_current(&stream) {
             return Vec::new();
         }
         let again = self.reply.take().is_some_and(|r| r.again);
+        let message = if partial.is_empty() {
+            "the twin could not answer just now; send your message again in a moment"
+        } else {
+            "the twin's reply was cut off and is not saved; send your message again in a moment"
+        };
         let mut effects = vec![
             Effect::Send {
                 to: Recipient::User,
-                out: Outbound::Error {
-                    code: ErrorCode::Unavailable,
-                    message: "the twin could not answer just now; send your message again in a moment".to_owned(),
-                    client_id: None,
-                },
+                out: Outbound::Error { code: ErrorCode::Unavailable, message: message.to_owned(), client_id: None },
             },
-            self.live(LiveEventKind::ReplyFailed { stream, reason }),
+            self.live(LiveEventKind::ReplyFailed { stream, reason, partial }),
         ];
         if again {
             effects.extend(self.start_reply(twin, self.reply_goal(twin)));

@@ -31,8 +31,11 @@ pub struct MemoryStore {
     /// Ingestion status by (creator, document).
     ingestion: Mutex<BTreeMap<(CreatorId, String), DocumentStatus>>,
     /// The embedded index's vectors by (creator, embedder, document): content hash and vectors.
-    vectors: Mutex<BTreeMap<(CreatorId, String, String), (String, Vec<(u32, Vec<f32>)>)>>,
+    vectors: Mutex<BTreeMap<(CreatorId, String, String), StoredVectors>>,
 }
+
+/// One document's vectors of one embedder: its content hash and (ordinal, vector) pairs.
+type StoredVectors = (String, Vec<(u32, Vec<f32>)>);
 
 #[derive(Debug, Clone)]
 pub struct NudgeRow {

@@ -112,7 +112,9 @@ async fn a_normal_stream_yields_the_fixture_text_and_sends_the_creators_settings
     assert_eq!(messages[0]["role"], "system");
     assert!(messages[0]["content"].as_str().expect("content").starts_with(SYSTEM_PROMPT));
     assert_eq!(messages.last().expect("a user turn")["role"], "user");
-    assert_eq!(messages.last().expect("a user turn")["content"], QUESTION);
+    // The client's words arrive quoted as data (engine::prompt), never as instructions.
+    let last = messages.last().expect("a user turn")["content"].as_str().expect("content");
+    assert_eq!(last, format!("<client_message>\n{QUESTION}\n</client_message>"));
 }
 
 #[tokio::test]

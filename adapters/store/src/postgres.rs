@@ -39,11 +39,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reads that span several statements see one snapshot and never write.
 const READ_TX: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
-const MESSAGE_COLUMNS: &str =
-    "conversation_id, creator_id, seq, origin, body, client_id, stream, choices::text, consistency::integer, created_at";
+const MESSAGE_COLUMNS: &str = "conversation_id, creator_id, seq, origin, body, client_id, stream, choices::text, consistency::integer, created_at";
 
-type MessageTuple =
-    (Uuid, Uuid, i64, String, String, Option<String>, Option<String>, Option<String>, Option<i32>, i64);
+type MessageTuple = (Uuid, Uuid, i64, String, String, Option<String>, Option<String>, Option<String>, Option<i32>, i64);
 
 /// What a nudge query returns, in [`NudgeTuple`]'s order.
 const NUDGE_COLUMNS: &str = "id, creator_id, conversation_id, user_id, due_at";

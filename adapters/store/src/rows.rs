@@ -1,12 +1,12 @@
 //! Conversions between the engine's types and column values, shared by both backends.
 
 use twin_engine::conversation::ConversationState;
+use twin_engine::message::Score;
 use twin_engine::ports::{ConversationHeader, ScheduledNudge, StoreError, StoredConversation, StoredProgram};
 use twin_engine::{
     Choice, ClientMsgId, ConversationId, CreatorId, Message, NudgeId, Origin, ProgramId, Seq, StreamId, Timestamp,
     UserId,
 };
-use twin_engine::message::Score;
 use uuid::Uuid;
 
 use crate::error::out_of_range;
@@ -48,7 +48,9 @@ impl MessageRow {
             choices,
             consistency: self
                 .consistency
-                .map(|v| u16::try_from(v).map(Score::from_thousandths).map_err(|_| out_of_range("consistency", i64::from(v))))
+                .map(|v| {
+                    u16::try_from(v).map(Score::from_thousandths).map_err(|_| out_of_range("consistency", i64::from(v)))
+                })
                 .transpose()?,
             created_at: Timestamp::from_millis(self.created_at),
         })

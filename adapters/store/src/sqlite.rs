@@ -42,18 +42,8 @@ const NOW_MILLIS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS IN
 const MESSAGE_COLUMNS: &str =
     "conversation_id, creator_id, seq, origin, body, client_id, stream, choices, consistency, created_at";
 
-type MessageTuple = (
-    Hyphenated,
-    Hyphenated,
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i32>,
-    i64,
-);
+type MessageTuple =
+    (Hyphenated, Hyphenated, i64, String, String, Option<String>, Option<String>, Option<String>, Option<i32>, i64);
 
 /// What a nudge query returns, in [`NudgeTuple`]'s order.
 const NUDGE_COLUMNS: &str = "id, creator_id, conversation_id, user_id, due_at";

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/fixtures.rs"]
-#[allow(dead_code, reason = "shared fixtures; this file uses a few")]
 mod fixtures;
 
 use std::sync::Arc;

@@ -1,42 +1,27 @@
 //! What can happen to a conversation, in the order its mailbox delivers it.
 
 use crate::ids::{ClientMsgId, NudgeId, ProgramId, SessionId, StreamId};
+use crate::message::Score;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The user sent text; `client_id` is their idempotency key.
-    UserMessage {
-        client_id: ClientMsgId,
-        text: String,
-        session: Option<SessionId>,
-    },
+    UserMessage { client_id: ClientMsgId, text: String, session: Option<SessionId> },
     /// A piece of the reply being generated.
-    ReplyDelta {
-        stream: StreamId,
-        text: String,
-    },
-    /// The reply is complete; `text` is all of it.
-    ReplyFinished {
-        stream: StreamId,
-        text: String,
-    },
-    ReplyFailed {
-        stream: StreamId,
-        reason: String,
-    },
+    ReplyDelta { stream: StreamId, text: String },
+    /// The reply is complete; `text` is all of it. `consistency` is its score against the
+    /// creator's persona, computed on the reply's task (`TwinSnapshot::style`) so the conversation's
+    /// handler stays cheap; `None` when it was not scored.
+    ReplyFinished { stream: StreamId, text: String, consistency: Option<Score> },
+    /// The reply failed; `partial` is what had streamed before (empty when nothing had).
+    ReplyFailed { stream: StreamId, reason: String, partial: String },
     /// The conversation was just loaded (first use, passivation, or a restart after a crash).
     Recovered,
     /// The scheduler claimed this nudge's row: it is due.
-    NudgeDue {
-        id: NudgeId,
-    },
+    NudgeDue { id: NudgeId },
     /// Handling this nudge failed (a bug): forget it, settled as skipped; a program timer is held
     /// so the program resumes when the user writes.
-    NudgeAbandoned {
-        id: NudgeId,
-    },
+    NudgeAbandoned { id: NudgeId },
     /// Enrol the user in the latest version of this program (an explicit call, not a trigger).
-    Enrol {
-        program: ProgramId,
-    },
+    Enrol { program: ProgramId },
 }

@@ -99,8 +99,11 @@ fn a_finished_reply_is_persisted_before_it_is_sent_as_the_final_message() {
     let twin = twin();
     let mut c = conversation(&twin);
     let stream = started_stream(&c.step(&twin, user("m1", "hi"), Timestamp(2_000))).unwrap();
-    let effects =
-        c.step(&twin, Event::ReplyFinished { stream: stream.clone(), text: "Hello!".into() }, Timestamp(2_500));
+    let effects = c.step(
+        &twin,
+        Event::ReplyFinished { stream: stream.clone(), text: "Hello!".into(), consistency: None },
+        Timestamp(2_500),
+    );
     let persisted = persisted_messages(&effects);
     assert_eq!(persisted.len(), 1);
     assert_eq!((persisted[0].seq, persisted[0].origin), (Seq(2), Origin::Twin));
@@ -123,7 +126,10 @@ fn deltas_are_previews_only_for_the_current_stream_and_only_when_streaming_is_on
     );
     let stale = StreamId::parse("r99").unwrap();
     assert!(c.step(&twin, Event::ReplyDelta { stream: stale.clone(), text: "x".into() }, Timestamp(2_100)).is_empty());
-    assert!(c.step(&twin, Event::ReplyFinished { stream: stale, text: "x".into() }, Timestamp(2_100)).is_empty());
+    assert!(
+        c.step(&twin, Event::ReplyFinished { stream: stale, text: "x".into(), consistency: None }, Timestamp(2_100))
+            .is_empty()
+    );
     twin.profile.replies.stream_previews = false;
     assert!(c.step(&twin, Event::ReplyDelta { stream, text: "lo".into() }, Timestamp(2_100)).is_empty());
 }
@@ -135,7 +141,8 @@ fn a_message_during_a_reply_is_answered_after_that_reply_ends() {
     let first = started_stream(&c.step(&twin, user("m1", "hi"), Timestamp(2_000))).unwrap();
     let effects = c.step(&twin, user("m2", "and focus?"), Timestamp(2_100));
     assert!(started_stream(&effects).is_none(), "one reply at a time");
-    let effects = c.step(&twin, Event::ReplyFinished { stream: first, text: "Hi.".into() }, Timestamp(2_200));
+    let effects =
+        c.step(&twin, Event::ReplyFinished { stream: first, text: "Hi.".into(), consistency: None }, Timestamp(2_200));
     let second = started_stream(&effects).expect("the second message gets its answer");
     assert_eq!(second, StreamId::answering(Seq(2)));
 }
@@ -145,13 +152,52 @@ fn a_failed_reply_tells_the_user_and_frees_the_conversation() {
     let twin = twin();
     let mut c = conversation(&twin);
     let stream = started_stream(&c.step(&twin, user("m1", "hi"), Timestamp(2_000))).unwrap();
-    let effects = c.step(&twin, Event::ReplyFailed { stream, reason: "down".into() }, Timestamp(2_100));
+    let effects =
+        c.step(&twin, Event::ReplyFailed { stream, reason: "down".into(), partial: String::new() }, Timestamp(2_100));
     assert!(matches!(
         &effects[0],
         Effect::Send { to: Recipient::User, out: Outbound::Error { code: ErrorCode::Unavailable, .. } }
     ));
     assert!(persisted_messages(&effects).is_empty());
     assert!(c.is_quiescent());
+}
+
+#[test]
+fn a_reply_cut_off_mid_stream_says_so_and_marks_its_partial_text_for_the_creator() {
+    let twin = twin();
+    let mut c = conversation(&twin);
+    let stream = started_stream(&c.step(&twin, user("m1", "hi"), Timestamp(2_000))).unwrap();
+    let failed = Event::ReplyFailed { stream, reason: "stream error".into(), partial: "Start with".into() };
+    let effects = c.step(&twin, failed, Timestamp(2_100));
+    let told = effects
+        .iter()
+        .any(|e| matches!(e, Effect::Send { out: Outbound::Error { message, .. }, .. } if message.contains("cut off")));
+    assert!(told, "{effects:?}");
+    let marked = effects.iter().any(|e| {
+        matches!(e, Effect::Publish(LiveEvent { kind: LiveEventKind::ReplyFailed { partial, .. }, .. }) if partial == "Start with")
+    });
+    assert!(marked, "{effects:?}");
+    assert!(persisted_messages(&effects).is_empty(), "a partial reply is never stored as the twin's answer");
+    assert_eq!(c.last_seq(), Seq(1), "the user's message stays");
+}
+
+#[test]
+fn a_twin_reply_is_stored_with_its_consistency_score() {
+    let twin = twin();
+    let mut c = conversation(&twin);
+    let stream = started_stream(&c.step(&twin, user("m1", "hi"), Timestamp(2_000))).unwrap();
+    let text = "Start small, every day.";
+    let score = crate::message::Score::new(twin.style.score(text).score);
+    let finished = Event::ReplyFinished { stream, text: text.into(), consistency: Some(score) };
+    let effects = c.step(&twin, finished, Timestamp(2_100));
+    let stored = persisted_messages(&effects);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].consistency, Some(score), "a twin reply is stored with its score");
+    assert!((0.0..=1.0).contains(&score.value()));
+    let published = effects.iter().any(|e| {
+        matches!(e, Effect::Publish(LiveEvent { kind: LiveEventKind::Message(m), .. }) if m.consistency == Some(score))
+    });
+    assert!(published, "the live event carries the score");
 }
 
 #[test]
@@ -192,7 +238,7 @@ fn the_history_window_keeps_only_the_most_recent_messages() {
     let mut c = conversation(&twin);
     for i in 0..5 {
         let s = started_stream(&c.step(&twin, user(&format!("m{i}"), "hi"), Timestamp(2_000))).unwrap();
-        c.step(&twin, Event::ReplyFinished { stream: s, text: "ok".into() }, Timestamp(2_000));
+        c.step(&twin, Event::ReplyFinished { stream: s, text: "ok".into(), consistency: None }, Timestamp(2_000));
     }
     assert_eq!(c.history.len(), 4);
     assert_eq!(c.history.back().map(|m| m.seq), Some(Seq(10)));
@@ -227,11 +273,11 @@ mod properties {
                 let event = match op {
                     Op::Send(n) => user(&format!("m{n}"), "hello there"),
                     Op::Finish => match c.pending_reply() {
-                        Some(s) => Event::ReplyFinished { stream: s.clone(), text: "ok".into() },
+                        Some(s) => Event::ReplyFinished { stream: s.clone(), text: "ok".into(), consistency: None },
                         None => continue,
                     },
                     Op::Fail => match c.pending_reply() {
-                        Some(s) => Event::ReplyFailed { stream: s.clone(), reason: "x".into() },
+                        Some(s) => Event::ReplyFailed { stream: s.clone(), reason: "x".into(), partial: String::new() },
                         None => continue,
                     },
                     Op::Delta => match c.pending_reply() {

@@ -17,9 +17,12 @@ pub enum LiveEventKind {
     ReplyStarted {
         stream: StreamId,
     },
+    /// A reply failed; `partial` is the text the user saw streaming before it did (not stored as a
+    /// message: it is marked here, for the creator, as cut off).
     ReplyFailed {
         stream: StreamId,
         reason: String,
+        partial: String,
     },
     Enrolled {
         program: ProgramId,

@@ -117,6 +117,7 @@ pub fn question_message(creator: CreatorId, user: &str, seq: u64) -> Message {
             Choice { value: "high".to_owned(), label: "Très focused 🎯".to_owned() },
             Choice { value: "low".to_owned(), label: "Not \"really\"".to_owned() },
         ],
+        consistency: None,
         created_at: Timestamp::from_millis(1_700_000_000_000 + seq as i64),
     }
 }
