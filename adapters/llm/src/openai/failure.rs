@@ -189,7 +189,7 @@ mod tests {
 
     use super::*;
 
-    const RATE_LIMIT_BODY: &str = include_str!("../../../../../shared/fixtures/llm/openai_error_429_rate_limit.json");
+    const RATE_LIMIT_BODY: &str = include_str!("../../tests/fixtures/openai_error_429_rate_limit.json");
 
     #[test]
     fn a_429_waits_as_the_retry_after_header_says() {

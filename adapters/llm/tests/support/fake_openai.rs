@@ -17,7 +17,7 @@ use futures::stream;
 use serde_json::{Value, json};
 
 pub fn fixture(name: &str) -> String {
-    let path = format!("{}/../../../shared/fixtures/llm/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 
