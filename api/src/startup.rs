@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use twin_actors::{EngineConfig, EngineHandle, LiveHub, Ports, SchedulerConfig};
 use twin_channels::websocket::SessionHub;
+use twin_engine::CreatorId;
 use twin_engine::ports::{CreatorStore, PutOutcome, SystemClock};
 use twin_store::Store;
 
@@ -47,11 +48,12 @@ impl Application {
             tracing::warn!("set but not used by this build: {unused}");
         }
         let store = open_store(&settings).await?;
+        let mut imported = Vec::new();
         if options.demo {
-            import_demo_if_missing(&store).await?;
+            imported.extend(import_demo_if_missing(&store).await?);
         }
         if let Some(dir) = &options.creators {
-            import_all(&store, dir).await?;
+            imported.extend(import_all(&store, dir).await?);
         }
         let keys = TokenKeys::from_settings(&settings)?;
         let hub = Arc::new(SessionHub::new());
@@ -74,6 +76,16 @@ impl Application {
         let config =
             EngineConfig { idle_ttl: settings.idle_ttl, scheduler: Some(scheduler), ..EngineConfig::default() };
         let engine = EngineHandle::start(ports, config).await.context("cannot start the actor tree")?;
+        // Load the twins imported at start, so their knowledge is embedded now rather than on the
+        // first conversation (loading a twin starts its ingestion in the background).
+        let warming = engine.clone();
+        tokio::spawn(async move {
+            for creator in imported {
+                if let Err(error) = warming.twin(creator).await {
+                    tracing::warn!(%creator, %error, "could not load an imported twin");
+                }
+            }
+        });
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -151,25 +163,29 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn import_demo_if_missing(store: &Store) -> anyhow::Result<()> {
+/// The demo creator, imported when the store has none by its slug; its id either way.
+async fn import_demo_if_missing(store: &Store) -> anyhow::Result<Option<CreatorId>> {
     let demo = bundle::demo();
-    if store.creator(demo.profile.slug.creator_id()).await?.is_none() {
+    let id = demo.profile.slug.creator_id();
+    if store.creator(id).await?.is_none() {
         import(store, &demo).await?;
     }
-    Ok(())
+    Ok(Some(id))
 }
 
-/// Imports every bundle folder in `dir`.
-pub async fn import_all(store: &Store, dir: &Path) -> anyhow::Result<()> {
+/// Imports every bundle folder in `dir`; the ids of the creators imported.
+pub async fn import_all(store: &Store, dir: &Path) -> anyhow::Result<Vec<CreatorId>> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read the creators folder {}", dir.display()))?;
     let mut folders: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
     folders.sort();
+    let mut ids = Vec::new();
     for folder in folders {
         let bundle = bundle::load_dir(&folder)?;
         import(store, &bundle).await?;
+        ids.push(bundle.profile.slug.creator_id());
     }
-    Ok(())
+    Ok(ids)
 }
 
 pub async fn import(store: &Store, bundle: &Bundle) -> anyhow::Result<PutOutcome> {
