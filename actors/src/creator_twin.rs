@@ -106,9 +106,8 @@ impl Actor for CreatorTwinActor {
         match message {
             CreatorTwinMsg::Reload => match state.engine.ports.creators.creator(state.creator).await {
                 Ok(Some(stored)) => {
-                    let documents = stored.documents.clone();
-                    state.cell.replace(snapshot(stored));
-                    state.ingest(documents);
+                    state.cell.replace(snapshot(&stored));
+                    state.ingest(stored.documents);
                 }
                 Ok(None) => tracing::warn!(creator = %state.creator, "creator vanished; keeping the last snapshot"),
                 Err(error) => tracing::warn!(creator = %state.creator, %error, "could not reload creator"),
@@ -171,8 +170,8 @@ impl Actor for CreatorTwinActor {
 
 /// Builds a twin from its stored creator; program versions that no longer compile are logged and
 /// left out (their enrolments fall back to free chat).
-pub(crate) fn snapshot(stored: twin_engine::ports::StoredCreator) -> TwinSnapshot {
-    let (twin, broken) = TwinSnapshot::new(stored.profile, &stored.documents, &stored.programs);
+pub(crate) fn snapshot(stored: &twin_engine::ports::StoredCreator) -> TwinSnapshot {
+    let (twin, broken) = TwinSnapshot::new(stored.profile.clone(), &stored.documents, &stored.programs);
     for program in broken {
         tracing::error!(creator = %twin.creator, program = %program.id, version = program.version, problems = %program.problems, "a stored program version does not compile; it is not used");
     }

@@ -62,13 +62,18 @@ pub async fn ingest(
     let mut report = IngestReport::default();
     for document in documents {
         let content_hash = document.content_hash();
-        let done = known.iter().any(|s| {
+        let ready = known.iter().find(|s| {
             s.document == document.path
                 && s.content_hash == content_hash
                 && s.embedder == embedder_key
                 && s.chunker == CHUNKER_VERSION
                 && s.state == IngestState::Ready
         });
+        if let Some(ready) = ready {
+            report.unchanged += 1;
+            progress(ready);
+            continue;
+        }
         let chunks = chunk_document(document, &ChunkOptions::default());
         let mut status = DocumentStatus {
             document: document.path.clone(),
@@ -81,13 +86,6 @@ pub async fn ingest(
             error: None,
             updated_at: now_millis(),
         };
-        if done {
-            report.unchanged += 1;
-            status.state = IngestState::Ready;
-            status.chunks_done = status.chunks_total;
-            progress(&status);
-            continue;
-        }
         ports.store.set_ingestion(creator, &status).await?;
         progress(&status);
 

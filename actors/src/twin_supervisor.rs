@@ -80,9 +80,8 @@ async fn load(
         .await
         .map_err(|e| EngineError::Unavailable(e.to_string()))?
         .ok_or(EngineError::UnknownCreator(creator))?;
-    let documents = stored.documents.clone();
-    let cell = Arc::new(TwinCell::new(crate::creator_twin::snapshot(stored)));
-    let args = CreatorTwinArgs { creator, cell: cell.clone(), engine, documents };
+    let cell = Arc::new(TwinCell::new(crate::creator_twin::snapshot(&stored)));
+    let args = CreatorTwinArgs { creator, cell: cell.clone(), engine, documents: stored.documents };
     let (actor, _) = Actor::spawn_linked(None, CreatorTwinActor, args, myself.get_cell())
         .await
         .map_err(|e| EngineError::Unavailable(e.to_string()))?;

@@ -34,9 +34,15 @@ pub struct KnowledgeDocument {
 impl KnowledgeDocument {
     /// Hex sha-256 of the body: equal bodies are the same content, whatever their path.
     pub fn content_hash(&self) -> String {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(self.body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        content_hash(&self.body)
     }
+}
+
+/// Hex sha-256 of a stored text. The one definition: the store keys documents (and program
+/// sources) by it, and ingestion and vector keys compare against what the store holds.
+pub fn content_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A piece of a document small enough to quote in a reply.

@@ -35,9 +35,10 @@ impl<'a> CreatorContent<'a> {
     }
 }
 
-/// Hex sha-256 of one stored text (a document body, a program source), stored per row.
+/// Hex sha-256 of one stored text (a document body, a program source), stored per row: the
+/// engine's definition, so ingestion's hashes match the rows.
 pub(crate) fn body_hash(body: &str) -> String {
-    hex(&Sha256::digest(body.as_bytes()))
+    twin_engine::knowledge::content_hash(body)
 }
 
 /// Length-prefixed, so moving bytes between fields changes the hash.
