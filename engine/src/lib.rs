@@ -4,6 +4,7 @@
 //! [`Conversation::step`] and carry out the [`Effect`]s it returns; adapters implement the
 //! [`ports`] the actors talk through.
 
+pub mod channel;
 pub mod conversation;
 pub mod ids;
 pub mod knowledge;
