@@ -330,6 +330,7 @@ impl ConversationState {
                         *s != stream
                     });
                 }
+                Effect::Dispatch(entries) => self.engine.ports.outbox.dispatch(entries),
                 Effect::Publish(event) => {
                     if let LiveEventKind::ConditionFailed { step, error } = &event.kind {
                         tracing::warn!(conversation = %id, %step, %error, "a program condition failed; took its stated path");
@@ -370,5 +371,7 @@ fn label(event: &Event) -> String {
         Event::NudgeDue { id } => format!("nudge due {id}"),
         Event::NudgeAbandoned { id } => format!("nudge abandoned {id}"),
         Event::Enrol { program } => format!("enrol in {program}"),
+        Event::Reachability { address, reachable } => format!("reachability of {address}: {reachable}"),
+        Event::Linked { address } => format!("linked {address}"),
     }
 }

@@ -11,7 +11,7 @@ use ractor::{Actor, ActorId, ActorRef};
 use tokio::sync::watch;
 use twin_engine::ports::Recipient;
 use twin_engine::ports::{
-    Clock, ConversationStore, CreatorStore, Delivery, ErrorCode, LivePublisher, Llm, NudgeStore, Outbound,
+    Clock, ConversationStore, CreatorStore, Delivery, ErrorCode, LivePublisher, Llm, NudgeStore, Outbound, Outbox,
 };
 use twin_engine::{ConversationId, CreatorId, Event, Message, ProgramId, Record, Seq, TwinSnapshot, UserId};
 
@@ -36,6 +36,8 @@ pub struct Ports {
     /// Embedder, vector index and ingestion status: retrieval for replies, and ingestion.
     pub knowledge: KnowledgePorts,
     pub delivery: Arc<dyn Delivery>,
+    /// Sends to Telegram and WhatsApp users ([`twin_engine::ports::NoOutbox`] where there are none).
+    pub outbox: Arc<dyn Outbox>,
     pub live: Arc<dyn LivePublisher>,
     pub clock: Arc<dyn Clock>,
 }

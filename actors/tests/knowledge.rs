@@ -42,6 +42,7 @@ fn profile(slug: &str) -> CreatorProfile {
         default_program: None,
         nudges: Default::default(),
         model: Default::default(),
+        channels: Default::default(),
     }
 }
 

@@ -164,6 +164,7 @@ async fn an_unknown_creator_is_refused() {
         client_id: twin_engine::ClientMsgId::parse("m1").unwrap(),
         text: "hi".into(),
         session: None,
+        channel: None,
     };
     assert!(matches!(h.engine.route(&key, event).await, Err(twin_actors::EngineError::UnknownCreator(_))));
     assert_eq!(h.engine.live_conversations(), 0);

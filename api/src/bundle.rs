@@ -152,6 +152,7 @@ impl CreatorFile {
             default_program: self.default_program,
             nudges,
             model: self.model,
+            channels: Default::default(),
         })
     }
 

@@ -64,6 +64,7 @@ impl Application {
             llm: crate::models::chat_model(&settings)?,
             knowledge: crate::models::knowledge_ports(&settings, &store).await?,
             delivery: hub.clone(),
+            outbox: Arc::new(twin_engine::ports::NoOutbox),
             live: Arc::new(LiveHub::new()),
             clock: Arc::new(SystemClock),
         };

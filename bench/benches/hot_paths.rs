@@ -96,6 +96,7 @@ fn twin() -> TwinSnapshot {
         default_program: None,
         nudges: Default::default(),
         model: Default::default(),
+        channels: Default::default(),
     };
     assert_eq!(profile.replies.history_window, 20, "the benchmarks assume the default history window");
     TwinSnapshot::new(profile, &documents(), &[]).0
@@ -106,6 +107,7 @@ fn user_message(client_id: &str, text: &str) -> Event {
         client_id: ClientMsgId::parse(client_id).expect("valid client id"),
         text: text.into(),
         session: Some(SessionId(1)),
+        channel: None,
     }
 }
 

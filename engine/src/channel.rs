@@ -35,6 +35,15 @@ impl ChannelKind {
         }
     }
 
+    /// How a user would name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            ChannelKind::Web => "web",
+            ChannelKind::Telegram => "Telegram",
+            ChannelKind::WhatsApp => "WhatsApp",
+        }
+    }
+
     pub fn parse(raw: &str) -> Option<Self> {
         Some(match raw {
             "web" => ChannelKind::Web,

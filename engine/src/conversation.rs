@@ -20,6 +20,7 @@ pub use effect::Effect;
 pub use event::Event;
 pub use state::{AudienceState, ConversationState, NudgeKind, PendingNudge, Variables};
 
+use crate::channel::{ChannelAddress, OutboxBody, OutboxEntry};
 use crate::ids::{ClientMsgId, ConversationId, CreatorId, Seq, SessionId, StreamId, UserId};
 use crate::knowledge::Retrieved;
 use crate::message::{Message, Origin};
@@ -135,9 +136,11 @@ impl Conversation {
 
     pub fn step(&mut self, twin: &TwinSnapshot, event: Event, now: Timestamp) -> Vec<Effect> {
         match event {
-            Event::UserMessage { client_id, text, session } => {
-                self.on_user_message(twin, client_id, text, session, now)
+            Event::UserMessage { client_id, text, session, channel } => {
+                self.on_user_message(twin, client_id, text, session, channel, now)
             }
+            Event::Reachability { address, reachable } => self.on_reachability(address, reachable),
+            Event::Linked { address } => self.on_linked(twin, address, now),
             Event::ReplyDelta { stream, text } => self.on_reply_delta(twin, stream, text),
             Event::ReplyFinished { stream, text, consistency } => {
                 self.on_reply_finished(twin, stream, text, consistency, now)
@@ -165,6 +168,7 @@ impl Conversation {
         client_id: ClientMsgId,
         text: String,
         session: Option<SessionId>,
+        channel: Option<ChannelAddress>,
         now: Timestamp,
     ) -> Vec<Effect> {
         let to = session.map_or(Recipient::User, Recipient::Session);
@@ -185,7 +189,8 @@ impl Conversation {
         let first_contact = self.header.version == 0;
         let message = self.append(twin, Origin::User, text, Some(client_id.clone()), None, now);
         self.client_ids.insert(client_id.clone(), message.seq);
-        let mut batch = Batch { state_changed: first_contact, ..Batch::default() };
+        let moved = self.heard_from(&channel.unwrap_or_else(ChannelAddress::web), now);
+        let mut batch = Batch { state_changed: first_contact || moved, ..Batch::default() };
         batch.persist(Record::Message(message.clone()));
         batch.send(to, Outbound::Ack { client_id, seq: message.seq });
         batch.publish(LiveEventKind::Message(message.clone()));
@@ -194,6 +199,33 @@ impl Conversation {
             self.header.state.handled_up_to = message.seq;
             batch.state_changed = true;
         }
+        self.finish(batch)
+    }
+
+    /// Records that the user wrote on `address`. True when the stored state must change: the
+    /// user's current channel moved, or the channel has a service window whose start matters.
+    fn heard_from(&mut self, address: &ChannelAddress, now: Timestamp) -> bool {
+        let reach = &mut self.header.state.reach;
+        let moved = reach.contacts.first().is_none_or(|c| c.address != *address || !c.reachable);
+        reach.heard_from(address, now);
+        moved || address.kind.service_window_ms().is_some()
+    }
+
+    fn on_reachability(&mut self, address: ChannelAddress, reachable: bool) -> Vec<Effect> {
+        if !self.header.state.reach.set_reachable(&address, reachable) {
+            return Vec::new();
+        }
+        let mut batch = Batch { state_changed: true, ..Batch::default() };
+        batch.publish(LiveEventKind::Reachability { address, reachable });
+        self.finish(batch)
+    }
+
+    fn on_linked(&mut self, twin: &TwinSnapshot, address: ChannelAddress, now: Timestamp) -> Vec<Effect> {
+        self.header.state.reach.heard_from(&address, now);
+        let mut batch = Batch { state_changed: true, ..Batch::default() };
+        let text = format!("This {} chat is now linked: we carry on right here.", address.kind.label());
+        batch.publish(LiveEventKind::ChannelLinked { address });
+        self.say(twin, &mut batch, text, Vec::new(), Origin::Program, now);
         self.finish(batch)
     }
 
@@ -294,12 +326,14 @@ impl Conversation {
     /// Turns what a step gathered into effects: one commit (with the state row when it changed),
     /// then the frames, the live events, the scheduler's news and any reply to start.
     fn finish(&mut self, batch: Batch) -> Vec<Effect> {
-        let Batch { mut records, sends, live, scheduled, then, state_changed, .. } = batch;
+        let Batch { mut records, sends, live, scheduled, then, state_changed, bodies, .. } = batch;
         if state_changed {
             self.header.version += 1;
             records.insert(0, Record::Conversation(self.header.clone()));
         }
-        let mut effects = Vec::with_capacity(1 + sends.len() + live.len() + then.len() + 1);
+        let outbox = self.outbox(&records, bodies);
+        records.extend(outbox.iter().cloned().map(Record::Outbox));
+        let mut effects = Vec::with_capacity(1 + sends.len() + live.len() + then.len() + 2);
         if !records.is_empty() {
             effects.push(Effect::Persist(records));
         }
@@ -308,8 +342,41 @@ impl Conversation {
         if !scheduled.is_empty() {
             effects.push(Effect::Schedule(scheduled));
         }
+        if !outbox.is_empty() {
+            effects.push(Effect::Dispatch(outbox));
+        }
         effects.extend(then);
         effects
+    }
+
+    /// Outbox entries for what the twin says in this commit, when the user is on a provider
+    /// channel: every durable message not written by the user goes out there (web users get
+    /// their frames from the sockets instead).
+    fn outbox(&self, records: &[Record], mut bodies: Vec<(Seq, OutboxBody)>) -> Vec<OutboxEntry> {
+        let Some(target) = self.header.state.reach.target().filter(|c| c.address.is_provider()) else {
+            return Vec::new();
+        };
+        records
+            .iter()
+            .filter_map(|record| match record {
+                Record::Message(m) if m.origin != Origin::User => Some(m),
+                _ => None,
+            })
+            .map(|message| {
+                let body = match bodies.iter().position(|(seq, _)| *seq == message.seq) {
+                    Some(i) => bodies.swap_remove(i).1,
+                    None => OutboxBody::Text { text: message.text.clone(), choices: message.choices.clone() },
+                };
+                OutboxEntry {
+                    creator: message.creator,
+                    conversation: message.conversation,
+                    seq: message.seq,
+                    address: target.address.clone(),
+                    body,
+                    created_at: message.created_at,
+                }
+            })
+            .collect()
     }
 
     fn is_current(&self, stream: &StreamId) -> bool {

@@ -1,6 +1,7 @@
 //! The ports: how actors reach the world. Each is owned by its consumer (the actors) and
 //! implemented by an adapter. Every method that sends must never block its caller.
 
+mod channels;
 mod clock;
 mod delivery;
 mod knowledge;
@@ -8,6 +9,7 @@ mod live;
 mod llm;
 mod store;
 
+pub use channels::{ChannelStore, InboxRow, NoOutbox, Outbox, OutboxRow, OutboxUpdate, StatusChange};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Delivery, ErrorCode, Outbound, Recipient};
 pub use knowledge::{

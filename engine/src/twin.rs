@@ -1,5 +1,6 @@
 //! What a conversation needs to know about its creator's twin, shared read-only by all of them.
 
+use crate::channel::ChannelsConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CreatorId, ProgramId, Slug};
@@ -26,6 +27,10 @@ pub struct CreatorProfile {
     pub nudges: NudgeSettings,
     #[serde(default)]
     pub model: ModelSettings,
+    /// `channels.toml`: the creator's Telegram bot and WhatsApp number. Secrets stay as written
+    /// (`env:NAME` references, normally); the server resolves them when it uses them.
+    #[serde(default, skip_serializing_if = "ChannelsConfig::is_empty")]
+    pub channels: ChannelsConfig,
 }
 
 /// The creator's model choices (`[model]` in `creator.toml`); unset fields use the server's.

@@ -124,6 +124,8 @@ impl ConversationStore for MemoryStore {
                         row.claimed_until = None;
                     }
                 }
+                // The actor tests have no provider channels; the store tests cover the outbox.
+                Record::Outbox(_) => {}
             }
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
@@ -380,6 +382,7 @@ impl Harness {
             default_program: program.map(|_| program_id.clone()),
             nudges,
             model: Default::default(),
+            channels: Default::default(),
         };
         let programs: Vec<ProgramSource> =
             program.map(|source| ProgramSource { id: program_id, source: source.to_owned() }).into_iter().collect();
@@ -394,6 +397,7 @@ impl Harness {
             llm: llm.clone(),
             knowledge: knowledge_ports(store.clone()),
             delivery: delivery.clone(),
+            outbox: Arc::new(twin_engine::ports::NoOutbox),
             live: Arc::new(LiveHub::new()),
             clock: clock.clone(),
         };
@@ -417,6 +421,7 @@ impl Harness {
             client_id: ClientMsgId::parse(client_id).unwrap(),
             text: text.into(),
             session: Some(SessionId(1)),
+            channel: None,
         };
         self.engine.route(key, event).await.unwrap();
     }

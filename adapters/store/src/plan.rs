@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use twin_engine::channel::OutboxEntry;
 use twin_engine::ports::{ConversationHeader, NudgeOutcome, Record, ScheduledNudge, StoreError};
 use twin_engine::{ConversationId, CreatorId, Message, NudgeId};
 
@@ -25,6 +26,8 @@ pub(crate) struct TenantBatch<'a> {
     /// Nudges to settle, each id once with the outcome of its first record (applied in order, a
     /// later one would find the nudge no longer pending); written after `scheduled`.
     pub settled: Vec<(NudgeId, NudgeOutcome)>,
+    /// Outbox entries to insert as pending, after the messages they send.
+    pub outbox: Vec<&'a OutboxEntry>,
 }
 
 impl TenantBatch<'_> {
@@ -55,6 +58,7 @@ struct Tenant<'a> {
     messages: Vec<&'a Message>,
     scheduled: Vec<&'a ScheduledNudge>,
     settled: Vec<(NudgeId, NudgeOutcome)>,
+    outbox: Vec<&'a OutboxEntry>,
 }
 
 /// Groups the records by creator (in order of first appearance). A conversation that appears
@@ -76,12 +80,14 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
                 messages: Vec::new(),
                 scheduled: Vec::new(),
                 settled: Vec::new(),
+                outbox: Vec::new(),
             });
             tenants.len() - 1
         });
         let tenant = &mut tenants[t];
         match record {
             Record::Message(message) => tenant.messages.push(message),
+            Record::Outbox(entry) => tenant.outbox.push(entry),
             Record::NudgeScheduled(nudge) => {
                 if scheduled_ids.insert(nudge.id) {
                     tenant.scheduled.push(nudge);
@@ -123,6 +129,7 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
                 messages: tenant.messages,
                 scheduled: tenant.scheduled,
                 settled: tenant.settled,
+                outbox: tenant.outbox,
             }
         })
         .collect())

@@ -175,7 +175,7 @@ async fn handle_text(state: &Session, key: &ConversationKey, session: SessionId,
     };
     match frame {
         ClientFrame::Message { id, text } | ClientFrame::Choice { id, value: text } => {
-            let event = Event::UserMessage { client_id: id.clone(), text, session: Some(session) };
+            let event = Event::UserMessage { client_id: id.clone(), text, session: Some(session), channel: None };
             match state.engine.route(key, event).await {
                 Ok(()) => Vec::new(),
                 Err(error) => {

@@ -65,6 +65,7 @@ pub async fn run(args: &ActorArgs, twin: &TwinArgs, report: &mut Report) -> anyh
             store: Arc::new(store.clone()),
         },
         delivery: Arc::new(NoClients),
+        outbox: Arc::new(twin_engine::ports::NoOutbox),
         live: Arc::new(LiveHub::new()),
         clock: clock.clone(),
     };

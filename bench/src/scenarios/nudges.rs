@@ -254,6 +254,7 @@ async fn fire(
             store: Arc::new(store.clone()),
         },
         delivery: Arc::new(NoClients),
+        outbox: Arc::new(twin_engine::ports::NoOutbox),
         live: recorder.clone(),
         clock: Arc::new(SystemClock),
     };

@@ -17,6 +17,9 @@ pub(super) struct Batch {
     pub state_changed: bool,
     /// A twin reply was asked for (started now or queued behind the current one).
     pub reply_requested: bool,
+    /// Messages (by seq) that go out on a provider channel as something other than their text:
+    /// a WhatsApp template outside the customer-service window.
+    pub bodies: Vec<(crate::ids::Seq, crate::channel::OutboxBody)>,
 }
 
 impl Batch {

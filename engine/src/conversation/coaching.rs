@@ -13,6 +13,7 @@
 //! - A program timer that falls due while the user opted out or is unreachable is held; the program
 //!   resumes from it the next time the user writes.
 
+use crate::channel::OutboxBody;
 use crate::ids::{NudgeId, ProgramId};
 use crate::message::{Choice, Origin};
 use crate::nudge::{self, Audience, Decision, OptCommand, TimeZone};
@@ -285,6 +286,12 @@ impl Conversation {
                 self.run_timer(twin, now, batch);
             }
             Decision::Defer { until, reason } => self.defer(batch, nudge, until, reason.as_str()),
+            Decision::Skip { reason: nudge::SkipReason::WindowClosed } if self.template_nudge(twin, now, batch) => {
+                // The template asks the user back; the program resumes from the timer when they answer.
+                self.settle(batch, nudge.id, NudgeOutcome::Fired);
+                batch.publish(LiveEventKind::NudgeFired { id: nudge.id });
+                self.header.state.held = Some(nudge.kind.clone());
+            }
             Decision::Skip { reason } => {
                 self.settle(batch, nudge.id, NudgeOutcome::Skipped);
                 batch.publish(LiveEventKind::NudgeSkipped { id: nudge.id, reason: reason.as_str() });
@@ -325,11 +332,31 @@ impl Conversation {
                 self.say(twin, batch, text, Vec::new(), Origin::Nudge, now);
             }
             Decision::Defer { until, reason } => self.defer(batch, nudge, until, reason.as_str()),
+            Decision::Skip { reason: nudge::SkipReason::WindowClosed } if self.template_nudge(twin, now, batch) => {
+                self.settle(batch, nudge.id, NudgeOutcome::Fired);
+                batch.publish(LiveEventKind::NudgeFired { id: nudge.id });
+                self.count_sent(twin, now);
+                self.header.state.nudged_since_user = true;
+            }
             Decision::Skip { reason } => {
                 self.settle(batch, nudge.id, NudgeOutcome::Skipped);
                 batch.publish(LiveEventKind::NudgeSkipped { id: nudge.id, reason: reason.as_str() });
             }
         }
+    }
+
+    /// Outside WhatsApp's customer-service window only an approved template may go out: sends the
+    /// creator's `nudge_template` (stored as a nudge message naming it). False when the creator
+    /// configured none; the nudge is then skipped as `window_closed`.
+    fn template_nudge(&mut self, twin: &TwinSnapshot, now: Timestamp, batch: &mut Batch) -> bool {
+        let Some(template) = twin.profile.channels.whatsapp.as_ref().and_then(|w| w.nudge_template.as_ref()) else {
+            return false;
+        };
+        let text = format!("[WhatsApp template \"{}\"]", template.name);
+        self.say(twin, batch, text, Vec::new(), Origin::Nudge, now);
+        let body = OutboxBody::Template { name: template.name.clone(), language: template.language.clone() };
+        batch.bodies.push((self.last_seq, body));
+        true
     }
 
     /// The inactivity delay and text that apply now: the program's while one waits for the user,
@@ -387,9 +414,9 @@ impl Conversation {
         Audience {
             timezone: self.timezone(twin),
             opted_out: state.opted_out,
-            unreachable: state.unreachable,
+            unreachable: state.unreachable || self.header.state.reach.unreachable(),
             sent_on: state.sent_on,
-            window: None,
+            window: self.header.state.reach.window(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! What a step asks the world to do, in order.
 
+use crate::channel::OutboxEntry;
 use crate::ids::StreamId;
 use crate::ports::{LiveEvent, Outbound, Recipient, Record, ScheduledNudge};
 use crate::prompt::ReplyRequest;
@@ -21,4 +22,7 @@ pub enum Effect {
     Publish(LiveEvent),
     /// These nudge rows are committed: the scheduler may hold them in its wheel.
     Schedule(Vec<ScheduledNudge>),
+    /// These outbox rows are committed: the outbox may send them now (it would find them on its
+    /// next scan anyway).
+    Dispatch(Vec<OutboxEntry>),
 }

@@ -1,12 +1,18 @@
 //! What can happen to a conversation, in the order its mailbox delivers it.
 
+use crate::channel::ChannelAddress;
 use crate::ids::{ClientMsgId, NudgeId, ProgramId, SessionId, StreamId};
 use crate::message::Score;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// The user sent text; `client_id` is their idempotency key.
-    UserMessage { client_id: ClientMsgId, text: String, session: Option<SessionId> },
+    /// The user sent text; `client_id` is their idempotency key. `channel` is where they wrote
+    /// (`None`: the web chat); what the twin says next goes out there.
+    UserMessage { client_id: ClientMsgId, text: String, session: Option<SessionId>, channel: Option<ChannelAddress> },
+    /// A provider said the user blocked (`false`) or unblocked (`true`) the twin on a channel.
+    Reachability { address: ChannelAddress, reachable: bool },
+    /// A channel identity was just linked to this user (a one-time code): the user is greeted there.
+    Linked { address: ChannelAddress },
     /// A piece of the reply being generated.
     ReplyDelta { stream: StreamId, text: String },
     /// The reply is complete; `text` is all of it. `consistency` is its score against the

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::channel::Reach;
 use crate::ids::{NudgeId, ProgramId, Seq, StepId};
 use crate::program::Enrolment;
 use crate::time::Timestamp;
@@ -33,6 +34,8 @@ pub struct ConversationState {
     /// answer, it was STOP/START, or a human holds the conversation). After a reload such a
     /// message is not "unanswered", so no reply is started for it.
     pub handled_up_to: Seq,
+    /// The channels the user wrote from, most recent first: where the twin's messages go.
+    pub reach: Reach,
 }
 
 /// Facts about the user that the nudge policy needs.

@@ -13,6 +13,7 @@ fn twin() -> TwinSnapshot {
         default_program: None,
         nudges: Default::default(),
         model: Default::default(),
+        channels: Default::default(),
     };
     TwinSnapshot::new(
         profile,
@@ -27,7 +28,12 @@ fn conversation(twin: &TwinSnapshot) -> Conversation {
 }
 
 fn user(id: &str, text: &str) -> Event {
-    Event::UserMessage { client_id: ClientMsgId::parse(id).unwrap(), text: text.into(), session: Some(SessionId(7)) }
+    Event::UserMessage {
+        client_id: ClientMsgId::parse(id).unwrap(),
+        text: text.into(),
+        session: Some(SessionId(7)),
+        channel: None,
+    }
 }
 
 fn persisted_messages(effects: &[Effect]) -> Vec<Message> {

@@ -1,6 +1,7 @@
 //! The live-event port: what creators watching their conversations see.
 
-use crate::ids::{ConversationId, CreatorId, NudgeId, ProgramId, StepId, StreamId};
+use crate::channel::{ChannelAddress, ChannelKind, DeliveryState};
+use crate::ids::{ConversationId, CreatorId, NudgeId, ProgramId, Seq, StepId, StreamId};
 use crate::message::Message;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +75,28 @@ pub enum LiveEventKind {
     /// The user opted out of (or back into) nudges.
     NudgesOptedOut {
         opted_out: bool,
+    },
+    /// A provider reported what became of a message the twin sent (`seq`).
+    Delivery {
+        seq: Seq,
+        channel: ChannelKind,
+        state: DeliveryState,
+        error: Option<String>,
+    },
+    /// The user edited a message they sent on a provider channel; the stored turn is unchanged.
+    MessageEdited {
+        channel: ChannelKind,
+        provider_message_id: String,
+        text: String,
+    },
+    /// A provider said the user blocked (`false`) or unblocked the twin on a channel.
+    Reachability {
+        address: ChannelAddress,
+        reachable: bool,
+    },
+    /// A channel identity was linked to this user (with a one-time code).
+    ChannelLinked {
+        address: ChannelAddress,
     },
 }
 

@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 
+use crate::channel::OutboxEntry;
 use crate::conversation::ConversationState;
 use crate::ids::{ClientMsgId, ConversationId, CreatorId, NudgeId, ProgramId, Seq, UserId};
 use crate::knowledge::KnowledgeDocument;
@@ -59,6 +60,9 @@ pub enum Record {
     /// The nudge is no longer pending: it fired, was skipped by the policy, or was cancelled. Written
     /// in the same transaction as the conversation state that resulted, so it takes effect once.
     NudgeSettled { creator: CreatorId, id: NudgeId, outcome: NudgeOutcome },
+    /// A message to send on a provider channel (Telegram, WhatsApp), pending. Written with the
+    /// message it sends, so a committed message is always sent, after a crash too.
+    Outbox(OutboxEntry),
 }
 
 impl Record {
@@ -68,6 +72,7 @@ impl Record {
             Record::Message(m) => m.creator,
             Record::NudgeScheduled(n) => n.creator,
             Record::NudgeSettled { creator, .. } => *creator,
+            Record::Outbox(entry) => entry.creator,
         }
     }
 }

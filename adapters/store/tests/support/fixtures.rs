@@ -163,6 +163,7 @@ pub fn profile(slug: &str, name: &str) -> CreatorProfile {
         default_program: None,
         nudges: Default::default(),
         model: Default::default(),
+        channels: Default::default(),
     }
 }
 

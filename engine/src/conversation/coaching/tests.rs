@@ -24,6 +24,7 @@ fn twin_with(program: &str, nudges: NudgeSettings) -> TwinSnapshot {
         default_program: Some(ProgramId::parse("p").unwrap()),
         nudges,
         model: Default::default(),
+        channels: Default::default(),
     };
     let stored = StoredProgram { id: ProgramId::parse("p").unwrap(), version: 1, source: program.to_owned() };
     let (twin, broken) = TwinSnapshot::new(profile, &[], &[stored]);
@@ -40,7 +41,7 @@ fn conversation(twin: &TwinSnapshot) -> Conversation {
 }
 
 fn user(id: &str, text: &str) -> Event {
-    Event::UserMessage { client_id: ClientMsgId::parse(id).unwrap(), text: text.into(), session: None }
+    Event::UserMessage { client_id: ClientMsgId::parse(id).unwrap(), text: text.into(), session: None, channel: None }
 }
 
 fn said(effects: &[Effect]) -> Vec<(Origin, String)> {

@@ -1,0 +1,163 @@
+//! The channel storage port: the webhook inbox, channel identities and link codes, and the outbox
+//! of provider sends. Used by the webhook handlers and the outbox worker, not by conversations
+//! (their outbox entries arrive through [`super::Record::Outbox`] in their own commits).
+//!
+//! The scans (`inbox_pending`, `outbox_due`, `whatsapp_creator`, `outbox_by_provider_id`) cross
+//! tenants: on PostgreSQL they run as `twin_system` under narrow policies; everything else runs
+//! as the tenant.
+
+use crate::channel::{ChannelKind, DeliveryState, OutboxEntry};
+use crate::ids::{ConversationId, CreatorId, Seq, UserId};
+use crate::ports::StoreError;
+use crate::time::Timestamp;
+
+/// One stored webhook item waiting to be fed to its conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxRow {
+    /// Monotonic per store: rows are replayed in arrival order.
+    pub id: i64,
+    pub creator: CreatorId,
+    pub channel: ChannelKind,
+    /// The provider's id of the item (`tg:update:…`, `wa:msg:…`); unique per (creator, channel).
+    pub dedup_key: String,
+    /// The item as the adapter parsed it (JSON), enough to process it again after a crash.
+    pub payload: String,
+}
+
+/// An outbox entry with where its delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub entry: OutboxEntry,
+    pub state: DeliveryState,
+    /// Attempts that failed so far.
+    pub attempts: u32,
+    /// Parts of the rendered message already accepted by the provider: a retry resumes after them.
+    pub parts_done: u32,
+    pub next_attempt_at: Timestamp,
+}
+
+/// What became of an attempt to send an outbox entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxUpdate {
+    /// One more part was accepted (`provider_message_id` of it); more follow.
+    PartSent { parts_done: u32, provider_message_id: Option<String> },
+    /// Every part was accepted.
+    Sent { provider_message_id: Option<String> },
+    /// Try again at `at`; `attempts` counts this failure.
+    Retry { attempts: u32, at: Timestamp, error: String },
+    /// Given up; `error` says why.
+    Failed { error: String },
+}
+
+/// A status report matched to the message it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub creator: CreatorId,
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub state: DeliveryState,
+}
+
+#[async_trait::async_trait]
+pub trait ChannelStore: Send + Sync + 'static {
+    /// Stores webhook items of one creator in one transaction; an item whose dedup key is already
+    /// stored is skipped. Returns the rows that are new (the ones to process), in order.
+    async fn inbox_put(
+        &self,
+        creator: CreatorId,
+        channel: ChannelKind,
+        items: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<Vec<InboxRow>, StoreError>;
+
+    /// Items not processed yet, oldest first, across tenants (replayed at start).
+    async fn inbox_pending(&self, limit: u32) -> Result<Vec<InboxRow>, StoreError>;
+
+    /// The item was fed to its conversation (or deliberately dropped).
+    async fn inbox_done(&self, creator: CreatorId, id: i64, now: Timestamp) -> Result<(), StoreError>;
+
+    /// The end user a channel identity belongs to.
+    async fn identity(
+        &self,
+        creator: CreatorId,
+        channel: ChannelKind,
+        external: &str,
+    ) -> Result<Option<UserId>, StoreError>;
+
+    /// Binds a channel identity to an end user (replacing an earlier binding).
+    async fn bind_identity(
+        &self,
+        creator: CreatorId,
+        channel: ChannelKind,
+        external: &str,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a one-time code that links a channel identity to `user` until `expires_at`.
+    async fn put_link_code(
+        &self,
+        creator: CreatorId,
+        code: &str,
+        user: &UserId,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Uses up a link code: the user it names when it exists and has not expired, once.
+    async fn take_link_code(
+        &self,
+        creator: CreatorId,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Option<UserId>, StoreError>;
+
+    /// The creator whose WhatsApp number this is (the shared webhook endpoint routes by it).
+    async fn whatsapp_creator(&self, phone_number_id: &str) -> Result<Option<CreatorId>, StoreError>;
+
+    /// Pending outbox entries whose next attempt is due at `now`, oldest first, across tenants.
+    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Records the outcome of an attempt.
+    async fn outbox_update(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+        seq: Seq,
+        update: &OutboxUpdate,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Applies a provider's status report to the message it sent with that id (states only move
+    /// forward); `None` when no sent message has that id. Across tenants: the provider id is
+    /// unique to one channel's send.
+    async fn outbox_status(
+        &self,
+        channel: ChannelKind,
+        provider_message_id: &str,
+        state: DeliveryState,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Option<StatusChange>, StoreError>;
+
+    /// One message's outbox row (for tests and the live view).
+    async fn outbox_entry(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<Option<OutboxRow>, StoreError>;
+}
+
+/// The outbox as conversations see it: told about entries right after they commit, so a send
+/// does not wait for the next scan. Never blocks.
+pub trait Outbox: Send + Sync + 'static {
+    fn dispatch(&self, entries: Vec<OutboxEntry>);
+}
+
+/// No provider channels here (tests, the bench): committed entries wait in the store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOutbox;
+
+impl Outbox for NoOutbox {
+    fn dispatch(&self, _entries: Vec<OutboxEntry>) {}
+}
