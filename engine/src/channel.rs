@@ -86,6 +86,16 @@ impl ChannelAddress {
     }
 }
 
+/// Where a user message came from on a provider channel, and the inbox row that holds it: the
+/// conversation marks the row processed in the same commit as the message, so a webhook delivery
+/// is turned into a turn exactly once, across crashes too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub address: ChannelAddress,
+    /// The inbox row (`ports::InboxRow::id`); `None` when the message did not come through the inbox.
+    pub inbox: Option<i64>,
+}
+
 impl std::fmt::Display for ChannelAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.chat.is_empty() {

@@ -20,7 +20,7 @@ pub use effect::Effect;
 pub use event::Event;
 pub use state::{AudienceState, ConversationState, NudgeKind, PendingNudge, Variables};
 
-use crate::channel::{ChannelAddress, OutboxBody, OutboxEntry};
+use crate::channel::{Arrival, ChannelAddress, OutboxBody, OutboxEntry};
 use crate::ids::{ClientMsgId, ConversationId, CreatorId, Seq, SessionId, StreamId, UserId};
 use crate::knowledge::Retrieved;
 use crate::message::{Message, Origin};
@@ -168,13 +168,22 @@ impl Conversation {
         client_id: ClientMsgId,
         text: String,
         session: Option<SessionId>,
-        channel: Option<ChannelAddress>,
+        channel: Option<Arrival>,
         now: Timestamp,
     ) -> Vec<Effect> {
         let to = session.map_or(Recipient::User, Recipient::Session);
+        let inbox_done = channel
+            .as_ref()
+            .and_then(|arrival| arrival.inbox)
+            .map(|id| Record::InboxDone { creator: self.header.creator, id });
         if let Some(seq) = self.client_ids.get(&client_id) {
-            // A retry of a message already stored: the same ack again, nothing else.
-            return vec![Effect::Send { to, out: Outbound::Ack { client_id, seq } }];
+            // A retry of a message already stored: the same ack again, nothing else (a webhook
+            // delivery replayed after a crash: its inbox row is marked, since its turn exists).
+            let ack = Effect::Send { to, out: Outbound::Ack { client_id, seq } };
+            return match inbox_done {
+                Some(done) => vec![Effect::Persist(vec![done]), ack],
+                None => vec![ack],
+            };
         }
         if text.trim().is_empty() || text.len() > MAX_TEXT_BYTES {
             let message = if text.trim().is_empty() {
@@ -189,9 +198,11 @@ impl Conversation {
         let first_contact = self.header.version == 0;
         let message = self.append(twin, Origin::User, text, Some(client_id.clone()), None, now);
         self.client_ids.insert(client_id.clone(), message.seq);
-        let moved = self.heard_from(&channel.unwrap_or_else(ChannelAddress::web), now);
+        let address = channel.map_or_else(ChannelAddress::web, |arrival| arrival.address);
+        let moved = self.heard_from(&address, now);
         let mut batch = Batch { state_changed: first_contact || moved, ..Batch::default() };
         batch.persist(Record::Message(message.clone()));
+        batch.records.extend(inbox_done);
         batch.send(to, Outbound::Ack { client_id, seq: message.seq });
         batch.publish(LiveEventKind::Message(message.clone()));
         self.coach_user_text(twin, &message.text, first_contact, now, &mut batch);

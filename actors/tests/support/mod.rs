@@ -125,7 +125,7 @@ impl ConversationStore for MemoryStore {
                     }
                 }
                 // The actor tests have no provider channels; the store tests cover the outbox.
-                Record::Outbox(_) => {}
+                Record::Outbox(_) | Record::InboxDone { .. } => {}
             }
         }
         self.commits.fetch_add(1, Ordering::SeqCst);

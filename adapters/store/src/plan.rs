@@ -28,6 +28,8 @@ pub(crate) struct TenantBatch<'a> {
     pub settled: Vec<(NudgeId, NudgeOutcome)>,
     /// Outbox entries to insert as pending, after the messages they send.
     pub outbox: Vec<&'a OutboxEntry>,
+    /// Webhook inbox rows to mark processed.
+    pub inbox_done: Vec<i64>,
 }
 
 impl TenantBatch<'_> {
@@ -59,6 +61,7 @@ struct Tenant<'a> {
     scheduled: Vec<&'a ScheduledNudge>,
     settled: Vec<(NudgeId, NudgeOutcome)>,
     outbox: Vec<&'a OutboxEntry>,
+    inbox_done: Vec<i64>,
 }
 
 /// Groups the records by creator (in order of first appearance). A conversation that appears
@@ -81,6 +84,7 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
                 scheduled: Vec::new(),
                 settled: Vec::new(),
                 outbox: Vec::new(),
+                inbox_done: Vec::new(),
             });
             tenants.len() - 1
         });
@@ -88,6 +92,7 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
         match record {
             Record::Message(message) => tenant.messages.push(message),
             Record::Outbox(entry) => tenant.outbox.push(entry),
+            Record::InboxDone { id, .. } => tenant.inbox_done.push(*id),
             Record::NudgeScheduled(nudge) => {
                 if scheduled_ids.insert(nudge.id) {
                     tenant.scheduled.push(nudge);
@@ -130,6 +135,7 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
                 scheduled: tenant.scheduled,
                 settled: tenant.settled,
                 outbox: tenant.outbox,
+                inbox_done: tenant.inbox_done,
             }
         })
         .collect())

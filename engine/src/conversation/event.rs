@@ -1,6 +1,6 @@
 //! What can happen to a conversation, in the order its mailbox delivers it.
 
-use crate::channel::ChannelAddress;
+use crate::channel::{Arrival, ChannelAddress};
 use crate::ids::{ClientMsgId, NudgeId, ProgramId, SessionId, StreamId};
 use crate::message::Score;
 
@@ -8,7 +8,7 @@ use crate::message::Score;
 pub enum Event {
     /// The user sent text; `client_id` is their idempotency key. `channel` is where they wrote
     /// (`None`: the web chat); what the twin says next goes out there.
-    UserMessage { client_id: ClientMsgId, text: String, session: Option<SessionId>, channel: Option<ChannelAddress> },
+    UserMessage { client_id: ClientMsgId, text: String, session: Option<SessionId>, channel: Option<Arrival> },
     /// A provider said the user blocked (`false`) or unblocked (`true`) the twin on a channel.
     Reachability { address: ChannelAddress, reachable: bool },
     /// A channel identity was just linked to this user (a one-time code): the user is greeted there.

@@ -63,6 +63,8 @@ pub enum Record {
     /// A message to send on a provider channel (Telegram, WhatsApp), pending. Written with the
     /// message it sends, so a committed message is always sent, after a crash too.
     Outbox(OutboxEntry),
+    /// The webhook inbox row `id` became a turn of its conversation (written with that turn).
+    InboxDone { creator: CreatorId, id: i64 },
 }
 
 impl Record {
@@ -73,6 +75,7 @@ impl Record {
             Record::NudgeScheduled(n) => n.creator,
             Record::NudgeSettled { creator, .. } => *creator,
             Record::Outbox(entry) => entry.creator,
+            Record::InboxDone { creator, .. } => *creator,
         }
     }
 }
