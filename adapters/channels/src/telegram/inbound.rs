@@ -86,7 +86,9 @@ fn turn(message: &Message, bot_username: Option<&str>) -> Option<Turn> {
         return None;
     };
     let (text, content) = match media_of(message) {
-        Some((media, detail)) => (placeholder(media, detail.as_deref(), &body), Content::Media { media: media.to_owned() }),
+        Some((media, detail)) => {
+            (placeholder(media, detail.as_deref(), &body), Content::Media { media: media.to_owned() })
+        }
         None if body.is_empty() => return None,
         None => {
             let content = match start_payload(&body, bot_username) {
@@ -207,10 +209,12 @@ fn media_of(message: &Message) -> Option<(&'static str, Option<String>)> {
             (performer, title) => title.or(performer).or_else(|| text_of(value, "file_name")),
         },
         "sticker" => text_of(value, "emoji"),
-        "location" => match (value.get("latitude").and_then(Value::as_f64), value.get("longitude").and_then(Value::as_f64)) {
-            (Some(latitude), Some(longitude)) => Some(format!("{latitude}, {longitude}")),
-            _ => None,
-        },
+        "location" => {
+            match (value.get("latitude").and_then(Value::as_f64), value.get("longitude").and_then(Value::as_f64)) {
+                (Some(latitude), Some(longitude)) => Some(format!("{latitude}, {longitude}")),
+                _ => None,
+            }
+        }
         "contact" => match (text_of(value, "first_name"), text_of(value, "last_name")) {
             (Some(first), Some(last)) => Some(format!("{first} {last}")),
             (first, last) => first.or(last),
@@ -399,7 +403,8 @@ mod tests {
     #[test]
     fn a_group_mention_is_stripped_counting_utf16_offsets() {
         // "🎉" is two UTF-16 units: the mention starts at unit 3, byte 5.
-        let body = group_message("🎉 @Acme_Bot what's up?", json!([{"type": "mention", "offset": 3, "length": 9}]), None);
+        let body =
+            group_message("🎉 @Acme_Bot what's up?", json!([{"type": "mention", "offset": 3, "length": 9}]), None);
         let event = only(&body, BOT);
         let InboundEvent::Message { from, text, .. } = &event else { panic!("{event:?}") };
         assert_eq!(text, "🎉 what's up?");
@@ -408,7 +413,8 @@ mod tests {
 
     #[test]
     fn a_group_command_for_the_bot_loses_its_suffix() {
-        let body = group_message("/help@acme_bot now", json!([{"type": "bot_command", "offset": 0, "length": 14}]), None);
+        let body =
+            group_message("/help@acme_bot now", json!([{"type": "bot_command", "offset": 0, "length": 14}]), None);
         assert_eq!(text_of(&only(&body, BOT)).0, "/help now");
         let start =
             group_message("/start@acme_bot promo", json!([{"type": "bot_command", "offset": 0, "length": 15}]), None);

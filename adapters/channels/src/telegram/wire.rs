@@ -183,8 +183,7 @@ mod tests {
     #[test]
     fn an_update_of_an_unknown_kind_still_parses() {
         let update: Update =
-            serde_json::from_str(r#"{"update_id": 9, "inline_query": {"id": "1", "query": "x"}, "extra": 1}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"update_id": 9, "inline_query": {"id": "1", "query": "x"}, "extra": 1}"#).unwrap();
         assert_eq!(update.update_id, 9);
         assert!(update.message.is_none() && update.callback_query.is_none());
     }
