@@ -19,7 +19,7 @@ const TEXT_FOR_BARE_CHOICES: &str = "…";
 
 /// The calls that deliver `body` to `chat`, in order; none for a blank text without choices.
 pub fn render(chat: &str, body: &OutboxBody) -> Vec<Part> {
-    let (pieces, choices): (Vec<String>, &[Choice]) = match body {
+    let (mut pieces, choices): (Vec<String>, &[Choice]) = match body {
         OutboxBody::Text { text, choices } => {
             (split_visible(text).iter().map(|piece| markdown_to_html(piece)).collect(), choices)
         }
@@ -29,7 +29,6 @@ pub fn render(chat: &str, body: &OutboxBody) -> Vec<Part> {
             (split_visible(name).iter().map(|piece| escape_html(piece)).collect(), &[])
         }
     };
-    let mut pieces = pieces;
     if pieces.is_empty() {
         if choices.is_empty() {
             return Vec::new();
