@@ -5,6 +5,7 @@
 pub mod channel;
 pub mod secret;
 pub mod split;
+pub mod telegram;
 pub mod websocket;
 
 pub use channel::{
