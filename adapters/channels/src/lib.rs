@@ -6,6 +6,7 @@ pub mod channel;
 pub mod secret;
 pub mod split;
 pub mod websocket;
+pub mod whatsapp;
 
 pub use channel::{
     Content, InboundEvent, InboundItem, Part, ProviderClient, SendError, Sender, SentPart, WebhookError,
