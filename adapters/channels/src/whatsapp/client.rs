@@ -142,7 +142,8 @@ pub fn classify(status: StatusCode, error: Option<&GraphError>, retry_after: Opt
         }
         None => format!("HTTP {}", status.as_u16()),
     };
-    let whole = |after: Duration| SendError::RateLimited { retry_after: retry_after.unwrap_or(after), whole_sender: true };
+    let whole =
+        |after: Duration| SendError::RateLimited { retry_after: retry_after.unwrap_or(after), whole_sender: true };
     match error.map(|e| e.code) {
         Some(130429) => whole(THROUGHPUT_RETRY),
         Some(80007 | 4 | 131048) => whole(ACCOUNT_LIMIT_RETRY),
@@ -203,7 +204,10 @@ mod tests {
     #[test]
     fn rate_limits_say_how_long_and_whose() {
         assert_eq!(by_code(400, 130429), SendError::RateLimited { retry_after: THROUGHPUT_RETRY, whole_sender: true });
-        assert_eq!(by_code(400, 80007), SendError::RateLimited { retry_after: ACCOUNT_LIMIT_RETRY, whole_sender: true });
+        assert_eq!(
+            by_code(400, 80007),
+            SendError::RateLimited { retry_after: ACCOUNT_LIMIT_RETRY, whole_sender: true }
+        );
         assert_eq!(by_code(400, 131056), SendError::RateLimited { retry_after: PAIR_RETRY, whole_sender: false });
         assert_eq!(
             classify(StatusCode::TOO_MANY_REQUESTS, None, Some(Duration::from_secs(9))),
@@ -213,7 +217,10 @@ mod tests {
 
     #[test]
     fn codes_map_to_what_the_outbox_does_next() {
-        assert_eq!(by_code(400, 131047), SendError::WindowClosed("HTTP 400 code 131047: (#131047) something: why".into()));
+        assert_eq!(
+            by_code(400, 131047),
+            SendError::WindowClosed("HTTP 400 code 131047: (#131047) something: why".into())
+        );
         assert!(matches!(by_code(400, 131026), SendError::Unreachable(_)));
         assert!(matches!(by_code(400, 131030), SendError::Unreachable(_)));
         assert!(matches!(by_code(401, 190), SendError::Rejected(_)));

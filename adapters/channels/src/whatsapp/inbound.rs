@@ -24,8 +24,8 @@ pub fn verify_signature(header: Option<&[u8]>, body: &[u8], app_secret: &Secret)
         return Err(WebhookError::Unauthenticated);
     }
     let expected = hex::decode(hex_digest).map_err(|_| WebhookError::Unauthenticated)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(app_secret.expose().as_bytes())
-        .map_err(|_| WebhookError::Unauthenticated)?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(app_secret.expose().as_bytes()).map_err(|_| WebhookError::Unauthenticated)?;
     mac.update(body);
     // `verify_slice` compares in constant time.
     mac.verify_slice(&expected).map_err(|_| WebhookError::Unauthenticated)
@@ -185,8 +185,11 @@ fn placeholder(label: &str, detail: Option<&str>) -> String {
 /// A shared place by its name and address, or by its coordinates when it has neither.
 fn location_text(message: &Message) -> Option<String> {
     let location = message.location.as_ref()?;
-    let named: Vec<&str> =
-        [location.name.as_deref(), location.address.as_deref()].into_iter().flatten().filter(|s| !s.is_empty()).collect();
+    let named: Vec<&str> = [location.name.as_deref(), location.address.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect();
     if !named.is_empty() {
         return Some(named.join(", "));
     }
@@ -273,7 +276,10 @@ mod tests {
         assert_eq!(handshake(Some("subscribe"), Some("vt"), Some("42"), &token), Ok("42".into()));
         assert_eq!(handshake(Some("subscribe"), Some("vx"), Some("42"), &token), Err(WebhookError::Unauthenticated));
         assert!(matches!(handshake(Some("subscribe"), None, Some("42"), &token), Err(WebhookError::Malformed(_))));
-        assert!(matches!(handshake(Some("unsubscribe"), Some("vt"), Some("42"), &token), Err(WebhookError::Malformed(_))));
+        assert!(matches!(
+            handshake(Some("unsubscribe"), Some("vt"), Some("42"), &token),
+            Err(WebhookError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -287,7 +293,8 @@ mod tests {
         let document = one(json!({"from": "491", "id": "m3", "type": "document",
             "document": {"id": "d", "filename": "plan.pdf", "caption": "my plan"}}));
         assert_eq!(document, Some(("[document plan.pdf] my plan".into(), Content::Media { media: "document".into() })));
-        let sticker = one(json!({"from": "491", "id": "m4", "type": "sticker", "sticker": {"id": "s", "animated": false}}));
+        let sticker =
+            one(json!({"from": "491", "id": "m4", "type": "sticker", "sticker": {"id": "s", "animated": false}}));
         assert_eq!(sticker, Some(("[sticker]".into(), Content::Media { media: "sticker".into() })));
     }
 
@@ -315,16 +322,22 @@ mod tests {
                 Content::Reaction { to_message_id: "wamid.ours".into(), emoji: Some("👍".into()) }
             ))
         );
-        assert_eq!(one(json!({"from": "491", "id": "m2", "type": "reaction", "reaction": {"message_id": "wamid.ours"}})), None);
         assert_eq!(
-            one(json!({"from": "491", "id": "m3", "type": "reaction", "reaction": {"message_id": "wamid.ours", "emoji": ""}})),
+            one(json!({"from": "491", "id": "m2", "type": "reaction", "reaction": {"message_id": "wamid.ours"}})),
+            None
+        );
+        assert_eq!(
+            one(
+                json!({"from": "491", "id": "m3", "type": "reaction", "reaction": {"message_id": "wamid.ours", "emoji": ""}})
+            ),
             None
         );
     }
 
     #[test]
     fn list_picks_and_template_buttons_are_choices_by_value() {
-        let listed = one(json!({"from": "491", "id": "m1", "type": "interactive", "interactive": {"type": "list_reply",
+        let listed =
+            one(json!({"from": "491", "id": "m1", "type": "interactive", "interactive": {"type": "list_reply",
             "list_reply": {"id": "plan_b", "title": "Plan B", "description": "the slower one"}}}));
         assert_eq!(listed, Some(("plan_b".into(), Content::Choice { callback_id: None })));
         let quick = one(json!({"from": "491", "id": "m2", "type": "button",

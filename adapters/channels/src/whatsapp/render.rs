@@ -210,7 +210,8 @@ fn text_part(chat: &str, body: String) -> Part {
 }
 
 fn part(chat: &str, content: SendContent) -> Part {
-    let request = SendRequest { messaging_product: "whatsapp", recipient_type: "individual", to: chat.to_owned(), content };
+    let request =
+        SendRequest { messaging_product: "whatsapp", recipient_type: "individual", to: chat.to_owned(), content };
     // Serializing plain structs of strings and bools cannot fail.
     let body = serde_json::to_value(&request).unwrap_or_default();
     Part { method: METHOD, body }
@@ -318,7 +319,8 @@ mod tests {
         let long_value = "v".repeat(MAX_BUTTON_ID_CHARS + 1);
         let parts = render("491", &text("Go?", &[(long_value.as_str(), "Yes")]));
         assert_eq!(parts[0].body["type"], "text");
-        let same_title = render("491", &text("Go?", &[("a", "Twenty characters ok A"), ("b", "Twenty characters ok B")]));
+        let same_title =
+            render("491", &text("Go?", &[("a", "Twenty characters ok A"), ("b", "Twenty characters ok B")]));
         assert_eq!(same_title[0].body["text"]["body"], "Go?\n\n1. Twenty characters ok A\n2. Twenty characters ok B");
     }
 
