@@ -279,7 +279,11 @@ async fn fake_messages(
 ) -> (StatusCode, [(&'static str, &'static str); 1], &'static str) {
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    fake.received.lock().unwrap().push(Received { phone_number_id, authorization, body });
+    fake.received.lock().expect("no test panicked holding the lock").push(Received {
+        phone_number_id,
+        authorization,
+        body,
+    });
     (fake.status, [("content-type", "application/json")], fake.answer)
 }
 
@@ -289,9 +293,9 @@ async fn fake_graph(status: StatusCode, answer: &'static str) -> (String, Arc<Mu
     let received = Arc::new(Mutex::new(Vec::new()));
     let fake = FakeGraph { status, answer, received: received.clone() };
     let app = Router::new().route("/v21.0/{phone_number_id}/messages", post(fake_messages)).with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("the fake Graph API serves") });
     (format!("http://{addr}/v21.0/"), received)
 }
 

@@ -59,17 +59,17 @@ mod tests {
     #[test]
     fn settings_resolve_their_secrets_and_the_api_base_loses_its_trailing_slash() {
         let env = |name: &str| match name {
-            "WA_TOKEN" => Some("tok".to_owned()),
+            "WA_TOKEN" => Some("EAAG-s3cret".to_owned()),
             "WA_VERIFY" => Some("vt".to_owned()),
             _ => None,
         };
         let config = WhatsAppConfig::resolve(&settings(), "http://127.0.0.1:9/v21.0/", &env).unwrap();
         assert_eq!(config.api_base, "http://127.0.0.1:9/v21.0");
         assert_eq!(config.phone_number_id, "110293847561029");
-        assert_eq!(config.access_token.expose(), "tok");
+        assert_eq!(config.access_token.expose(), "EAAG-s3cret");
         assert_eq!(config.app_secret.expose(), "app-secret-literal");
         assert!(config.verify_token.matches(b"vt"));
-        assert!(!format!("{config:?}").contains("tok"));
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 
     #[test]
