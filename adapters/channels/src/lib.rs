@@ -7,6 +7,7 @@ pub mod secret;
 pub mod split;
 pub mod telegram;
 pub mod websocket;
+pub mod whatsapp;
 
 pub use channel::{
     Content, InboundEvent, InboundItem, Part, ProviderClient, SendError, Sender, SentPart, WebhookError,
