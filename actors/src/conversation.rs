@@ -373,5 +373,6 @@ fn label(event: &Event) -> String {
         Event::Enrol { program } => format!("enrol in {program}"),
         Event::Reachability { address, reachable } => format!("reachability of {address}: {reachable}"),
         Event::Linked { address } => format!("linked {address}"),
+        Event::LinkRefused { address } => format!("link refused on {address}"),
     }
 }

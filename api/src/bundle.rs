@@ -4,13 +4,15 @@
 //!
 //! `creator.toml` is strict: an unknown key is an error naming the file and line, so a typo never
 //! silently drops a setting. `programs/*.yaml` (or `.yml`, `.json`) are compiled on load, and a program with
-//! problems refuses the whole bundle with every problem listed. `channels.toml` is not read yet.
+//! problems refuses the whole bundle with every problem listed. `channels.toml` (optional) holds the
+//! creator's Telegram bot and WhatsApp number, secrets as `env:NAME` references.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};
+use twin_engine::channel::ChannelsConfig;
 use twin_engine::ids::{IdError, ProgramId, Slug};
 use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::nudge::{NudgePolicy, TimeZone};
@@ -27,6 +29,7 @@ pub const MAX_KNOWLEDGE_FILE_BYTES: u64 = 1024 * 1024;
 const KNOWLEDGE_EXTENSIONS: &[&str] = &["md", "txt", "pdf"];
 
 const CREATOR_FILE: &str = "creator.toml";
+const CHANNELS_FILE: &str = "channels.toml";
 const KNOWLEDGE_DIR: &str = "knowledge";
 const PROGRAMS_DIR: &str = "programs";
 /// Extensions of program files; any other file in `programs/` (a README) is left alone.
@@ -225,7 +228,16 @@ pub fn load_dir(dir: &Path) -> Result<Bundle, BundleError> {
         }
         Err(source) => return Err(BundleError::Read { path: creator_path, source }),
     };
-    let profile = parse_creator_file(slug, &creator_path, &text)?;
+    let mut profile = parse_creator_file(slug, &creator_path, &text)?;
+    let channels_path = dir.join(CHANNELS_FILE);
+    match fs::read_to_string(&channels_path) {
+        Ok(text) => profile.channels = parse_channels_file(&channels_path, &text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(BundleError::NotUtf8 { path: channels_path });
+        }
+        Err(source) => return Err(BundleError::Read { path: channels_path, source }),
+    }
 
     let knowledge = dir.join(KNOWLEDGE_DIR);
     let mut files = Vec::new();
@@ -435,6 +447,11 @@ fn write_tree(bundle: &Bundle, root: &Path, creator_toml: &str) -> Result<(), Bu
     };
     fs::create_dir_all(root).map_err(|source| BundleError::Write { path: root.to_path_buf(), source })?;
     write(&root.join(CREATOR_FILE), creator_toml.as_bytes())?;
+    if !bundle.profile.channels.is_empty() {
+        let body = toml::to_string_pretty(&bundle.profile.channels)
+            .map_err(|e| BundleError::Invalid { path: root.join(CHANNELS_FILE), message: e.to_string() })?;
+        write(&root.join(CHANNELS_FILE), body.as_bytes())?;
+    }
     for document in &bundle.documents {
         write(&root.join(KNOWLEDGE_DIR).join(export_path(&document.path)), document.body.as_bytes())?;
     }
@@ -459,6 +476,22 @@ fn slug_of(dir: &Path) -> Result<Slug, BundleError> {
     };
     let name = named.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     Slug::parse(&name).map_err(|reason| BundleError::BadSlug { dir: dir.to_path_buf(), name, reason })
+}
+
+/// `channels.toml`: strict like `creator.toml`; a WhatsApp number id must be digits.
+fn parse_channels_file(path: &Path, text: &str) -> Result<ChannelsConfig, BundleError> {
+    let channels: ChannelsConfig = toml::from_str(text).map_err(|e| BundleError::Toml {
+        path: path.to_path_buf(),
+        line: e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+        message: e.message().trim().to_owned(),
+    })?;
+    if let Some(whatsapp) = &channels.whatsapp
+        && (whatsapp.phone_number_id.is_empty() || !whatsapp.phone_number_id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let message = "[whatsapp] phone_number_id must be the number's id from Meta (digits)".to_owned();
+        return Err(BundleError::Invalid { path: path.to_path_buf(), message });
+    }
+    Ok(channels)
 }
 
 fn parse_creator_file(slug: Slug, path: &Path, text: &str) -> Result<CreatorProfile, BundleError> {
@@ -621,10 +654,9 @@ mod tests {
     }
 
     #[test]
-    fn the_model_section_is_read_and_channels_toml_is_ignored() {
+    fn the_model_section_is_read() {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\n[model]\ntemperature = 0.2\n");
-        write(&dir.join("channels.toml"), b"[telegram]\nbot_token = \"env:X\"\n");
         let bundle = load_dir(&dir).expect("the model section is fine");
         assert_eq!(bundle.profile.persona.name, "Maya");
         assert_eq!(bundle.profile.model.temperature, Some(0.2));
@@ -632,6 +664,32 @@ mod tests {
         assert!(load_dir(&typo).is_err(), "a misspelt model key is refused");
         assert_eq!(bundle.profile.replies, ReplySettings::default());
         assert!(bundle.documents.is_empty());
+    }
+
+    #[test]
+    fn channels_toml_is_read_strictly_and_written_back() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = minimal_bundle(tmp.path(), "maya", "name = \"Maya\"\n");
+        let channels = "[telegram]\nbot_token = \"env:TG_TOKEN\"\nwebhook_secret = \"env:TG_SECRET\"\n\n\
+                        [whatsapp]\nphone_number_id = \"1234567890\"\naccess_token = \"env:WA_TOKEN\"\n\
+                        app_secret = \"env:WA_SECRET\"\nverify_token = \"env:WA_VERIFY\"\n\
+                        nudge_template = { name = \"checkin\", language = \"de\" }\n";
+        write(&dir.join("channels.toml"), channels.as_bytes());
+        let bundle = load_dir(&dir).expect("channels.toml is read");
+        let telegram = bundle.profile.channels.telegram.as_ref().expect("telegram");
+        assert_eq!(telegram.bot_token.env_name(), Some("TG_TOKEN"));
+        assert_eq!(bundle.profile.channels.whatsapp.as_ref().expect("whatsapp").phone_number_id, "1234567890");
+
+        let out = tmp.path().join("export").join("maya");
+        write_dir(&bundle, &out).expect("export");
+        assert_eq!(load_dir(&out).expect("reads back"), bundle);
+
+        write(&dir.join("channels.toml"), b"[telegram]\nbot_token = \"env:X\"\n");
+        let err = load_dir(&dir).expect_err("webhook_secret is required");
+        assert!(err.to_string().contains("channels.toml") && err.to_string().contains("webhook_secret"), "{err}");
+        write(&dir.join("channels.toml"), b"[whatsapp]\nphone_number_id = \"+49 151\"\naccess_token = \"a\"\napp_secret = \"b\"\nverify_token = \"c\"\n");
+        let err = load_dir(&dir).expect_err("not a number id");
+        assert!(err.to_string().contains("phone_number_id"), "{err}");
     }
 
     #[test]

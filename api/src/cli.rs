@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -104,6 +105,11 @@ enum Command {
         #[command(subcommand)]
         command: ConditionCommand,
     },
+    /// Telegram and WhatsApp channels of creators.
+    Channels {
+        #[command(subcommand)]
+        command: ChannelsCommand,
+    },
     /// Chat with a twin in the terminal, over the WebSocket API of a running server.
     Chat {
         #[arg(long, value_name = "SLUG")]
@@ -176,6 +182,21 @@ enum CreatorCommand {
         #[command(flatten)]
         state: StateArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ChannelsCommand {
+    /// Point the creator's Telegram bot at this server (`setWebhook` with the configured secret), at
+    /// TWIN_PUBLIC_URL/v1/channels/telegram/SLUG/webhook. The creator must be imported.
+    TelegramRegister {
+        #[arg(long, value_name = "SLUG")]
+        creator: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Print a fresh random webhook secret, to put in the variable `channels.toml` names for
+    /// `webhook_secret` before `telegram-register`.
+    TelegramSecret,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -270,6 +291,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Condition { command: ConditionCommand::Eval { expr, vars, answers } } => {
             return crate::tools::eval_condition(&expr, vars.as_deref(), answers.as_deref());
+        }
+        Command::Channels { command: ChannelsCommand::TelegramSecret } => {
+            println!("{}", twin_channels::telegram::config::generate_webhook_secret());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Channels { command: ChannelsCommand::TelegramRegister { creator, state } } => {
+            let settings = state.settings(None)?;
+            let slug = Slug::parse(&creator).map_err(|e| anyhow::anyhow!("--creator {creator:?}: {e}"))?;
+            let store = startup::open_store(&settings).await?;
+            let stored = store
+                .creator(slug.creator_id())
+                .await?
+                .with_context(|| format!("no creator {slug} in the store; import its bundle first"))?;
+            let telegram = stored
+                .profile
+                .channels
+                .telegram
+                .with_context(|| format!("{slug} has no [telegram] section in its channels.toml"))?;
+            let env = |name: &str| std::env::var(name).ok();
+            let config = twin_channels::telegram::TelegramConfig::resolve(&telegram, &settings.telegram_api_base, &env)
+                .with_context(|| format!("the [telegram] settings of {slug} do not resolve"))?;
+            let url = format!("{}/v1/channels/telegram/{slug}/webhook", settings.public_url.trim_end_matches('/'));
+            let client = twin_channels::telegram::TelegramClient::new(reqwest::Client::new(), Arc::new(config));
+            client.set_webhook(&url, &client.config().webhook_secret).await.context("setWebhook failed")?;
+            println!("the bot of {slug} now delivers to {url}");
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Chat { creator, user, url, state } => {
             let settings = state.settings(None)?;

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod bundle;
+pub mod channels;
 pub mod chat_client;
 pub mod cli;
 pub mod extract;

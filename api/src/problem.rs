@@ -31,6 +31,10 @@ impl ApiError {
         Self { status: StatusCode::FORBIDDEN, title: "Forbidden", detail: detail.into() }
     }
 
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, title: "Not Found", detail: detail.into() }
+    }
+
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self { status: StatusCode::BAD_REQUEST, title: "Bad Request", detail: detail.into() }
     }

@@ -1,5 +1,6 @@
 //! The HTTP surface: which path goes to which handler, and the state they share.
 
+pub mod channels;
 pub mod chat;
 pub mod health;
 pub mod openapi;
@@ -7,7 +8,8 @@ pub mod openapi;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 use twin_actors::EngineHandle;
@@ -15,6 +17,8 @@ use twin_channels::websocket::SessionHub;
 use twin_store::Store;
 
 use crate::auth::TokenKeys;
+use crate::channels::{ChannelRegistry, Inbox};
+use twin_engine::ports::Clock;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,6 +27,13 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub store: Store,
     pub metrics: PrometheusHandle,
+    /// Each creator's Telegram and WhatsApp clients.
+    pub channels: Arc<ChannelRegistry>,
+    /// The webhook inbox.
+    pub inbox: Inbox,
+    pub clock: Arc<dyn Clock>,
+    /// `TWIN_WHATSAPP_VERIFY_TOKEN`: the handshake of the shared WhatsApp endpoint.
+    pub whatsapp_verify_token: Option<twin_channels::Secret>,
     /// Turns true when the server shuts down; open sessions close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -34,6 +45,23 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/chat", get(chat::upgrade))
+        .route("/v1/channels/link-code", post(channels::link_code))
+        .route(
+            "/v1/channels/telegram/{slug}/webhook",
+            post(channels::telegram_webhook).layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),
+        )
+        .route(
+            "/v1/channels/whatsapp/webhook",
+            get(channels::whatsapp_shared_handshake)
+                .post(channels::whatsapp_shared_webhook)
+                .layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),
+        )
+        .route(
+            "/v1/channels/whatsapp/{slug}/webhook",
+            get(channels::whatsapp_handshake)
+                .post(channels::whatsapp_webhook)
+                .layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),
+        )
         // Spans carry the method and path only: never the query, where `?token=` lives.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())

@@ -61,6 +61,8 @@ pub struct Settings {
     pub embed_model_path: Option<PathBuf>,
     pub telegram_api_base: String,
     pub whatsapp_api_base: String,
+    /// The verify token of the shared WhatsApp endpoint's handshake (one Meta app, many creators).
+    pub whatsapp_verify_token: Option<Secret>,
     pub jwt: JwtSettings,
     pub secret_key: Option<Secret>,
     pub log: String,
@@ -94,6 +96,7 @@ const KEYS: &[&str] = &[
     "embed_model_path",
     "telegram_api_base",
     "whatsapp_api_base",
+    "whatsapp_verify_token",
     "jwt_secret",
     "jwt_private_key",
     "jwt_public_key",
@@ -174,6 +177,7 @@ impl Settings {
             whatsapp_api_base: s
                 .get("whatsapp_api_base")
                 .unwrap_or_else(|| "https://graph.facebook.com/v21.0".to_owned()),
+            whatsapp_verify_token: s.get("whatsapp_verify_token").map(Secret::new),
             jwt: JwtSettings {
                 secret: s.get("jwt_secret").map(Secret::new),
                 private_key: s.get("jwt_private_key").map(Secret::new),

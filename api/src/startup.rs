@@ -13,13 +13,16 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use twin_actors::{EngineConfig, EngineHandle, LiveHub, Ports, SchedulerConfig};
+use twin_channels::outbox::{OutboxConfig, OutboxHandle};
 use twin_channels::websocket::SessionHub;
 use twin_engine::CreatorId;
-use twin_engine::ports::{CreatorStore, PutOutcome, SystemClock};
+use twin_engine::channel::OutboxEntry;
+use twin_engine::ports::{ChannelStore, Clock, CreatorStore, Outbox, PutOutcome, SystemClock};
 use twin_store::Store;
 
 use crate::auth::TokenKeys;
 use crate::bundle::{self, Bundle};
+use crate::channels::{ChannelRegistry, Inbox, OutboxFeedback};
 use crate::routes::{self, AppState};
 use crate::settings::Settings;
 
@@ -37,7 +40,8 @@ pub struct Application {
     state: AppState,
     shutdown: watch::Sender<bool>,
     grace: Duration,
-    sweeper: tokio::task::JoinHandle<()>,
+    /// The idle sweep, the outbox worker and the inbox sweep; stopped after the HTTP server.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -57,6 +61,11 @@ impl Application {
         }
         let keys = TokenKeys::from_settings(&settings)?;
         let hub = Arc::new(SessionHub::new());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let live: Arc<LiveHub> = Arc::new(LiveHub::new());
+        // The outbox is wired in two steps: conversations need its port before the engine starts,
+        // and it needs the engine (to load creators' channels) once it runs.
+        let outbox_port = Arc::new(LateOutbox::default());
         let ports = Ports {
             conversations: Arc::new(store.clone()),
             creators: Arc::new(store.clone()),
@@ -64,9 +73,9 @@ impl Application {
             llm: crate::models::chat_model(&settings)?,
             knowledge: crate::models::knowledge_ports(&settings, &store).await?,
             delivery: hub.clone(),
-            outbox: Arc::new(twin_engine::ports::NoOutbox),
-            live: Arc::new(LiveHub::new()),
-            clock: Arc::new(SystemClock),
+            outbox: outbox_port.clone(),
+            live: live.clone(),
+            clock: clock.clone(),
         };
         let scheduler = SchedulerConfig {
             // Crash drill hook (api/tests/programs.rs): claim due nudges and never deliver them.
@@ -87,14 +96,55 @@ impl Application {
                 }
             }
         });
+        let channel_store: Arc<dyn ChannelStore> = Arc::new(store.clone());
+        let registry = Arc::new(ChannelRegistry::new(
+            engine.clone(),
+            settings.telegram_api_base.clone(),
+            settings.whatsapp_api_base.clone(),
+        ));
+        let feedback = OutboxFeedback { store: channel_store.clone(), engine: engine.clone(), clock: clock.clone() };
+        let outbox_config = OutboxConfig {
+            // Crash drill hook (api/tests/channels.rs): never send. Never set in production.
+            hold_before_send: std::env::var_os("TWIN_FAULT_OUTBOX_HOLD_BEFORE_SEND").is_some(),
+            ..OutboxConfig::default()
+        };
+        let (outbox, outbox_task) = twin_channels::outbox::start(
+            channel_store.clone(),
+            registry.clone(),
+            Arc::new(feedback),
+            live.clone(),
+            clock.clone(),
+            outbox_config,
+        );
+        outbox_port.set(outbox);
+        // Crash drill hook (api/tests/channels_crash.rs). Never set in production.
+        let hold_inbox = std::env::var_os("TWIN_FAULT_INBOX_HOLD_AFTER_STORE").is_some();
+        let inbox =
+            Inbox::new(channel_store, engine.clone(), registry.clone(), live.clone(), clock.clone(), hold_inbox);
+        // Deliveries a crash left between their 200 and their turn are fed first, then swept.
+        let inbox_task = tokio::spawn(inbox.clone().replay_forever());
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let (shutdown, _) = watch::channel(false);
         let sweeper = tokio::spawn(sweep_idle(engine.clone(), settings.idle_ttl));
-        let state =
-            AppState { engine, hub, keys, store, metrics: crate::telemetry::metrics(), shutdown: shutdown.subscribe() };
-        Ok(Self { listener, state, shutdown, grace: settings.shutdown_grace, sweeper })
+        let state = AppState {
+            engine,
+            hub,
+            keys,
+            store,
+            metrics: crate::telemetry::metrics(),
+            channels: registry,
+            inbox,
+            clock,
+            whatsapp_verify_token: settings
+                .whatsapp_verify_token
+                .as_ref()
+                .map(|token| twin_channels::Secret::new(token.expose())),
+            shutdown: shutdown.subscribe(),
+        };
+        let background = vec![sweeper, outbox_task, inbox_task];
+        Ok(Self { listener, state, shutdown, grace: settings.shutdown_grace, background })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -121,7 +171,7 @@ impl Application {
     }
 
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, shutdown, grace, sweeper } = self;
+        let Self { listener, state, shutdown, grace, background } = self;
         tracing::info!(address = %listener.local_addr()?, store = state.store.backend(), "twin is listening");
         let engine = state.engine.clone();
         let store = state.store.clone();
@@ -147,7 +197,9 @@ impl Application {
             let _ = shutdown.send(true);
         };
         axum::serve(listener, app).with_graceful_shutdown(stop).await.context("the HTTP server failed")?;
-        sweeper.abort();
+        for task in background {
+            task.abort();
+        }
         engine.shutdown(grace).await;
         store.close().await;
         if let Ok(reason) = failure_rx.await {
@@ -227,5 +279,24 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// The outbox port handed to the engine before the outbox worker exists; entries dispatched before
+/// it is set are found by the worker's first scan.
+#[derive(Default)]
+struct LateOutbox(std::sync::OnceLock<OutboxHandle>);
+
+impl LateOutbox {
+    fn set(&self, outbox: OutboxHandle) {
+        let _ = self.0.set(outbox);
+    }
+}
+
+impl Outbox for LateOutbox {
+    fn dispatch(&self, entries: Vec<OutboxEntry>) {
+        if let Some(outbox) = self.0.get() {
+            outbox.dispatch(entries);
+        }
     }
 }

@@ -141,6 +141,7 @@ impl Conversation {
             }
             Event::Reachability { address, reachable } => self.on_reachability(address, reachable),
             Event::Linked { address } => self.on_linked(twin, address, now),
+            Event::LinkRefused { address } => self.on_link_refused(twin, address, now),
             Event::ReplyDelta { stream, text } => self.on_reply_delta(twin, stream, text),
             Event::ReplyFinished { stream, text, consistency } => {
                 self.on_reply_finished(twin, stream, text, consistency, now)
@@ -237,6 +238,14 @@ impl Conversation {
         let text = format!("This {} chat is now linked: we carry on right here.", address.kind.label());
         batch.publish(LiveEventKind::ChannelLinked { address });
         self.say(twin, &mut batch, text, Vec::new(), Origin::Program, now);
+        self.finish(batch)
+    }
+
+    fn on_link_refused(&mut self, twin: &TwinSnapshot, address: ChannelAddress, now: Timestamp) -> Vec<Effect> {
+        self.header.state.reach.heard_from(&address, now);
+        let mut batch = Batch { state_changed: true, ..Batch::default() };
+        let text = "That link code is unknown or has expired. Ask for a new one where you started and send it here.";
+        self.say(twin, &mut batch, text.to_owned(), Vec::new(), Origin::Program, now);
         self.finish(batch)
     }
 

@@ -3,6 +3,7 @@
 //! `wire`, `inbound`, `client`), over the shapes in [`channel`] that the inbox and outbox share.
 
 pub mod channel;
+pub mod outbox;
 pub mod secret;
 pub mod split;
 pub mod telegram;

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod process;
+pub mod providers;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct TestApp {
     pub db: TestDb,
     /// Creator bundles imported at every start (`--creators`).
     pub creators: tempfile::TempDir,
+    /// Telegram and Graph API bases (fake providers), when the test has them.
+    pub provider_bases: Option<(String, String)>,
     stop: Option<oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -49,6 +52,15 @@ pub async fn spawn_app(kind: Kind) -> TestApp {
 
 /// The server with these creator bundles.
 pub async fn spawn_app_with(kind: Kind, bundles: &[twin_api::bundle::Bundle]) -> TestApp {
+    spawn_app_with_providers(kind, bundles, None).await
+}
+
+/// The server with these bundles, its Telegram and WhatsApp clients pointed at `providers`.
+pub async fn spawn_app_with_providers(
+    kind: Kind,
+    bundles: &[twin_api::bundle::Bundle],
+    providers: Option<&providers::FakeProviders>,
+) -> TestApp {
     let db = TestDb::unmigrated(kind).await;
     let data_dir = tempfile::tempdir().unwrap();
     let creators = tempfile::tempdir().unwrap();
@@ -61,6 +73,7 @@ pub async fn spawn_app_with(kind: Kind, bundles: &[twin_api::bundle::Bundle]) ->
         data_dir,
         creators,
         db,
+        provider_bases: providers.map(|p| (p.telegram_base(), p.graph_base())),
         stop: None,
         running: None,
     };
@@ -75,7 +88,12 @@ impl TestApp {
             data_dir: Some(self.data_dir.path().to_path_buf()),
             database_url: Some(self.db.url.clone()),
         };
-        Settings::defaults(&overrides).unwrap()
+        let mut settings = Settings::defaults(&overrides).unwrap();
+        if let Some((telegram, graph)) = &self.provider_bases {
+            settings.telegram_api_base.clone_from(telegram);
+            settings.whatsapp_api_base.clone_from(graph);
+        }
+        settings
     }
 
     async fn start(&mut self) {

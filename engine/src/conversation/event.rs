@@ -13,6 +13,8 @@ pub enum Event {
     Reachability { address: ChannelAddress, reachable: bool },
     /// A channel identity was just linked to this user (a one-time code): the user is greeted there.
     Linked { address: ChannelAddress },
+    /// Someone sent a link code on this channel that is unknown or expired: they are told so there.
+    LinkRefused { address: ChannelAddress },
     /// A piece of the reply being generated.
     ReplyDelta { stream: StreamId, text: String },
     /// The reply is complete; `text` is all of it. `consistency` is its score against the

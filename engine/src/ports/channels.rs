@@ -22,6 +22,7 @@ pub struct InboxRow {
     pub dedup_key: String,
     /// The item as the adapter parsed it (JSON), enough to process it again after a crash.
     pub payload: String,
+    pub received_at: Timestamp,
 }
 
 /// An outbox entry with where its delivery stands.

@@ -350,3 +350,113 @@ fn a_held_timer_does_not_follow_the_user_into_another_program() {
     c.step(&twin, Event::Enrol { program: ProgramId::parse("other").unwrap() }, wait.due_at.plus_millis(1));
     assert!(c.state().held.is_none(), "enrolling in another program starts afresh");
 }
+
+mod channels {
+    use super::*;
+    use crate::channel::{
+        Arrival, ChannelAddress, ChannelKind, OutboxBody, OutboxEntry, TemplateRef, WhatsAppSettings,
+    };
+
+    fn from(kind: ChannelKind, id: &str, text: &str, inbox: i64) -> Event {
+        let address = ChannelAddress::new(kind, "4915");
+        Event::UserMessage {
+            client_id: ClientMsgId::parse(id).unwrap(),
+            text: text.into(),
+            session: None,
+            channel: Some(Arrival { address, inbox: Some(inbox) }),
+        }
+    }
+
+    fn outbox(effects: &[Effect]) -> Vec<OutboxEntry> {
+        records(effects)
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Outbox(entry) => Some(entry),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn with_template(mut twin: TwinSnapshot) -> TwinSnapshot {
+        twin.profile.channels.whatsapp = Some(WhatsAppSettings {
+            phone_number_id: "1".into(),
+            access_token: crate::channel::SecretRef::new("t"),
+            app_secret: crate::channel::SecretRef::new("s"),
+            verify_token: crate::channel::SecretRef::new("v"),
+            nudge_template: Some(TemplateRef { name: "checkin".into(), language: "en_US".into() }),
+        });
+        twin
+    }
+
+    #[test]
+    fn what_the_twin_says_to_a_telegram_user_is_in_the_outbox_of_the_same_commit_and_dispatched_after_it() {
+        let twin = twin_with(WAIT_THEN_ASK, any_hour());
+        let mut c = conversation(&twin);
+        let effects = c.step(&twin, from(ChannelKind::Telegram, "tg:update:1", "hi", 7), SATURDAY_NOON);
+        let Effect::Persist(first) = &effects[0] else { panic!("{effects:?}") };
+        assert!(first.contains(&Record::InboxDone { creator: twin.creator, id: 7 }), "{first:?}");
+        let entries = outbox(&effects);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].address, ChannelAddress::new(ChannelKind::Telegram, "4915"));
+        assert_eq!(entries[0].body, OutboxBody::Text { text: "Your time zone?".into(), choices: vec![] });
+        assert_eq!(entries[0].seq, crate::ids::Seq(2));
+        let dispatch = effects.iter().position(|e| matches!(e, Effect::Dispatch(_))).expect("dispatched");
+        assert!(dispatch > 0, "after the commit");
+
+        // The same delivery fed again (a replay after a crash): the row is marked, nothing else.
+        let effects = c.step(&twin, from(ChannelKind::Telegram, "tg:update:1", "hi", 7), SATURDAY_NOON);
+        assert_eq!(records(&effects), [Record::InboxDone { creator: twin.creator, id: 7 }]);
+        assert!(outbox(&effects).is_empty());
+
+        // Back on the web: replies go to the sockets only.
+        let effects = c.step(&twin, user("w1", "UTC"), SATURDAY_NOON.plus_millis(HOUR));
+        assert!(!said(&effects).is_empty() || !scheduled(&effects).is_empty());
+        assert!(outbox(&effects).is_empty(), "{effects:?}");
+    }
+
+    #[test]
+    fn a_user_who_blocked_every_channel_gets_no_nudges_until_they_write_again() {
+        let twin = twin_with(WAIT_THEN_ASK, any_hour());
+        let mut c = conversation(&twin);
+        let inactivity = scheduled(&c.step(&twin, from(ChannelKind::Telegram, "a", "hi", 1), SATURDAY_NOON))[0].clone();
+        let blocked =
+            Event::Reachability { address: ChannelAddress::new(ChannelKind::Telegram, "4915"), reachable: false };
+        let effects = c.step(&twin, blocked.clone(), SATURDAY_NOON);
+        assert!(matches!(&effects[0], Effect::Persist(r) if matches!(r[0], Record::Conversation(_))));
+        assert!(c.step(&twin, blocked, SATURDAY_NOON).is_empty(), "no change, nothing written");
+        let effects = c.step(&twin, Event::NudgeDue { id: inactivity.id }, inactivity.due_at);
+        assert!(live(&effects).contains(&LiveEventKind::NudgeSkipped { id: inactivity.id, reason: "unreachable" }));
+        assert!(outbox(&effects).is_empty());
+    }
+
+    #[test]
+    fn outside_the_whatsapp_window_a_nudge_is_the_creators_template_or_nothing() {
+        for template in [false, true] {
+            let twin = twin_with(WAIT_THEN_ASK, any_hour());
+            let twin = if template { with_template(twin) } else { twin };
+            let mut c = conversation(&twin);
+            let effects = c.step(&twin, from(ChannelKind::WhatsApp, "a", "hi", 1), SATURDAY_NOON);
+            let inactivity = scheduled(&effects)[0].clone();
+            // Two hours later the window is open: the nudge is plain text.
+            let effects = c.step(&twin, Event::NudgeDue { id: inactivity.id }, inactivity.due_at);
+            assert_eq!(said(&effects), [(Origin::Nudge, "Still there?".into())]);
+            assert!(matches!(outbox(&effects)[0].body, OutboxBody::Text { .. }));
+
+            // The user writes again, then goes quiet for more than a day.
+            let effects =
+                c.step(&twin, from(ChannelKind::WhatsApp, "b", "sorry", 2), SATURDAY_NOON.plus_millis(3 * HOUR));
+            let next = scheduled(&effects).into_iter().last().expect("re-armed");
+            let late = SATURDAY_NOON.plus_millis(3 * HOUR + DAY + HOUR);
+            let effects = c.step(&twin, Event::NudgeDue { id: next.id }, late.max(next.due_at));
+            if template {
+                let entries = outbox(&effects);
+                assert_eq!(entries.len(), 1, "{effects:?}");
+                assert_eq!(entries[0].body, OutboxBody::Template { name: "checkin".into(), language: "en_US".into() });
+                assert!(live(&effects).contains(&LiveEventKind::NudgeFired { id: next.id }));
+            } else {
+                assert!(outbox(&effects).is_empty());
+                assert!(live(&effects).contains(&LiveEventKind::NudgeSkipped { id: next.id, reason: "window_closed" }));
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The webhook inbox: verified deliveries are stored with their dedup keys in one transaction
+//! before the webhook answers 200, then fed to their conversations. A user message marks its inbox
+//! row processed in the same commit as the message (`Arrival`), so a crash anywhere between the
+//! 200 and that commit replays the row at the next start, and a replay of a row whose turn exists
+//! only marks it. Other items (a block, a status report) are marked right after they are handled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use twin_actors::{ConversationKey, EngineError, EngineHandle};
+use twin_channels::{Content, InboundEvent, InboundItem, Sender};
+use twin_engine::channel::{Arrival, ChannelAddress, ChannelKind};
+use twin_engine::ports::{ChannelStore, Clock, InboxRow, LiveEvent, LiveEventKind, LivePublisher, StoreError};
+use twin_engine::{ClientMsgId, ConversationId, CreatorId, Event, ProgramId, UserId};
+
+use super::identity::{self, LinkCommand};
+use super::providers::ChannelRegistry;
+
+/// Rows replayed per batch at start and by the sweep.
+const REPLAY_BATCH: u32 = 500;
+/// A row still pending this long after it arrived is fed again by the sweep (its first feeding
+/// failed, or the server was busy); a duplicate feed only marks it.
+const SWEEP_AFTER: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct Inbox {
+    inner: Arc<InboxInner>,
+}
+
+struct InboxInner {
+    store: Arc<dyn ChannelStore>,
+    engine: EngineHandle,
+    registry: Arc<ChannelRegistry>,
+    live: Arc<dyn LivePublisher>,
+    clock: Arc<dyn Clock>,
+    /// Crash drill hook (`TWIN_FAULT_INBOX_HOLD_AFTER_STORE`): store deliveries and never feed
+    /// them, so a test can kill the server between the 200 and the turn. Never set in production.
+    hold: bool,
+}
+
+impl Inbox {
+    pub fn new(
+        store: Arc<dyn ChannelStore>,
+        engine: EngineHandle,
+        registry: Arc<ChannelRegistry>,
+        live: Arc<dyn LivePublisher>,
+        clock: Arc<dyn Clock>,
+        hold: bool,
+    ) -> Self {
+        Self { inner: Arc::new(InboxInner { store, engine, registry, live, clock, hold }) }
+    }
+
+    /// Stores the items of one delivery (one transaction) and starts feeding the new ones. When
+    /// this returns Ok the webhook may answer 200: nothing of it can be lost any more.
+    pub async fn accept(
+        &self,
+        creator: CreatorId,
+        channel: ChannelKind,
+        items: &[InboundItem],
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(String, String)> = items
+            .iter()
+            .map(|item| {
+                // Serialising our own enum cannot fail; an empty payload would be dropped on replay.
+                (item.dedup_key.clone(), serde_json::to_string(item).unwrap_or_default())
+            })
+            .collect();
+        let fresh = self.inner.store.inbox_put(creator, channel, &rows, self.inner.clock.now()).await?;
+        metrics::counter!("twin_webhook_items_total", "channel" => channel.as_str()).increment(items.len() as u64);
+        metrics::counter!("twin_webhook_duplicates_total", "channel" => channel.as_str())
+            .increment((items.len() - fresh.len()) as u64);
+        if self.inner.hold {
+            tracing::warn!(items = fresh.len(), "TWIN_FAULT_INBOX_HOLD_AFTER_STORE: holding webhook deliveries unfed");
+            return Ok(());
+        }
+        if !fresh.is_empty() {
+            let inbox = self.clone();
+            tokio::spawn(async move {
+                for row in fresh {
+                    inbox.feed(row).await;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Feeds every row still pending (at start: what a crash left behind), then keeps sweeping
+    /// for rows whose feeding failed.
+    pub async fn replay_forever(self) {
+        if self.inner.hold {
+            return;
+        }
+        let mut older_than = Duration::ZERO;
+        loop {
+            let replayed = self.replay(older_than).await;
+            if replayed > 0 {
+                tracing::info!(rows = replayed, "fed webhook deliveries again from the inbox");
+            }
+            older_than = SWEEP_AFTER;
+            tokio::time::sleep(SWEEP_AFTER).await;
+        }
+    }
+
+    /// Feeds pending rows that arrived more than `older_than` ago (all of them at start). Returns
+    /// how many were fed.
+    pub async fn replay(&self, older_than: Duration) -> usize {
+        let mut fed = 0;
+        loop {
+            let rows = match self.inner.store.inbox_pending(REPLAY_BATCH).await {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the webhook inbox");
+                    return fed;
+                }
+            };
+            let cutoff = self.inner.clock.now().plus_millis(-(older_than.as_millis() as i64));
+            let due: Vec<InboxRow> = rows.iter().filter(|row| row.received_at <= cutoff).cloned().collect();
+            let more = rows.len() == REPLAY_BATCH as usize && due.len() == rows.len();
+            for row in due {
+                self.feed(row).await;
+                fed += 1;
+            }
+            if !more {
+                return fed;
+            }
+        }
+    }
+
+    /// Handles one stored item. Errors are logged; the row then stays pending for the sweep.
+    async fn feed(&self, row: InboxRow) {
+        let item: InboundItem = match serde_json::from_str(&row.payload) {
+            Ok(item) => item,
+            Err(error) => {
+                tracing::error!(id = row.id, %error, "an inbox row cannot be read; dropped");
+                self.done(&row).await;
+                return;
+            }
+        };
+        let outcome = self.handle(&row, item).await;
+        match outcome {
+            Ok(Marked::InCommit) => {}
+            Ok(Marked::Now) => self.done(&row).await,
+            Err(FeedError::Item(error)) => {
+                tracing::error!(id = row.id, creator = %row.creator, %error, "a webhook item cannot be fed; dropped");
+                self.done(&row).await;
+            }
+            Err(error) => {
+                tracing::warn!(id = row.id, creator = %row.creator, %error, "could not feed a webhook item; it will be retried")
+            }
+        }
+    }
+
+    async fn done(&self, row: &InboxRow) {
+        if let Err(error) = self.inner.store.inbox_done(row.creator, row.id, self.inner.clock.now()).await {
+            tracing::warn!(id = row.id, %error, "cannot mark an inbox row processed; it will be fed again");
+        }
+    }
+
+    async fn handle(&self, row: &InboxRow, item: InboundItem) -> Result<Marked, FeedError> {
+        let creator = row.creator;
+        let channel = row.channel;
+        match item.event {
+            InboundEvent::Message { from, message_id, text, content } => {
+                self.acknowledge(creator, channel, &message_id, &content).await;
+                let address = ChannelAddress::new(channel, from.chat.clone());
+                if let Some(command) = identity::link_command(&text, &content) {
+                    return self.link(creator, channel, &from, address, command).await;
+                }
+                let user = self.user_of(creator, channel, &from).await?;
+                let key = ConversationKey { creator, user };
+                if let Content::Start { payload: Some(payload) } = &content
+                    && let Some(program) = self.program_named(creator, payload).await?
+                {
+                    self.inner.engine.enrol(&key, program).await?;
+                    return Ok(Marked::Now);
+                }
+                let client_id = ClientMsgId::parse(&item.dedup_key).map_err(|e| FeedError::Item(e.to_string()))?;
+                let arrival = Arrival { address, inbox: Some(row.id) };
+                let event = Event::UserMessage { client_id, text, session: None, channel: Some(arrival) };
+                self.inner.engine.route(&key, event).await?;
+                Ok(Marked::InCommit)
+            }
+            InboundEvent::Edited { from, message_id, text } => {
+                let user = self.user_of(creator, channel, &from).await?;
+                let kind = LiveEventKind::MessageEdited { channel, provider_message_id: message_id, text };
+                self.publish(creator, ConversationId::of(creator, &user), kind);
+                Ok(Marked::Now)
+            }
+            InboundEvent::Reachability { from, reachable } => {
+                let user = self.user_of(creator, channel, &from).await?;
+                let address = ChannelAddress::new(channel, from.chat);
+                let key = ConversationKey { creator, user };
+                self.inner.engine.route(&key, Event::Reachability { address, reachable }).await?;
+                Ok(Marked::Now)
+            }
+            InboundEvent::Status { provider_message_id, state, error, .. } => {
+                let now = self.inner.clock.now();
+                let change =
+                    self.inner.store.outbox_status(channel, &provider_message_id, state, error.as_deref(), now).await?;
+                if let Some(change) = change {
+                    let kind = LiveEventKind::Delivery { seq: change.seq, channel, state: change.state, error };
+                    self.publish(change.creator, change.conversation, kind);
+                }
+                Ok(Marked::Now)
+            }
+        }
+    }
+
+    /// Links the sender's channel identity to the user a one-time code names, and greets them there.
+    async fn link(
+        &self,
+        creator: CreatorId,
+        channel: ChannelKind,
+        from: &Sender,
+        address: ChannelAddress,
+        command: LinkCommand,
+    ) -> Result<Marked, FeedError> {
+        let store = &self.inner.store;
+        let now = self.inner.clock.now();
+        let linked = store.take_link_code(creator, &command.code, now).await?;
+        let (user, event) = match linked {
+            Some(user) => {
+                store.bind_identity(creator, channel, &from.user, &user, now).await?;
+                tracing::info!(%creator, channel = channel.as_str(), "a channel identity was linked to a user");
+                (user, Event::Linked { address })
+            }
+            None => {
+                // An unknown or expired code: the sender's own conversation is told so.
+                let user = self.user_of(creator, channel, from).await?;
+                (user, Event::LinkRefused { address })
+            }
+        };
+        self.inner.engine.route(&ConversationKey { creator, user }, event).await?;
+        Ok(Marked::Now)
+    }
+
+    /// The end user behind a channel identity: the one it was linked to, else one of its own.
+    async fn user_of(&self, creator: CreatorId, channel: ChannelKind, from: &Sender) -> Result<UserId, FeedError> {
+        if let Some(user) = self.inner.store.identity(creator, channel, &from.user).await? {
+            return Ok(user);
+        }
+        identity::default_user(channel, &from.user).map_err(FeedError::Item)
+    }
+
+    async fn program_named(&self, creator: CreatorId, payload: &str) -> Result<Option<ProgramId>, FeedError> {
+        let Ok(id) = ProgramId::parse(payload) else { return Ok(None) };
+        let twin = self.inner.engine.twin(creator).await?;
+        Ok(twin.programs.latest(&id).map(|_| id))
+    }
+
+    /// Provider courtesies that do not change the conversation: Telegram wants every button press
+    /// answered (or the button spins), WhatsApp shows blue ticks once a message is marked read.
+    async fn acknowledge(&self, creator: CreatorId, channel: ChannelKind, message_id: &str, content: &Content) {
+        let Ok(channels) = self.inner.registry.channels(creator).await else { return };
+        match (channel, content) {
+            (ChannelKind::Telegram, Content::Choice { callback_id: Some(id) }) => {
+                if let Some(Ok(client)) = channels.telegram.clone() {
+                    let id = id.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = client.answer_callback_query(&id).await {
+                            tracing::debug!(%error, "cannot answer a callback query");
+                        }
+                    });
+                }
+            }
+            (ChannelKind::WhatsApp, _) => {
+                if let Some(Ok(client)) = channels.whatsapp.clone() {
+                    let id = message_id.to_owned();
+                    tokio::spawn(async move {
+                        if let Err(error) = client.mark_read(&id).await {
+                            tracing::debug!(%error, "cannot mark a WhatsApp message read");
+                        }
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn publish(&self, creator: CreatorId, conversation: ConversationId, kind: LiveEventKind) {
+        self.inner.live.publish(LiveEvent { creator, conversation, kind });
+    }
+}
+
+/// Who marks an inbox row processed.
+enum Marked {
+    /// The conversation does, in the commit of the message.
+    InCommit,
+    /// The caller does, now.
+    Now,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FeedError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the item cannot be fed: {0}")]
+    Item(String),
+}
