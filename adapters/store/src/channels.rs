@@ -22,8 +22,8 @@ use crate::rows::{corrupt, seq_from, to_db};
 use crate::sqlite::{ROWS_PER_INSERT, SqliteStore, WRITE_TX};
 
 /// What an outbox query returns, in [`OutboxTuple`]'s order (PostgreSQL reads the body as text).
-const PG_OUTBOX_COLUMNS: &str =
-    "creator_id, conversation_id, seq, channel, chat, body::text, state, attempts, parts_done, next_attempt_at, created_at";
+const PG_OUTBOX_COLUMNS: &str = "creator_id, conversation_id, seq, channel, chat, body::text, state, attempts, \
+     parts_done, next_attempt_at, created_at";
 const SQLITE_OUTBOX_COLUMNS: &str =
     "creator_id, conversation_id, seq, channel, chat, body, state, attempts, parts_done, next_attempt_at, created_at";
 
@@ -102,7 +102,9 @@ fn one_creator(phone_number_id: &str, ids: Vec<Uuid>) -> Result<Option<CreatorId
     match ids.as_slice() {
         [] => Ok(None),
         [id] => Ok(Some(CreatorId(*id))),
-        _ => Err(StoreError::Corrupt(format!("several creators are configured with WhatsApp number {phone_number_id:?}"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "several creators are configured with WhatsApp number {phone_number_id:?}"
+        ))),
     }
 }
 
@@ -477,8 +479,9 @@ impl SqliteStore {
         let mut tx = self.writer.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
         let mut rows = Vec::new();
         for chunk in items.chunks(ROWS_PER_INSERT) {
-            let mut insert =
-                QueryBuilder::<Sqlite>::new("INSERT INTO inbox (creator_id, channel, dedup_key, payload, received_at) ");
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO inbox (creator_id, channel, dedup_key, payload, received_at) ",
+            );
             insert.push_values(chunk, |mut row, (key, payload)| {
                 row.push_bind(creator.0.hyphenated())
                     .push_bind(channel.as_str())
@@ -506,7 +509,13 @@ impl SqliteStore {
         .map_err(from_sqlx)?;
         rows.into_iter()
             .map(|(id, creator, channel, dedup_key, payload)| {
-                Ok(InboxRow { id, creator: CreatorId(creator.into_uuid()), channel: channel_of(&channel)?, dedup_key, payload })
+                Ok(InboxRow {
+                    id,
+                    creator: CreatorId(creator.into_uuid()),
+                    channel: channel_of(&channel)?,
+                    dedup_key,
+                    payload,
+                })
             })
             .collect()
     }

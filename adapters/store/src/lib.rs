@@ -23,8 +23,9 @@ use twin_engine::channel::{ChannelKind, DeliveryState};
 use twin_engine::ids::{ConversationId, NudgeId, Seq, UserId};
 use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::ports::{
-    ChannelStore, ChunkKey, ConversationStore, InboxRow, OutboxRow, OutboxUpdate, StatusChange, CreatorStore, DocumentStatus, KnowledgeStore, LoadLimits, NudgeStore, ProgramSource,
-    PutOutcome, Record, ScheduledNudge, StoreError, StoredConversation, StoredCreator,
+    ChannelStore, ChunkKey, ConversationStore, CreatorStore, DocumentStatus, InboxRow, KnowledgeStore, LoadLimits,
+    NudgeStore, OutboxRow, OutboxUpdate, ProgramSource, PutOutcome, Record, ScheduledNudge, StatusChange, StoreError,
+    StoredConversation, StoredCreator,
 };
 use twin_engine::twin::CreatorProfile;
 use twin_engine::{CreatorId, Message, Timestamp};

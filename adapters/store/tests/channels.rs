@@ -52,7 +52,13 @@ fn user(raw: &str) -> UserId {
 
 /// Commits `user`'s conversation with a first user message and the twin's replies at `replies`,
 /// each with an outbox entry to `chat` on `kind`; returns the entries (created at `T0 + seq`).
-async fn commit_sends(db: &TestDb, creator: CreatorId, user: &str, replies: &[u64], kind: ChannelKind) -> Vec<OutboxEntry> {
+async fn commit_sends(
+    db: &TestDb,
+    creator: CreatorId,
+    user: &str,
+    replies: &[u64],
+    kind: ChannelKind,
+) -> Vec<OutboxEntry> {
     let mut records = vec![conversation_record(creator, user, 1), record(user_message(creator, user, 1, "c1"))];
     let mut entries = Vec::new();
     for &seq in replies {
@@ -100,7 +106,12 @@ async fn an_inbox_item_is_stored_once_and_only_new_items_come_back(kind: Kind) {
 
     let second = db
         .store
-        .inbox_put(a, ChannelKind::Telegram, &items(&[("tg:update:2", "{}"), ("tg:update:3", r#"{"n":3}"#)]), at(T0 + 1))
+        .inbox_put(
+            a,
+            ChannelKind::Telegram,
+            &items(&[("tg:update:2", "{}"), ("tg:update:3", r#"{"n":3}"#)]),
+            at(T0 + 1),
+        )
         .await
         .unwrap();
     assert_eq!(second.iter().map(|r| r.dedup_key.as_str()).collect::<Vec<_>>(), vec!["tg:update:3"]);
@@ -140,7 +151,9 @@ async fn pending_items_replay_in_arrival_order_across_tenants_until_done(kind: K
     }
     assert!(db.store.inbox_pending(100).await.unwrap().is_empty());
     // A processed item is still known: its redelivery stays a no-op.
-    assert!(db.store.inbox_put(a, ChannelKind::WhatsApp, &items(&[("k1", "k1")]), at(T0 + 4)).await.unwrap().is_empty());
+    assert!(
+        db.store.inbox_put(a, ChannelKind::WhatsApp, &items(&[("k1", "k1")]), at(T0 + 4)).await.unwrap().is_empty()
+    );
 }
 
 async fn an_identity_is_bound_and_rebound_per_creator_and_channel(kind: Kind) {
@@ -330,10 +343,16 @@ async fn status_reports_only_move_forward_and_failed_is_final(kind: Kind) {
     assert_eq!(stored(&db, &other).await.state, DeliveryState::Sent);
     let telegram = db.store.outbox_status(ChannelKind::Telegram, "wamid.B", DeliveryState::Read, None, at(T0)).await;
     assert_eq!(telegram.unwrap(), None);
-    let delivered = db.store.outbox_status(ChannelKind::WhatsApp, "wamid.B", DeliveryState::Delivered, None, at(T0)).await;
+    let delivered =
+        db.store.outbox_status(ChannelKind::WhatsApp, "wamid.B", DeliveryState::Delivered, None, at(T0)).await;
     assert_eq!(
         delivered.unwrap(),
-        Some(StatusChange { creator: b, conversation: other.conversation, seq: other.seq, state: DeliveryState::Delivered })
+        Some(StatusChange {
+            creator: b,
+            conversation: other.conversation,
+            seq: other.seq,
+            state: DeliveryState::Delivered
+        })
     );
 }
 
@@ -348,7 +367,8 @@ async fn a_status_for_an_unknown_or_pending_send_changes_nothing(kind: Kind) {
     // so the remaining parts are still sent.
     let part = OutboxUpdate::PartSent { parts_done: 1, provider_message_id: Some("wamid.part1".to_owned()) };
     db.store.outbox_update(a, entry.conversation, entry.seq, &part, at(T0 + 1)).await.unwrap();
-    let report = db.store.outbox_status(ChannelKind::WhatsApp, "wamid.part1", DeliveryState::Failed, Some("e"), at(T0)).await;
+    let report =
+        db.store.outbox_status(ChannelKind::WhatsApp, "wamid.part1", DeliveryState::Failed, Some("e"), at(T0)).await;
     assert_eq!(report.unwrap(), None);
     let row = stored(&db, &entry).await;
     assert_eq!((row.state, row.parts_done), (DeliveryState::Pending, 1));
@@ -364,7 +384,7 @@ async fn an_outbox_entry_without_its_message_refuses_the_whole_commit(kind: Kind
         Record::Outbox(outbox_entry(&unsent, ChannelKind::Telegram, "4242")),
     ];
     let refused = db.store.commit(&slice).await;
-    assert!(refused.is_err(), "an entry needs its stored message: {refused:?}");
+    assert!(matches!(refused, Err(StoreError::Corrupt(_))), "an entry needs its stored message: {refused:?}");
     let limits = LoadLimits { history: 10, client_ids: 10 };
     assert!(db.store.load(a, conversation(a, "u1"), limits).await.unwrap().is_none(), "nothing of the commit");
     assert!(db.store.outbox_due(at(i64::MAX), 10).await.unwrap().is_empty());
@@ -374,6 +394,7 @@ async fn an_outbox_entry_without_its_message_refuses_the_whole_commit(kind: Kind
     db.store.commit(&[record(twin_message(a, "u1", 3))]).await.unwrap();
     let mut foreign = outbox_entry(&twin_message(a, "u1", 3), ChannelKind::Telegram, "4242");
     foreign.creator = b;
-    assert!(db.store.commit(&[Record::Outbox(foreign)]).await.is_err());
+    let foreign = db.store.commit(&[Record::Outbox(foreign)]).await;
+    assert!(matches!(foreign, Err(StoreError::Corrupt(_))), "{foreign:?}");
     assert_eq!(db.store.outbox_due(at(i64::MAX), 10).await.unwrap(), vec![pending(&entries[0])]);
 }
