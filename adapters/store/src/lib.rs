@@ -1,9 +1,11 @@
-//! Twin's storage adapter: the engine's `ConversationStore`, `CreatorStore` and `NudgeStore` ports
-//! over PostgreSQL (production, row-level security) and SQLite (the embedded default).
+//! Twin's storage adapter: the engine's `ConversationStore`, `CreatorStore`, `NudgeStore`,
+//! `KnowledgeStore` and `ChannelStore` ports over PostgreSQL (production, row-level security) and
+//! SQLite (the embedded default).
 //!
 //! The `twin` binary opens a [`Store`] from the database URL, runs [`Store::migrate`] when asked,
-//! and hands the store to the actors as the three ports.
+//! and hands the store to the actors and the channel adapters as these ports.
 
+mod channels;
 mod content_hash;
 mod embedded_index;
 mod error;
@@ -17,11 +19,13 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use twin_engine::ids::{ConversationId, NudgeId, Seq};
+use twin_engine::channel::{ChannelKind, DeliveryState};
+use twin_engine::ids::{ConversationId, NudgeId, Seq, UserId};
 use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::ports::{
-    ChunkKey, ConversationStore, CreatorStore, DocumentStatus, KnowledgeStore, LoadLimits, NudgeStore, ProgramSource,
-    PutOutcome, Record, ScheduledNudge, StoreError, StoredConversation, StoredCreator,
+    ChannelStore, ChunkKey, ConversationStore, CreatorStore, DocumentStatus, InboxRow, KnowledgeStore, LoadLimits,
+    NudgeStore, OutboxRow, OutboxUpdate, ProgramSource, PutOutcome, Record, ScheduledNudge, StatusChange, StoreError,
+    StoredConversation, StoredCreator,
 };
 use twin_engine::twin::CreatorProfile;
 use twin_engine::{CreatorId, Message, Timestamp};
@@ -250,6 +254,141 @@ impl KnowledgeStore for Store {
         match &self.backend {
             Backend::Postgres(s) => s.retain_vectors(creator, embedder, keep).await,
             Backend::Sqlite(s) => s.retain_vectors(creator, embedder, keep).await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ChannelStore for Store {
+    async fn inbox_put(
+        &self,
+        creator: CreatorId,
+        channel: ChannelKind,
+        items: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<Vec<InboxRow>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.inbox_put(creator, channel, items, now).await,
+            Backend::Sqlite(s) => s.inbox_put(creator, channel, items, now).await,
+        }
+    }
+
+    async fn inbox_pending(&self, limit: u32) -> Result<Vec<InboxRow>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.inbox_pending(limit).await,
+            Backend::Sqlite(s) => s.inbox_pending(limit).await,
+        }
+    }
+
+    async fn inbox_done(&self, creator: CreatorId, id: i64, now: Timestamp) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.inbox_done(creator, id, now).await,
+            Backend::Sqlite(s) => s.inbox_done(creator, id, now).await,
+        }
+    }
+
+    async fn identity(
+        &self,
+        creator: CreatorId,
+        channel: ChannelKind,
+        external: &str,
+    ) -> Result<Option<UserId>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.identity(creator, channel, external).await,
+            Backend::Sqlite(s) => s.identity(creator, channel, external).await,
+        }
+    }
+
+    async fn bind_identity(
+        &self,
+        creator: CreatorId,
+        channel: ChannelKind,
+        external: &str,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.bind_identity(creator, channel, external, user, now).await,
+            Backend::Sqlite(s) => s.bind_identity(creator, channel, external, user, now).await,
+        }
+    }
+
+    async fn put_link_code(
+        &self,
+        creator: CreatorId,
+        code: &str,
+        user: &UserId,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.put_link_code(creator, code, user, expires_at).await,
+            Backend::Sqlite(s) => s.put_link_code(creator, code, user, expires_at).await,
+        }
+    }
+
+    async fn take_link_code(
+        &self,
+        creator: CreatorId,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Option<UserId>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.take_link_code(creator, code, now).await,
+            Backend::Sqlite(s) => s.take_link_code(creator, code, now).await,
+        }
+    }
+
+    async fn whatsapp_creator(&self, phone_number_id: &str) -> Result<Option<CreatorId>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.whatsapp_creator(phone_number_id).await,
+            Backend::Sqlite(s) => s.whatsapp_creator(phone_number_id).await,
+        }
+    }
+
+    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.outbox_due(now, limit).await,
+            Backend::Sqlite(s) => s.outbox_due(now, limit).await,
+        }
+    }
+
+    async fn outbox_update(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+        seq: Seq,
+        update: &OutboxUpdate,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.outbox_update(creator, conversation, seq, update, now).await,
+            Backend::Sqlite(s) => s.outbox_update(creator, conversation, seq, update, now).await,
+        }
+    }
+
+    async fn outbox_status(
+        &self,
+        channel: ChannelKind,
+        provider_message_id: &str,
+        state: DeliveryState,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Option<StatusChange>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.outbox_status(channel, provider_message_id, state, error, now).await,
+            Backend::Sqlite(s) => s.outbox_status(channel, provider_message_id, state, error, now).await,
+        }
+    }
+
+    async fn outbox_entry(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.outbox_entry(creator, conversation, seq).await,
+            Backend::Sqlite(s) => s.outbox_entry(creator, conversation, seq).await,
         }
     }
 }

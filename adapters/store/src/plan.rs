@@ -2,9 +2,10 @@
 //! before anything is written. Both backends write these batches.
 //!
 //! Inside a tenant's batch the backends write, in this order: created conversations, updated
-//! conversations, messages, scheduled nudges, settled nudges. So a conversation committed in the
-//! same slice as its first messages and nudges exists before the rows that reference it, and a
-//! nudge scheduled and settled in one slice ends settled, whatever the order of the records.
+//! conversations, messages, outbox entries, scheduled nudges, settled nudges. So a conversation
+//! committed in the same slice as its first messages and nudges exists before the rows that
+//! reference it, an outbox entry follows the message it sends, and a nudge scheduled and settled
+//! in one slice ends settled, whatever the order of the records.
 
 use std::collections::{HashMap, HashSet};
 

@@ -18,6 +18,7 @@ use twin_engine::twin::CreatorProfile;
 use twin_engine::{ConversationId, CreatorId, Message, NudgeId, Seq, Timestamp};
 use uuid::Uuid;
 
+use crate::channels::{outbox_body_json, outbox_without_message};
 use crate::content_hash::{CreatorContent, body_hash};
 use crate::error::from_sqlx;
 use crate::migrations;
@@ -37,7 +38,7 @@ const SYSTEM_POOL_SIZE: u32 = 2;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads that span several statements see one snapshot and never write.
-const READ_TX: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+pub(crate) const READ_TX: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 const MESSAGE_COLUMNS: &str = "conversation_id, creator_id, seq, origin, body, client_id, stream, choices::text, consistency::integer, created_at";
 
@@ -79,6 +80,10 @@ impl PgStore {
 
     pub(crate) fn app_pool(&self) -> &PgPool {
         &self.app
+    }
+
+    pub(crate) fn system_pool(&self) -> &PgPool {
+        &self.system
     }
 
     pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
@@ -195,6 +200,7 @@ impl PgStore {
             insert_conversations(&mut tx, batch).await?;
             update_conversations(&mut tx, batch).await?;
             insert_messages(&mut tx, batch).await?;
+            insert_outbox(&mut tx, batch).await?;
             insert_nudges(&mut tx, batch).await?;
             settle_nudges(&mut tx, batch).await?;
         }
@@ -422,7 +428,7 @@ async fn write_creator(
 
 /// Row-level security reads the tenant from this transaction-local setting; it reverts when the
 /// transaction ends, so a pooled connection never carries it into its next use.
-async fn set_tenant(conn: &mut PgConnection, creator: CreatorId) -> Result<(), StoreError> {
+pub(crate) async fn set_tenant(conn: &mut PgConnection, creator: CreatorId) -> Result<(), StoreError> {
     sqlx::query("SELECT set_config('app.creator_id', $1, true)")
         .bind(creator.0.to_string())
         .execute(conn)
@@ -549,6 +555,44 @@ async fn insert_messages(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Re
         return Err(StoreError::Conflict { conversation: ConversationId(conversation), expected });
     }
     Ok(())
+}
+
+/// Inserts the slice's outbox entries as pending, due at once. An entry already stored is left as
+/// it is (the same commit replayed writes the same entry). An entry whose message is not stored
+/// for this tenant refuses the commit.
+async fn insert_outbox(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
+    if batch.outbox.is_empty() {
+        return Ok(());
+    }
+    let conversations: Vec<Uuid> = batch.outbox.iter().map(|e| e.conversation.0).collect();
+    let seqs = batch.outbox.iter().map(|e| to_db("seq", e.seq.0)).collect::<Result<Vec<_>, _>>()?;
+    let channels: Vec<&str> = batch.outbox.iter().map(|e| e.address.kind.as_str()).collect();
+    let chats: Vec<&str> = batch.outbox.iter().map(|e| e.address.chat.as_str()).collect();
+    let bodies = batch.outbox.iter().map(|e| outbox_body_json(e)).collect::<Result<Vec<_>, _>>()?;
+    let created_at: Vec<i64> = batch.outbox.iter().map(|e| e.created_at.millis()).collect();
+    let inserted = sqlx::query(
+        "INSERT INTO outbox (creator_id, conversation_id, seq, channel, chat, body, next_attempt_at, created_at, \
+                             updated_at) \
+         SELECT $1, u.conversation_id, u.seq, u.channel, u.chat, u.body::jsonb, u.created_at, u.created_at, \
+                u.created_at \
+         FROM UNNEST($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[]) \
+              AS u(conversation_id, seq, channel, chat, body, created_at) \
+         ON CONFLICT (conversation_id, seq) DO NOTHING",
+    )
+    .bind(batch.creator.0)
+    .bind(&conversations)
+    .bind(&seqs)
+    .bind(&channels)
+    .bind(&chats)
+    .bind(&bodies)
+    .bind(&created_at)
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(outbox_without_message(&batch.outbox)),
+        Err(e) => Err(from_sqlx(e)),
+    }
 }
 
 /// Inserts the slice's nudges as pending; an id already stored is left as it is (a replayed step

@@ -17,6 +17,7 @@ use twin_engine::twin::CreatorProfile;
 use twin_engine::{ConversationId, CreatorId, Message, NudgeId, Seq, Timestamp};
 use uuid::fmt::Hyphenated;
 
+use crate::channels::{outbox_body_json, outbox_without_message};
 use crate::content_hash::{CreatorContent, body_hash};
 use crate::error::from_sqlx;
 use crate::migrations;
@@ -31,10 +32,10 @@ const POOL_SIZE: u32 = 8;
 /// How long a writer waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rows per multi-row INSERT, well under SQLite's 32766 bound variables.
-const ROWS_PER_INSERT: usize = 500;
+pub(crate) const ROWS_PER_INSERT: usize = 500;
 /// Takes the write lock at BEGIN, so two writers queue on the busy timeout instead of failing
 /// when a read lock cannot be upgraded.
-const WRITE_TX: &str = "BEGIN IMMEDIATE";
+pub(crate) const WRITE_TX: &str = "BEGIN IMMEDIATE";
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 /// The database's clock in milliseconds since the Unix epoch, for bookkeeping columns.
 const NOW_MILLIS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
@@ -186,6 +187,7 @@ impl SqliteStore {
             insert_conversations(&mut tx, batch).await?;
             update_conversations(&mut tx, batch).await?;
             insert_messages(&mut tx, batch).await?;
+            insert_outbox(&mut tx, batch).await?;
             insert_nudges(&mut tx, batch).await?;
             settle_nudges(&mut tx, batch).await?;
         }
@@ -453,6 +455,43 @@ async fn insert_messages(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -
                     .map_err(from_sqlx)?;
             let expected = stored.map(version_from).transpose()?.unwrap_or(0);
             return Err(StoreError::Conflict { conversation: ConversationId(conversation), expected });
+        }
+    }
+    Ok(())
+}
+
+/// Inserts the slice's outbox entries as pending, due at once. An entry already stored is left as
+/// it is (the same commit replayed writes the same entry). An entry whose message is not stored
+/// for this tenant refuses the commit (foreign keys are on).
+async fn insert_outbox(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
+    let creator = batch.creator.0.hyphenated();
+    for chunk in batch.outbox.chunks(ROWS_PER_INSERT) {
+        let rows = chunk
+            .iter()
+            .map(|e| Ok((to_db("seq", e.seq.0)?, outbox_body_json(e)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO outbox (creator_id, conversation_id, seq, channel, chat, body, next_attempt_at, created_at, \
+             updated_at) ",
+        );
+        insert.push_values(chunk.iter().zip(rows), |mut row, (entry, (seq, body))| {
+            row.push_bind(creator)
+                .push_bind(entry.conversation.0.hyphenated())
+                .push_bind(seq)
+                .push_bind(entry.address.kind.as_str())
+                .push_bind(entry.address.chat.clone())
+                .push_bind(body)
+                .push_bind(entry.created_at.millis())
+                .push_bind(entry.created_at.millis())
+                .push_bind(entry.created_at.millis());
+        });
+        insert.push(" ON CONFLICT (conversation_id, seq) DO NOTHING");
+        match insert.build().execute(&mut *conn).await {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                return Err(outbox_without_message(chunk));
+            }
+            Err(e) => return Err(from_sqlx(e)),
         }
     }
     Ok(())

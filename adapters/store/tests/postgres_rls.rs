@@ -12,7 +12,11 @@ use std::collections::HashSet;
 
 use fixtures::*;
 use sqlx::{Executor, PgConnection};
-use twin_engine::ports::{ConversationStore, CreatorStore, LoadLimits, NudgeOutcome, NudgeStore, ScheduledNudge};
+use twin_engine::channel::{ChannelKind, DeliveryState};
+use twin_engine::ports::{
+    ChannelStore, ConversationStore, CreatorStore, LoadLimits, NudgeOutcome, NudgeStore, OutboxUpdate, Record,
+    ScheduledNudge,
+};
 use twin_engine::{CreatorId, NudgeId, Seq};
 use twin_store::testing::{Kind, TestDb};
 use uuid::Uuid;
@@ -90,10 +94,11 @@ async fn the_pool_runs_as_twin_app_on_tables_it_does_not_own() {
     let protected = count(
         &mut su,
         "SELECT count(*) FROM pg_class WHERE relname IN ('creators', 'knowledge_documents', 'conversations', 'messages', \
-         'programs', 'nudges') AND relkind = 'r' AND relrowsecurity AND relforcerowsecurity",
+         'programs', 'nudges', 'knowledge_ingestion', 'knowledge_vectors', 'inbox', 'channel_identities', 'link_codes', \
+         'outbox') AND relkind = 'r' AND relrowsecurity AND relforcerowsecurity",
     )
     .await;
-    assert_eq!(protected, 6, "every tenant table has ENABLE and FORCE row level security");
+    assert_eq!(protected, 12, "every tenant table has ENABLE and FORCE row level security");
     let roles = count(
         &mut su,
         "SELECT count(*) FROM pg_roles WHERE rolname IN ('twin_app', 'twin_system') \
@@ -182,7 +187,18 @@ async fn with_no_tenant_set_nothing_is_visible() {
     assert!(db.store.load(a, conversation(a, "u1"), ALL).await.unwrap().is_some());
     let pool = db.store.postgres_app_pool().unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    for table in ["messages", "conversations", "creators", "knowledge_documents", "programs", "nudges"] {
+    for table in [
+        "messages",
+        "conversations",
+        "creators",
+        "knowledge_documents",
+        "programs",
+        "nudges",
+        "inbox",
+        "channel_identities",
+        "link_codes",
+        "outbox",
+    ] {
         let sql = format!("SELECT count(*) FROM {table}");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *conn).await.unwrap();
         assert_eq!(n, 0, "{table} with no tenant set");
@@ -334,5 +350,126 @@ async fn racing_claims_take_each_nudge_exactly_once() {
         assert_eq!(second_set.len(), second.len());
         assert!(first_set.is_disjoint(&second_set), "round {round}: an id claimed by both");
         assert_eq!(first.len() + second.len(), all.len(), "round {round}: every id claimed");
+    }
+}
+
+/// `two_tenants` plus channel rows of each: one inbox item, identity, link code and outbox entry
+/// (sending their twin message at seq 2) per tenant.
+async fn two_tenants_on_channels() -> (TestDb, CreatorId, CreatorId) {
+    let (db, a, b) = two_tenants().await;
+    for (creator, user) in [(a, "alice-user"), (b, "bob-user")] {
+        let items = [("tg:update:1".to_owned(), format!("{{\"from\":\"{user}\"}}"))];
+        assert_eq!(db.store.inbox_put(creator, ChannelKind::Telegram, &items, at(1)).await.unwrap().len(), 1);
+        let user = twin_engine::UserId::parse(user).unwrap();
+        db.store.bind_identity(creator, ChannelKind::Telegram, "777", &user, at(1)).await.unwrap();
+        db.store.put_link_code(creator, "CODE", &user, at(1_000)).await.unwrap();
+        let entry = outbox_entry(&twin_message(creator, "u1", 2), ChannelKind::Telegram, "777");
+        db.store.commit(&[Record::Outbox(entry)]).await.unwrap();
+    }
+    (db, a, b)
+}
+
+#[tokio::test]
+async fn with_tenant_a_set_b_s_channel_rows_cannot_be_seen_or_written() {
+    let (db, a, b) = two_tenants_on_channels().await;
+    let pool = db.store.postgres_app_pool().unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    set_tenant(&mut tx, a).await;
+    for table in ["inbox", "channel_identities", "link_codes", "outbox"] {
+        let sql = format!("SELECT count(*) FROM {table}");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *tx).await.unwrap();
+        assert_eq!(n, 1, "only a's row of {table}");
+    }
+    let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM inbox").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(payloads, vec![r#"{"from":"alice-user"}"#.to_owned()]);
+    for sql in [
+        "UPDATE inbox SET processed_at = 5 WHERE creator_id = $1",
+        "UPDATE channel_identities SET user_id = 'hijacked' WHERE creator_id = $1",
+        "UPDATE link_codes SET expires_at = 0 WHERE creator_id = $1",
+        "DELETE FROM link_codes WHERE creator_id = $1",
+        "UPDATE outbox SET state = 'failed' WHERE creator_id = $1",
+    ] {
+        let done = sqlx::query(sql).bind(b.0).execute(&mut *tx).await.unwrap();
+        assert_eq!(done.rows_affected(), 0, "{sql}: b's rows are out of reach");
+    }
+
+    // Rows of b are refused by WITH CHECK; what is not granted is refused outright.
+    for sql in [
+        "INSERT INTO inbox (creator_id, channel, dedup_key, payload, received_at) \
+         VALUES ($1, 'telegram', 'tg:update:9', '{}', 0)",
+        "INSERT INTO channel_identities (creator_id, channel, external_id, user_id, created_at) \
+         VALUES ($1, 'telegram', '888', 'u', 0)",
+        "INSERT INTO link_codes (creator_id, code, user_id, expires_at) VALUES ($1, 'MINE', 'u', 9)",
+        "INSERT INTO outbox (creator_id, conversation_id, seq, channel, chat, body, next_attempt_at, created_at, \
+         updated_at) SELECT $1, conversation_id, seq, 'telegram', '777', '{}'::jsonb, 0, 0, 0 FROM messages WHERE seq = 1",
+        "UPDATE outbox SET body = '{}'::jsonb WHERE creator_id <> $1",
+        "UPDATE inbox SET payload = '{}' WHERE creator_id <> $1",
+        "DELETE FROM outbox WHERE creator_id <> $1",
+        "DELETE FROM inbox WHERE creator_id <> $1",
+    ] {
+        tx.execute("SAVEPOINT attempt").await.unwrap();
+        let refused = sqlx::query(sql).bind(b.0).execute(&mut *tx).await.expect_err(sql);
+        assert_eq!(sql_state(&refused).as_deref(), Some(INSUFFICIENT_PRIVILEGE), "{sql}: {refused}");
+        tx.execute("ROLLBACK TO SAVEPOINT attempt").await.unwrap();
+    }
+    tx.rollback().await.unwrap();
+
+    // Through the ports, a's tenant reaches none of b's rows.
+    let theirs = conversation(b, "u1");
+    assert_eq!(db.store.outbox_entry(a, theirs, Seq(2)).await.unwrap(), None);
+    let intruder = OutboxUpdate::Failed { error: "x".to_owned() };
+    db.store.outbox_update(a, theirs, Seq(2), &intruder, at(5)).await.unwrap();
+    assert_eq!(db.store.outbox_entry(b, theirs, Seq(2)).await.unwrap().unwrap().state, DeliveryState::Pending);
+    assert_eq!(db.store.take_link_code(a, "CODE", at(0)).await.unwrap().unwrap().as_str(), "alice-user");
+    assert_eq!(db.store.take_link_code(b, "CODE", at(0)).await.unwrap().unwrap().as_str(), "bob-user");
+
+    // The superuser sees both tenants' rows, b's untouched.
+    let mut su = db.superuser().await;
+    assert_eq!(count(&mut su, "SELECT count(*) FROM inbox WHERE processed_at IS NULL").await, 2);
+    assert_eq!(count(&mut su, "SELECT count(*) FROM channel_identities WHERE user_id <> 'hijacked'").await, 2);
+    assert_eq!(count(&mut su, "SELECT count(*) FROM outbox WHERE state = 'pending'").await, 2);
+}
+
+#[tokio::test]
+async fn twin_system_sees_only_the_keys_of_pending_channel_rows() {
+    let (db, a, b) = two_tenants_on_channels().await;
+    // Across tenants through the ports: keys as twin_system, the rest as each tenant.
+    let inbox = db.store.inbox_pending(10).await.unwrap();
+    assert_eq!(inbox.iter().map(|r| r.creator).collect::<Vec<_>>(), vec![a, b]);
+    assert_eq!(inbox[1].payload, r#"{"from":"bob-user"}"#);
+    assert_eq!(db.store.outbox_due(at(i64::MAX), 10).await.unwrap().len(), 2);
+
+    // a's item is processed; a's entry is sent (it has a provider id); b's entry failed.
+    db.store.inbox_done(a, inbox[0].id, at(2)).await.unwrap();
+    let sent = OutboxUpdate::Sent { provider_message_id: Some("99".to_owned()) };
+    db.store.outbox_update(a, conversation(a, "u1"), Seq(2), &sent, at(2)).await.unwrap();
+    let failed = OutboxUpdate::Failed { error: "blocked".to_owned() };
+    db.store.outbox_update(b, conversation(b, "u1"), Seq(2), &failed, at(2)).await.unwrap();
+
+    let mut conn = db.superuser().await;
+    conn.execute("SET ROLE twin_system").await.unwrap();
+    let pending: Vec<Uuid> = sqlx::query_scalar("SELECT creator_id FROM inbox").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(pending, vec![b.0], "pending items only");
+    let outbox: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT creator_id, state FROM outbox").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(outbox, vec![(a.0, "sent".to_owned())], "by provider id; the failed entry has none and is not pending");
+    for sql in [
+        "SELECT payload FROM inbox",
+        "SELECT dedup_key FROM inbox",
+        "SELECT body FROM outbox",
+        "SELECT chat FROM outbox",
+        "SELECT error FROM outbox",
+        "SELECT count(*) FROM channel_identities",
+        "SELECT count(*) FROM link_codes",
+        "UPDATE inbox SET processed_at = 1",
+        "UPDATE outbox SET state = 'read'",
+        "DELETE FROM inbox",
+        "DELETE FROM outbox",
+        "INSERT INTO inbox (creator_id, channel, dedup_key, payload, received_at) \
+         VALUES (gen_random_uuid(), 'telegram', 'k', '{}', 0)",
+    ] {
+        let denied = sqlx::query(sql).execute(&mut conn).await.expect_err(sql);
+        assert_eq!(sql_state(&denied).as_deref(), Some(INSUFFICIENT_PRIVILEGE), "{sql}: {denied}");
     }
 }

@@ -129,8 +129,12 @@ pub trait ChannelStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Applies a provider's status report to the message it sent with that id (states only move
-    /// forward); `None` when no sent message has that id. Across tenants: the provider id is
-    /// unique to one channel's send.
+    /// forward, `failed` is final, and the first error reported is kept). Returns the new state
+    /// when the report changed it; `None` when it changed nothing: no sent message has that id
+    /// (unknown, or an entry still pending because parts of it are still going out), or the
+    /// report is a repeat or arrives after a later state (`delivered` after `read`). So callers
+    /// publish every `Some` as a change. Across tenants: the provider id is unique to one
+    /// channel's send.
     async fn outbox_status(
         &self,
         channel: ChannelKind,

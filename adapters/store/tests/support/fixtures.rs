@@ -2,6 +2,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use twin_engine::channel::{ChannelAddress, ChannelKind, OutboxBody, OutboxEntry, SecretRef, WhatsAppSettings};
 use twin_engine::conversation::{ConversationState, NudgeKind, PendingNudge};
 use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::persona::Persona;
@@ -169,4 +170,29 @@ pub fn profile(slug: &str, name: &str) -> CreatorProfile {
 
 pub fn document(path: &str, body: &str) -> KnowledgeDocument {
     KnowledgeDocument { path: path.to_owned(), body: body.to_owned() }
+}
+
+/// A creator whose WhatsApp business number is `phone_number_id`.
+pub fn whatsapp_profile(slug: &str, phone_number_id: &str) -> CreatorProfile {
+    let mut profile = profile(slug, slug);
+    profile.channels.whatsapp = Some(WhatsAppSettings {
+        phone_number_id: phone_number_id.to_owned(),
+        access_token: SecretRef::new("env:WHATSAPP_ACCESS_TOKEN"),
+        app_secret: SecretRef::new("env:WHATSAPP_APP_SECRET"),
+        verify_token: SecretRef::new("env:WHATSAPP_VERIFY_TOKEN"),
+        nudge_template: None,
+    });
+    profile
+}
+
+/// The outbox entry that sends `message` to `chat` on `kind`.
+pub fn outbox_entry(message: &Message, kind: ChannelKind, chat: &str) -> OutboxEntry {
+    OutboxEntry {
+        creator: message.creator,
+        conversation: message.conversation,
+        seq: message.seq,
+        address: ChannelAddress::new(kind, chat),
+        body: OutboxBody::Text { text: message.text.clone(), choices: message.choices.clone() },
+        created_at: message.created_at,
+    }
 }
