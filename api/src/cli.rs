@@ -294,7 +294,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Channels { command: ChannelsCommand::TelegramSecret } => {
             println!("{}", twin_channels::telegram::config::generate_webhook_secret());
-            Ok(ExitCode::SUCCESS)
         }
         Command::Channels { command: ChannelsCommand::TelegramRegister { creator, state } } => {
             let settings = state.settings(None)?;
@@ -317,7 +316,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client.set_webhook(&url, &client.config().webhook_secret).await.context("setWebhook failed")?;
             println!("the bot of {slug} now delivers to {url}");
             store.close().await;
-            Ok(ExitCode::SUCCESS)
         }
         Command::Chat { creator, user, url, state } => {
             let settings = state.settings(None)?;

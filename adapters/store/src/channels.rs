@@ -91,9 +91,16 @@ fn oldest_due_first(rows: &mut [OutboxRow]) {
 }
 
 /// New inbox rows in arrival order: RETURNING promises no order, ids are assigned in input order.
-fn inbox_rows(creator: CreatorId, channel: ChannelKind, mut rows: Vec<(i64, String, String)>) -> Vec<InboxRow> {
+fn inbox_rows(
+    creator: CreatorId,
+    channel: ChannelKind,
+    mut rows: Vec<(i64, String, String)>,
+    received_at: Timestamp,
+) -> Vec<InboxRow> {
     rows.sort_by_key(|(id, _, _)| *id);
-    rows.into_iter().map(|(id, dedup_key, payload)| InboxRow { id, creator, channel, dedup_key, payload }).collect()
+    rows.into_iter()
+        .map(|(id, dedup_key, payload)| InboxRow { id, creator, channel, dedup_key, payload, received_at })
+        .collect()
 }
 
 /// At most one creator may own a WhatsApp number: the shared webhook must never route one user's
@@ -143,7 +150,7 @@ impl PgStore {
         .await
         .map_err(from_sqlx)?;
         tx.commit().await.map_err(from_sqlx)?;
-        Ok(inbox_rows(creator, channel, rows))
+        Ok(inbox_rows(creator, channel, rows, now))
     }
 
     /// The keys as `twin_system`, the payloads as each tenant.
@@ -167,8 +174,8 @@ impl PgStore {
             let creator = CreatorId(creator);
             set_tenant(&mut tx, creator).await?;
             // Processed meanwhile: no longer pending, left out.
-            let found: Vec<(i64, String, String, String)> = sqlx::query_as(
-                "SELECT id, channel, dedup_key, payload FROM inbox \
+            let found: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+                "SELECT id, channel, dedup_key, payload, received_at FROM inbox \
                  WHERE creator_id = $1 AND id = ANY($2::bigint[]) AND processed_at IS NULL",
             )
             .bind(creator.0)
@@ -176,8 +183,9 @@ impl PgStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(from_sqlx)?;
-            for (id, channel, dedup_key, payload) in found {
-                rows.push(InboxRow { id, creator, channel: channel_of(&channel)?, dedup_key, payload });
+            for (id, channel, dedup_key, payload, received_at) in found {
+                let (channel, received_at) = (channel_of(&channel)?, Timestamp::from_millis(received_at));
+                rows.push(InboxRow { id, creator, channel, dedup_key, payload, received_at });
             }
         }
         tx.commit().await.map_err(from_sqlx)?;
@@ -495,12 +503,12 @@ impl SqliteStore {
             rows.extend(inserted);
         }
         tx.commit().await.map_err(from_sqlx)?;
-        Ok(inbox_rows(creator, channel, rows))
+        Ok(inbox_rows(creator, channel, rows, now))
     }
 
     pub(crate) async fn inbox_pending(&self, limit: u32) -> Result<Vec<InboxRow>, StoreError> {
-        let rows: Vec<(i64, Hyphenated, String, String, String)> = sqlx::query_as(
-            "SELECT id, creator_id, channel, dedup_key, payload FROM inbox WHERE processed_at IS NULL \
+        let rows: Vec<(i64, Hyphenated, String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, creator_id, channel, dedup_key, payload, received_at FROM inbox WHERE processed_at IS NULL \
              ORDER BY id LIMIT ?",
         )
         .bind(i64::from(limit))
@@ -508,13 +516,14 @@ impl SqliteStore {
         .await
         .map_err(from_sqlx)?;
         rows.into_iter()
-            .map(|(id, creator, channel, dedup_key, payload)| {
+            .map(|(id, creator, channel, dedup_key, payload, received_at)| {
                 Ok(InboxRow {
                     id,
                     creator: CreatorId(creator.into_uuid()),
                     channel: channel_of(&channel)?,
                     dedup_key,
                     payload,
+                    received_at: Timestamp::from_millis(received_at),
                 })
             })
             .collect()

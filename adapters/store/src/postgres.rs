@@ -201,6 +201,7 @@ impl PgStore {
             update_conversations(&mut tx, batch).await?;
             insert_messages(&mut tx, batch).await?;
             insert_outbox(&mut tx, batch).await?;
+            mark_inbox_done(&mut tx, batch).await?;
             insert_nudges(&mut tx, batch).await?;
             settle_nudges(&mut tx, batch).await?;
         }
@@ -744,4 +745,21 @@ fn message_row(
 
 fn nudge_row((id, creator, conversation, user, due_at): NudgeTuple) -> NudgeRow {
     NudgeRow { id, creator, conversation, user, due_at }
+}
+
+/// Webhook inbox rows that became turns in this commit (only rows still pending change).
+async fn mark_inbox_done(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
+    if batch.inbox_done.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE inbox SET processed_at = (extract(epoch FROM now()) * 1000)::bigint \
+         WHERE creator_id = $1 AND id = ANY($2::bigint[]) AND processed_at IS NULL",
+    )
+    .bind(batch.creator.0)
+    .bind(&batch.inbox_done)
+    .execute(&mut *conn)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(())
 }

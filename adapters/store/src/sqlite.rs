@@ -188,6 +188,7 @@ impl SqliteStore {
             update_conversations(&mut tx, batch).await?;
             insert_messages(&mut tx, batch).await?;
             insert_outbox(&mut tx, batch).await?;
+            mark_inbox_done(&mut tx, batch).await?;
             insert_nudges(&mut tx, batch).await?;
             settle_nudges(&mut tx, batch).await?;
         }
@@ -639,4 +640,20 @@ fn message_row(
 
 fn nudge_row((id, creator, conversation, user, due_at): NudgeTuple) -> NudgeRow {
     NudgeRow { id: id.into_uuid(), creator: creator.into_uuid(), conversation: conversation.into_uuid(), user, due_at }
+}
+
+/// Webhook inbox rows that became turns in this commit (only rows still pending change).
+async fn mark_inbox_done(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
+    let creator = batch.creator.0.hyphenated();
+    for id in &batch.inbox_done {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE inbox SET processed_at = {NOW_MILLIS} WHERE creator_id = ? AND id = ? AND processed_at IS NULL"
+        )))
+        .bind(creator)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    }
+    Ok(())
 }

@@ -61,7 +61,9 @@ impl ChannelRegistry {
                 .map(|config| Arc::new(WhatsAppClient::new(self.http.clone(), Arc::new(config))))
                 .map_err(|e| format!("[whatsapp] of {}: {e}", twin.profile.slug))
         });
-        for error in [&telegram, &whatsapp].into_iter().flatten().filter_map(|r| r.as_ref().err()) {
+        let errors =
+            [telegram.as_ref().and_then(|r| r.as_ref().err()), whatsapp.as_ref().and_then(|r| r.as_ref().err())];
+        for error in errors.into_iter().flatten() {
             tracing::warn!(%error, "a channel of this creator cannot work");
         }
         CreatorChannels { telegram, whatsapp }

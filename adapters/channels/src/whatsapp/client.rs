@@ -35,6 +35,10 @@ impl WhatsAppClient {
     }
 
     /// Marks a user's message as read (their blue ticks), e.g. when the twin starts answering it.
+    pub fn config(&self) -> &WhatsAppConfig {
+        &self.config
+    }
+
     pub async fn mark_read(&self, message_id: &str) -> Result<(), SendError> {
         let body = MarkRead { messaging_product: "whatsapp", status: "read", message_id };
         let body = serde_json::to_value(&body).map_err(|e| SendError::Rejected(format!("unserializable: {e}")))?;
