@@ -91,6 +91,24 @@ enum Command {
         #[command(flatten)]
         twin: TwinArgs,
     },
+    /// A flood of Telegram webhook deliveries (a share duplicated): throughput, the 200's latency,
+    /// and exactly-once from the tables (one turn per distinct update).
+    Webhooks {
+        /// Distinct updates.
+        #[arg(long, default_value_t = 20_000)]
+        deliveries: usize,
+        /// Users they come from.
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        /// Share of updates delivered twice.
+        #[arg(long, default_value_t = 0.10)]
+        duplicates: f64,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[command(flatten)]
+        twin: TwinArgs,
+    },
     /// Echo baseline and chat (streaming off) back to back, their ratio, and the disk's flush latency.
     Compare {
         #[command(flatten)]
@@ -152,10 +170,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let args = scenarios::nudges::NudgeArgs { scheduled, rate, seconds, restart_at };
             scenarios::nudges::run(&args, &twin, &mut report).await?;
         }
+        Command::Webhooks { deliveries, users, duplicates, concurrency, twin } => {
+            let args = scenarios::webhooks::WebhookArgs { deliveries, users, duplicates, concurrency };
+            scenarios::webhooks::run(&args, &twin, &mut report).await?;
+        }
         Command::Compare { load, twin, fsync_rounds } => {
             scenarios::compare::run(&load, &twin, fsync_rounds, &mut report, quiet).await?;
         }
         Command::All { quick, twin } => {
+            let webhooks = scenarios::webhooks::WebhookArgs {
+                deliveries: if quick { 1_000 } else { 20_000 },
+                users: if quick { 100 } else { 1_000 },
+                duplicates: 0.10,
+                concurrency: 32,
+            };
             let (load, sessions, actors, fsync_rounds, nudges) = if quick {
                 let load = LoadArgs {
                     connections: 8,
@@ -186,6 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let actor_args = scenarios::actors::ActorArgs { count: actors, history: 2 };
             scenarios::actors::run(&actor_args, &twin, &mut report).await?;
             scenarios::nudges::run(&nudges, &twin, &mut report).await?;
+            scenarios::webhooks::run(&webhooks, &twin, &mut report).await?;
         }
     }
     report.print();

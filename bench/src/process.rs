@@ -66,6 +66,17 @@ pub async fn start_twin(
     database_url: Option<&str>,
     jwt_secret: &str,
 ) -> anyhow::Result<Server> {
+    start_twin_with(data_dir, creators, database_url, jwt_secret, &[]).await
+}
+
+/// [`start_twin`] with extra environment variables.
+pub async fn start_twin_with(
+    data_dir: &Path,
+    creators: &Path,
+    database_url: Option<&str>,
+    jwt_secret: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Server> {
     let mut command = Command::new(twin_binary()?);
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -76,6 +87,9 @@ pub async fn start_twin(
         .env("TWIN_LOG", "warn,twin_api::startup=info");
     if let Some(url) = database_url {
         command.args(["--database-url", url]);
+    }
+    for (name, value) in env {
+        command.env(name, value);
     }
     start(command, "address=").await
 }

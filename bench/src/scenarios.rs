@@ -6,6 +6,7 @@ pub mod compare;
 pub mod connect;
 pub mod load;
 pub mod nudges;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::time::Duration;

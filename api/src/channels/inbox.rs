@@ -3,9 +3,17 @@
 //! row processed in the same commit as the message (`Arrival`), so a crash anywhere between the
 //! 200 and that commit replays the row at the next start, and a replay of a row whose turn exists
 //! only marks it. Other items (a block, a status report) are marked right after they are handled.
+//!
+//! Items are fed by a few shard tasks, each item to the shard of its sender, so one person's
+//! messages reach their conversation in the order they were stored while different people's are
+//! fed in parallel.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 use twin_actors::{ConversationKey, EngineError, EngineHandle};
 use twin_channels::{Content, InboundEvent, InboundItem, Sender};
@@ -21,6 +29,8 @@ const REPLAY_BATCH: u32 = 500;
 /// A row still pending this long after it arrived is fed again by the sweep (its first feeding
 /// failed, or the server was busy); a duplicate feed only marks it.
 const SWEEP_AFTER: Duration = Duration::from_secs(30);
+/// Feeding tasks; each feeds its share of senders in order.
+const SHARDS: usize = 16;
 
 #[derive(Clone)]
 pub struct Inbox {
@@ -36,6 +46,11 @@ struct InboxInner {
     /// Crash drill hook (`TWIN_FAULT_INBOX_HOLD_AFTER_STORE`): store deliveries and never feed
     /// them, so a test can kill the server between the 200 and the turn. Never set in production.
     hold: bool,
+    /// The shard tasks' queues. Unbounded: every row in them is stored already, so a backlog costs
+    /// memory only for rows the webhook accepted (bounded by the providers' send rate).
+    shards: Vec<mpsc::UnboundedSender<InboxRow>>,
+    /// Rows queued or being fed; the sweep leaves them alone.
+    queued: Mutex<HashSet<i64>>,
 }
 
 impl Inbox {
@@ -47,7 +62,39 @@ impl Inbox {
         clock: Arc<dyn Clock>,
         hold: bool,
     ) -> Self {
-        Self { inner: Arc::new(InboxInner { store, engine, registry, live, clock, hold }) }
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..SHARDS).map(|_| mpsc::unbounded_channel()).unzip();
+        let inner = Arc::new(InboxInner {
+            store,
+            engine,
+            registry,
+            live,
+            clock,
+            hold,
+            shards: senders,
+            queued: Mutex::new(HashSet::new()),
+        });
+        for receiver in receivers {
+            tokio::spawn(feed_shard(Arc::downgrade(&inner), receiver));
+        }
+        Self { inner }
+    }
+
+    /// Queues a stored row on its sender's shard, unless it is queued already.
+    fn enqueue(&self, row: InboxRow, item: Option<&InboundItem>) {
+        if !self.inner.lock_queued().insert(row.id) {
+            return;
+        }
+        let key = match item {
+            Some(item) => shard_key(item),
+            None => serde_json::from_str::<InboundItem>(&row.payload).map(|item| shard_key(&item)).unwrap_or_default(),
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (row.creator, key).hash(&mut hasher);
+        let shard = (hasher.finish() % SHARDS as u64) as usize;
+        if let Err(unsent) = self.inner.shards[shard].send(row) {
+            // Only when the server is shutting down: the row stays pending for the next start.
+            self.inner.lock_queued().remove(&unsent.0.id);
+        }
     }
 
     /// Stores the items of one delivery (one transaction) and starts feeding the new ones. When
@@ -76,13 +123,9 @@ impl Inbox {
             tracing::warn!(items = fresh.len(), "TWIN_FAULT_INBOX_HOLD_AFTER_STORE: holding webhook deliveries unfed");
             return Ok(());
         }
-        if !fresh.is_empty() {
-            let inbox = self.clone();
-            tokio::spawn(async move {
-                for row in fresh {
-                    inbox.feed(row).await;
-                }
-            });
+        for row in fresh {
+            let item = items.iter().find(|item| item.dedup_key == row.dedup_key);
+            self.enqueue(row, item);
         }
         Ok(())
     }
@@ -118,34 +161,44 @@ impl Inbox {
             };
             let cutoff = self.inner.clock.now().plus_millis(-(older_than.as_millis() as i64));
             let due: Vec<InboxRow> = rows.iter().filter(|row| row.received_at <= cutoff).cloned().collect();
+            // A full batch of due rows may hide more behind it: wait for these to be fed first.
             let more = rows.len() == REPLAY_BATCH as usize && due.len() == rows.len();
+            let ids: Vec<i64> = due.iter().map(|row| row.id).collect();
             for row in due {
-                self.feed(row).await;
+                self.enqueue(row, None);
                 fed += 1;
             }
             if !more {
                 return fed;
+            }
+            while ids.iter().any(|id| self.inner.lock_queued().contains(id)) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 
     /// Handles one stored item. Errors are logged; the row then stays pending for the sweep.
     async fn feed(&self, row: InboxRow) {
+        self.feed_row(&row).await;
+        self.inner.lock_queued().remove(&row.id);
+    }
+
+    async fn feed_row(&self, row: &InboxRow) {
         let item: InboundItem = match serde_json::from_str(&row.payload) {
             Ok(item) => item,
             Err(error) => {
                 tracing::error!(id = row.id, %error, "an inbox row cannot be read; dropped");
-                self.done(&row).await;
+                self.done(row).await;
                 return;
             }
         };
-        let outcome = self.handle(&row, item).await;
+        let outcome = self.handle(row, item).await;
         match outcome {
             Ok(Marked::InCommit) => {}
-            Ok(Marked::Now) => self.done(&row).await,
+            Ok(Marked::Now) => self.done(row).await,
             Err(FeedError::Item(error)) => {
                 tracing::error!(id = row.id, creator = %row.creator, %error, "a webhook item cannot be fed; dropped");
-                self.done(&row).await;
+                self.done(row).await;
             }
             Err(error) => {
                 tracing::warn!(id = row.id, creator = %row.creator, %error, "could not feed a webhook item; it will be retried")
@@ -282,6 +335,31 @@ impl Inbox {
 
     fn publish(&self, creator: CreatorId, conversation: ConversationId, kind: LiveEventKind) {
         self.inner.live.publish(LiveEvent { creator, conversation, kind });
+    }
+}
+
+impl InboxInner {
+    fn lock_queued(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.queued.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One shard: feeds its rows in order until the inbox is gone.
+async fn feed_shard(inbox: Weak<InboxInner>, mut rows: mpsc::UnboundedReceiver<InboxRow>) {
+    while let Some(row) = rows.recv().await {
+        let Some(inner) = inbox.upgrade() else { return };
+        Inbox { inner }.feed(row).await;
+    }
+}
+
+/// Items of one sender share a shard (so they are fed in order); a status report is keyed by the
+/// message it is about.
+fn shard_key(item: &InboundItem) -> String {
+    match &item.event {
+        InboundEvent::Message { from, .. }
+        | InboundEvent::Edited { from, .. }
+        | InboundEvent::Reachability { from, .. } => from.user.clone(),
+        InboundEvent::Status { provider_message_id, .. } => provider_message_id.clone(),
     }
 }
 

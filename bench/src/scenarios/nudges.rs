@@ -69,14 +69,14 @@ pub async fn run(args: &NudgeArgs, twin: &TwinArgs, report: &mut Report) -> anyh
 
 /// Where the nudges live: a SQLite file in a temporary folder, or a fresh uuid-named database on
 /// the PostgreSQL server the URL names (dropped at the end), so a run never sees an earlier one's rows.
-struct Database {
-    url: String,
+pub(super) struct Database {
+    pub(super) url: String,
     /// The server's URL as given and the database created on it.
     created: Option<(String, String)>,
 }
 
 impl Database {
-    async fn fresh(url: Option<&str>, dir: &Path) -> anyhow::Result<Self> {
+    pub(super) async fn fresh(url: Option<&str>, dir: &Path) -> anyhow::Result<Self> {
         match url {
             None => Ok(Self { url: format!("sqlite://{}", dir.join("twin.db").display()), created: None }),
             Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
@@ -91,7 +91,7 @@ impl Database {
         }
     }
 
-    async fn remove(self) -> anyhow::Result<()> {
+    pub(super) async fn remove(self) -> anyhow::Result<()> {
         let Some((server, name)) = self.created else { return Ok(()) };
         let mut admin = PgConnection::connect(&server).await?;
         admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).await?;
@@ -412,11 +412,7 @@ struct Tally {
 impl Tally {
     /// Read as the URL's user, straight from the tables (the same SQL on both databases).
     async fn read(url: &str, end: Timestamp) -> anyhow::Result<Self> {
-        let mut conn = if url.starts_with("sqlite:") {
-            Tables::Sqlite(SqliteConnection::connect(url).await?)
-        } else {
-            Tables::Postgres(PgConnection::connect(url).await?)
-        };
+        let mut conn = Tables::connect(url).await?;
         let tally = Self {
             rows: conn.count("SELECT count(*) FROM nudges".to_owned()).await?,
             fired: conn.count("SELECT count(*) FROM nudges WHERE status = 'fired'".to_owned()).await?,
@@ -437,13 +433,21 @@ impl Tally {
     }
 }
 
-enum Tables {
+pub(super) enum Tables {
     Postgres(PgConnection),
     Sqlite(SqliteConnection),
 }
 
 impl Tables {
-    async fn count(&mut self, sql: String) -> anyhow::Result<i64> {
+    pub(super) async fn connect(url: &str) -> anyhow::Result<Self> {
+        Ok(if url.starts_with("sqlite:") {
+            Tables::Sqlite(SqliteConnection::connect(url).await?)
+        } else {
+            Tables::Postgres(PgConnection::connect(url).await?)
+        })
+    }
+
+    pub(super) async fn count(&mut self, sql: String) -> anyhow::Result<i64> {
         let sql = sqlx::AssertSqlSafe(sql);
         Ok(match self {
             Tables::Postgres(conn) => sqlx::query_scalar(sql).fetch_one(conn).await?,
@@ -451,7 +455,7 @@ impl Tables {
         })
     }
 
-    async fn close(self) {
+    pub(super) async fn close(self) {
         // Best effort: the tally is read already.
         let _ = match self {
             Tables::Postgres(conn) => conn.close().await,
