@@ -196,6 +196,42 @@ async fn a_rate_limited_send_waits_retry_after_and_goes_out_once() {
 }
 
 #[tokio::test]
+async fn a_provider_outage_is_retried_with_back_off_and_nothing_is_lost_or_doubled() {
+    let (app, fake) = start(Kind::Postgres).await;
+    let outage = json!({"ok": false, "error_code": 502, "description": "Bad Gateway"});
+    fake.script([Scripted::Respond(502, outage.clone()), Scripted::Respond(502, outage)]);
+    assert_eq!(telegram_update(&app, &fixture("telegram/01_private_text_message.json")).await, 200);
+    let sent = fake.wait_for("sendMessage", 4, WAIT).await;
+    let texts: Vec<_> = sent.iter().map(|c| c.body["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(texts[0], texts[1]);
+    assert_eq!(texts[1], texts[2], "the welcome was tried three times");
+    assert_eq!(texts[3], "First, what should I call you?", "and the question followed it, in order");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.calls_of("sendMessage").len(), 4);
+    let creator = Slug::parse("demo").unwrap().creator_id();
+    let row = app.db.store.outbox_entry(creator, conversation_of("tg-5823419076"), Seq(2)).await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempts), (DeliveryState::Sent, 2));
+}
+
+#[tokio::test]
+async fn a_deep_link_enrols_the_user_in_the_program_it_names() {
+    let mut demo = demo_with_channels();
+    // No program on first contact: only the deep link starts one.
+    demo.profile.default_program = None;
+    let source = demo.programs[0].source.replace("first_contact: true", "first_contact: false");
+    demo.programs[0].source = source;
+    let fake = FakeProviders::start().await;
+    let app = spawn_app_with_providers(Kind::Sqlite, &[demo], Some(&fake)).await;
+    let mut start = fixture("telegram/04_start_deep_link.json");
+    // The demo program's `commands: [focus]`.
+    start["message"]["text"] = json!("/start focus");
+    assert_eq!(telegram_update(&app, &start).await, 200);
+    let sent = fake.wait_for("sendMessage", 2, WAIT).await;
+    assert!(sent[0].body["text"].as_str().unwrap().starts_with("Hi, I'm Maya's twin."), "{sent:#?}");
+    assert_eq!(sent[1].body["text"], "First, what should I call you?");
+}
+
+#[tokio::test]
 async fn a_user_who_blocked_the_bot_is_marked_unreachable_and_unblocking_reaches_them_again() {
     let (app, fake) = start(Kind::Postgres).await;
     fake.script([

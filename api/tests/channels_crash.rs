@@ -116,3 +116,38 @@ async fn a_send_in_flight_at_sigkill_is_repeated_at_most_once() {
     assert_eq!(sent[2].body["text"], json!("First, what should I call you?"));
     server.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_register_points_the_bot_at_the_public_url_with_the_configured_secret() {
+    let (fake, db, data, creators) =
+        (FakeProviders::start().await, TestDb::new(Kind::Sqlite).await, tempfile::tempdir().unwrap(), creators());
+    let twin = |args: &[&str]| {
+        let mut command = std::process::Command::new(support::twin_binary());
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--database-url", &db.url])
+            .env("TWIN_TELEGRAM_API_BASE", fake.telegram_base())
+            .env("TWIN_PUBLIC_URL", "https://twin.example.com/");
+        command
+    };
+    let import = twin(&["creator", "import", "--no-embed"]).arg(creators.path().join("demo")).output().unwrap();
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    // Blocking here is fine: the fake Bot API runs on the runtime's other worker.
+    let register = twin(&["channels", "telegram-register", "--creator", "demo"]).output().unwrap();
+    assert!(register.status.success(), "{}", String::from_utf8_lossy(&register.stderr));
+    let calls = fake.calls_of("setWebhook");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].body["url"], "https://twin.example.com/v1/channels/telegram/demo/webhook");
+    assert_eq!(calls[0].body["secret_token"], WEBHOOK_SECRET);
+
+    let missing = std::process::Command::new(support::twin_binary())
+        .args(["channels", "telegram-register", "--creator", "nobody", "--data-dir"])
+        .arg(data.path())
+        .args(["--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("import its bundle first"));
+}

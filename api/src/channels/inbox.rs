@@ -19,7 +19,7 @@ use twin_actors::{ConversationKey, EngineError, EngineHandle};
 use twin_channels::{Content, InboundEvent, InboundItem, Sender};
 use twin_engine::channel::{Arrival, ChannelAddress, ChannelKind};
 use twin_engine::ports::{ChannelStore, Clock, InboxRow, LiveEvent, LiveEventKind, LivePublisher, StoreError};
-use twin_engine::{ClientMsgId, ConversationId, CreatorId, Event, ProgramId, UserId};
+use twin_engine::{ClientMsgId, ConversationId, CreatorId, Event, UserId};
 
 use super::identity::{self, LinkCommand};
 use super::providers::ChannelRegistry;
@@ -224,12 +224,7 @@ impl Inbox {
                 }
                 let user = self.user_of(creator, channel, &from).await?;
                 let key = ConversationKey { creator, user };
-                if let Content::Start { payload: Some(payload) } = &content
-                    && let Some(program) = self.program_named(creator, payload).await?
-                {
-                    self.inner.engine.enrol(&key, program).await?;
-                    return Ok(Marked::Now);
-                }
+                // `/start PAYLOAD` deep links are the program triggers' business (`commands`).
                 let client_id = ClientMsgId::parse(&item.dedup_key).map_err(|e| FeedError::Item(e.to_string()))?;
                 let arrival = Arrival { address, inbox: Some(row.id) };
                 let event = Event::UserMessage { client_id, text, session: None, channel: Some(arrival) };
@@ -296,12 +291,6 @@ impl Inbox {
             return Ok(user);
         }
         identity::default_user(channel, &from.user).map_err(FeedError::Item)
-    }
-
-    async fn program_named(&self, creator: CreatorId, payload: &str) -> Result<Option<ProgramId>, FeedError> {
-        let Ok(id) = ProgramId::parse(payload) else { return Ok(None) };
-        let twin = self.inner.engine.twin(creator).await?;
-        Ok(twin.programs.latest(&id).map(|_| id))
     }
 
     /// Provider courtesies that do not change the conversation: Telegram wants every button press
