@@ -359,6 +359,30 @@ async fn a_whatsapp_user_chats_and_delivery_states_are_recorded() {
 }
 
 #[tokio::test]
+async fn the_shared_whatsapp_endpoint_routes_by_number_and_drops_unknown_numbers() {
+    let (app, fake) = start(Kind::Postgres).await;
+    let path = "/v1/channels/whatsapp/webhook";
+    let body = whatsapp_text("wamid.shared-1", "hello").to_string().into_bytes();
+    assert_eq!(post_whatsapp(&app, path, None, &body).await, 403, "unsigned");
+    assert_eq!(post_whatsapp(&app, path, Some(whatsapp_signature("forged", &body)), &body).await, 403);
+    assert_eq!(post_whatsapp(&app, path, Some(whatsapp_signature(APP_SECRET, &body)), &body).await, 200);
+    wait_until(|| async {
+        let stored = stored_texts(&app, "wa-4915112345678").await;
+        stored.iter().any(|(o, t)| o == "user" && t == "hello").then_some(())
+    })
+    .await;
+    fake.wait_for("messages", 1, WAIT).await;
+
+    let mut stranger = whatsapp_text("wamid.shared-2", "anyone?");
+    stranger["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!("999999");
+    let bytes = stranger.to_string().into_bytes();
+    assert_eq!(post_whatsapp(&app, path, Some(whatsapp_signature(APP_SECRET, &bytes)), &bytes).await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stored = stored_texts(&app, "wa-4915112345678").await;
+    assert!(!stored.iter().any(|(_, t)| t == "anyone?"), "an unknown number's message is dropped");
+}
+
+#[tokio::test]
 async fn a_web_user_links_their_telegram_chat_and_the_conversation_continues_there() {
     let (app, fake) = start(Kind::Sqlite).await;
     // On the web the user is "alice"; she answers the first question there.

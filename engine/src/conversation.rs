@@ -193,7 +193,12 @@ impl Conversation {
                 format!("text must be at most {MAX_TEXT_BYTES} bytes")
             };
             let code = if text.trim().is_empty() { ErrorCode::InvalidField } else { ErrorCode::TooLarge };
-            return vec![Effect::Send { to, out: Outbound::Error { code, message, client_id: Some(client_id) } }];
+            let refusal = Effect::Send { to, out: Outbound::Error { code, message, client_id: Some(client_id) } };
+            // A refused webhook item is settled too, or every replay would refuse it again.
+            return match inbox_done {
+                Some(done) => vec![Effect::Persist(vec![done]), refusal],
+                None => vec![refusal],
+            };
         }
 
         let first_contact = self.header.version == 0;

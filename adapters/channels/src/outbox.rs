@@ -136,10 +136,12 @@ async fn scan_loop(inner: Arc<Inner>) {
             }
         };
         let full = rows.len() >= inner.config.batch as usize;
+        let mut spawned = 0;
         for (conversation, rows) in by_conversation(rows) {
             if !inner.lock_in_flight().insert(conversation) {
                 continue;
             }
+            spawned += 1;
             let Ok(permit) = inner.permits.clone().acquire_owned().await else { return };
             let task = inner.clone();
             tokio::spawn(async move {
@@ -154,7 +156,9 @@ async fn scan_loop(inner: Arc<Inner>) {
                 task.wake.notify_one();
             });
         }
-        if full {
+        // A full batch may hide more due rows, unless it was all conversations already sending
+        // (then scanning again at once would only spin).
+        if full && spawned > 0 {
             continue;
         }
         tokio::select! {
@@ -203,7 +207,18 @@ impl Inner {
 
     async fn send_conversation(&self, rows: Vec<OutboxRow>) {
         let mut rows = rows.into_iter();
-        while let Some(row) = rows.next() {
+        while let Some(scanned) = rows.next() {
+            // The scan may predate a task of this conversation that finished just before this one
+            // started: read the row again, so nothing sent already is sent twice.
+            let entry = &scanned.entry;
+            let row = match self.store.outbox_entry(entry.creator, entry.conversation, entry.seq).await {
+                Ok(Some(row)) if row.state == DeliveryState::Pending && row.next_attempt_at <= self.clock.now() => row,
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::warn!(conversation = %entry.conversation, %error, "cannot read an outbox entry; later");
+                    return;
+                }
+            };
             if let Outcome::Later(at) = self.send_entry(&row).await {
                 // Order within a conversation holds: what follows waits for this one.
                 for later in rows.by_ref() {
@@ -212,7 +227,7 @@ impl Inner {
                         at: at.plus_millis(1),
                         error: "waiting for an earlier message".to_owned(),
                     };
-                    self.record(&later.entry, &update).await;
+                    let _ = self.record(&later.entry, &update).await;
                 }
                 return;
             }
@@ -236,7 +251,7 @@ impl Inner {
         for (i, part) in parts.iter().enumerate().skip(row.parts_done as usize) {
             if let Some(at) = self.pace(entry, kind).await {
                 let update = OutboxUpdate::Retry { attempts: row.attempts, at, error: "rate limit".to_owned() };
-                self.record(entry, &update).await;
+                let _ = self.record(entry, &update).await;
                 return Outcome::Later(at);
             }
             match client.send(part).await {
@@ -245,13 +260,20 @@ impl Inner {
                         parts_done: (i + 1) as u32,
                         provider_message_id: sent.provider_message_id,
                     };
-                    self.record(entry, &update).await;
+                    if !self.record(entry, &update).await {
+                        // Sending on would outrun the record; the next scan resends this part.
+                        return Outcome::Later(self.clock.now().plus_millis(1_000));
+                    }
                 }
                 Ok(sent) => last_id = sent.provider_message_id,
                 Err(error) => return self.failed_send(row, error).await,
             }
         }
-        self.record(entry, &OutboxUpdate::Sent { provider_message_id: last_id }).await;
+        if !self.record(entry, &OutboxUpdate::Sent { provider_message_id: last_id }).await {
+            // Unrecorded, the entry is still pending and goes out again after the next scan (the
+            // at-least-once window); what follows it must not overtake it.
+            return Outcome::Later(self.clock.now().plus_millis(1_000));
+        }
         self.publish(entry, DeliveryState::Sent, None);
         metrics::counter!("twin_outbox_sent_total", "channel" => kind.as_str()).increment(1);
         Outcome::Settled
@@ -292,7 +314,7 @@ impl Inner {
                     pacer.hold(&entry.address.chat, whole_sender, at, now);
                 }
                 let update = OutboxUpdate::Retry { attempts: row.attempts, at, error: "rate limited".to_owned() };
-                self.record(entry, &update).await;
+                let _ = self.record(entry, &update).await;
                 Outcome::Later(at)
             }
             SendError::Transient(error) => {
@@ -303,7 +325,7 @@ impl Inner {
                 metrics::counter!("twin_outbox_retries_total", "channel" => kind).increment(1);
                 let at = now.plus_millis(retry_delay_ms(attempts));
                 tracing::info!(conversation = %entry.conversation, seq = entry.seq.0, attempts, %error, "send failed; retrying");
-                self.record(entry, &OutboxUpdate::Retry { attempts, at, error }).await;
+                let _ = self.record(entry, &OutboxUpdate::Retry { attempts, at, error }).await;
                 Outcome::Later(at)
             }
             SendError::Unreachable(error) => {
@@ -317,17 +339,21 @@ impl Inner {
     async fn fail(&self, entry: &OutboxEntry, error: String) -> Outcome {
         tracing::warn!(conversation = %entry.conversation, seq = entry.seq.0, %error, "message not delivered");
         metrics::counter!("twin_outbox_failed_total", "channel" => entry.address.kind.as_str()).increment(1);
-        self.record(entry, &OutboxUpdate::Failed { error: error.clone() }).await;
+        let _ = self.record(entry, &OutboxUpdate::Failed { error: error.clone() }).await;
         self.publish(entry, DeliveryState::Failed, Some(error));
         Outcome::Settled
     }
 
     /// Writes an outcome. If the store is down the row stays pending and is attempted again after
     /// the next scan: for a send the provider accepted, that is the documented repeat window.
-    async fn record(&self, entry: &OutboxEntry, update: &OutboxUpdate) {
+    async fn record(&self, entry: &OutboxEntry, update: &OutboxUpdate) -> bool {
         let now = self.clock.now();
-        if let Err(error) = self.store.outbox_update(entry.creator, entry.conversation, entry.seq, update, now).await {
-            tracing::warn!(conversation = %entry.conversation, seq = entry.seq.0, %error, "cannot record an outbox outcome");
+        match self.store.outbox_update(entry.creator, entry.conversation, entry.seq, update, now).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(conversation = %entry.conversation, seq = entry.seq.0, %error, "cannot record an outbox outcome");
+                false
+            }
         }
     }
 

@@ -308,6 +308,8 @@ impl PgStore {
     pub(crate) async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let keys: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
             "SELECT creator_id, conversation_id, seq FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.conversation_id = outbox.conversation_id \
+             AND earlier.state = 'pending' AND earlier.seq < outbox.seq) \
              ORDER BY next_attempt_at, created_at, conversation_id, seq LIMIT $2",
         )
         .bind(now.millis())
@@ -401,6 +403,7 @@ impl PgStore {
     /// report as its tenant with the row locked, so two reports for one entry apply in turn.
     pub(crate) async fn outbox_status(
         &self,
+        creator: CreatorId,
         channel: ChannelKind,
         provider_message_id: &str,
         reported: DeliveryState,
@@ -409,11 +412,12 @@ impl PgStore {
     ) -> Result<Option<StatusChange>, StoreError> {
         let found: Option<(Uuid, Uuid, i64)> = sqlx::query_as(
             "SELECT creator_id, conversation_id, seq FROM outbox \
-             WHERE channel = $1 AND provider_message_id = $2 AND state <> 'pending' \
+             WHERE channel = $1 AND provider_message_id = $2 AND creator_id = $3 AND state <> 'pending' \
              ORDER BY created_at DESC LIMIT 1",
         )
         .bind(channel.as_str())
         .bind(provider_message_id)
+        .bind(creator.0)
         .fetch_optional(self.system_pool())
         .await
         .map_err(from_sqlx)?;
@@ -634,6 +638,8 @@ impl SqliteStore {
     pub(crate) async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let rows: Vec<OutboxTuple<Hyphenated>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {SQLITE_OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? \
+             AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.conversation_id = outbox.conversation_id \
+             AND earlier.state = 'pending' AND earlier.seq < outbox.seq) \
              ORDER BY next_attempt_at, created_at, conversation_id, seq LIMIT ?"
         )))
         .bind(now.millis())
@@ -695,6 +701,7 @@ impl SqliteStore {
     /// On the single writer, so two reports for one entry apply in turn.
     pub(crate) async fn outbox_status(
         &self,
+        creator: CreatorId,
         channel: ChannelKind,
         provider_message_id: &str,
         reported: DeliveryState,
@@ -704,11 +711,12 @@ impl SqliteStore {
         let mut tx = self.writer.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
         let found: Option<(Hyphenated, Hyphenated, i64, String)> = sqlx::query_as(
             "SELECT creator_id, conversation_id, seq, state FROM outbox \
-             WHERE channel = ? AND provider_message_id = ? AND state <> 'pending' \
+             WHERE channel = ? AND provider_message_id = ? AND creator_id = ? AND state <> 'pending' \
              ORDER BY created_at DESC LIMIT 1",
         )
         .bind(channel.as_str())
         .bind(provider_message_id)
+        .bind(creator.0.hyphenated())
         .fetch_optional(&mut *tx)
         .await
         .map_err(from_sqlx)?;

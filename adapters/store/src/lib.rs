@@ -368,6 +368,7 @@ impl ChannelStore for Store {
 
     async fn outbox_status(
         &self,
+        creator: CreatorId,
         channel: ChannelKind,
         provider_message_id: &str,
         state: DeliveryState,
@@ -375,8 +376,8 @@ impl ChannelStore for Store {
         now: Timestamp,
     ) -> Result<Option<StatusChange>, StoreError> {
         match &self.backend {
-            Backend::Postgres(s) => s.outbox_status(channel, provider_message_id, state, error, now).await,
-            Backend::Sqlite(s) => s.outbox_status(channel, provider_message_id, state, error, now).await,
+            Backend::Postgres(s) => s.outbox_status(creator, channel, provider_message_id, state, error, now).await,
+            Backend::Sqlite(s) => s.outbox_status(creator, channel, provider_message_id, state, error, now).await,
         }
     }
 

@@ -235,7 +235,11 @@ async fn a_committed_outbox_entry_is_due_at_its_time_and_not_before(kind: Kind) 
 
     assert!(db.store.outbox_due(at(T0 + 1), 10).await.unwrap().is_empty(), "not before its time");
     assert_eq!(db.store.outbox_due(at(T0 + 2), 10).await.unwrap(), vec![pending(&reply)]);
-    assert_eq!(db.store.outbox_due(at(T0 + 60_000), 10).await.unwrap(), vec![pending(&reply), pending(&template)]);
+    assert_eq!(
+        db.store.outbox_due(at(T0 + 60_000), 10).await.unwrap(),
+        vec![pending(&reply)],
+        "the later entry of the conversation waits for the earlier one"
+    );
     assert_eq!(stored(&db, &template).await, pending(&template), "a template body round-trips");
     let loaded = db.store.load(a, conversation(a, "u1"), LoadLimits { history: 10, client_ids: 10 }).await.unwrap();
     assert_eq!(loaded.unwrap().last_seq, Seq(3), "the messages are committed with their entries");
@@ -245,6 +249,7 @@ async fn a_committed_outbox_entry_is_due_at_its_time_and_not_before(kind: Kind) 
     db.store.outbox_update(a, reply.conversation, reply.seq, &update, at(T0 + 5)).await.unwrap();
     db.store.commit(&[Record::Outbox(reply.clone())]).await.unwrap();
     assert_eq!(stored(&db, &reply).await.state, DeliveryState::Sent);
+    assert_eq!(db.store.outbox_due(at(T0 + 60_000), 10).await.unwrap(), vec![pending(&template)]);
     assert_eq!(db.store.outbox_entry(a, reply.conversation, Seq(9)).await.unwrap(), None);
     assert_eq!(db.store.outbox_entry(creator("bob"), reply.conversation, reply.seq).await.unwrap(), None);
 }
@@ -254,17 +259,27 @@ async fn due_entries_come_oldest_first_across_tenants_and_limited(kind: Kind) {
     let (a, b) = (creator("alice"), creator("bob"));
     let alice = commit_sends(&db, a, "u1", &[2, 5], ChannelKind::Telegram).await;
     let bob = commit_sends(&db, b, "u1", &[3, 4], ChannelKind::WhatsApp).await;
+    // Only each conversation's earliest pending entry is due: messages go out in order.
     let due = db.store.outbox_due(at(T0 + 100), 10).await.unwrap();
-    let order: Vec<OutboxRow> = [&alice[0], &bob[0], &bob[1], &alice[1]].into_iter().map(pending).collect();
+    let order: Vec<OutboxRow> = [&alice[0], &bob[0]].into_iter().map(pending).collect();
     assert_eq!(due, order);
-    assert_eq!(db.store.outbox_due(at(T0 + 100), 2).await.unwrap(), order[..2].to_vec());
+    assert_eq!(db.store.outbox_due(at(T0 + 100), 1).await.unwrap(), order[..1].to_vec());
 
-    // A retry moves an entry behind the others.
+    // A retry moves an entry behind the others, and what follows it in its conversation waits.
     let retry = OutboxUpdate::Retry { attempts: 1, at: at(T0 + 50), error: "timeout".to_owned() };
     db.store.outbox_update(a, alice[0].conversation, alice[0].seq, &retry, at(T0 + 10)).await.unwrap();
-    let due: Vec<(CreatorId, u64)> =
-        db.store.outbox_due(at(T0 + 100), 10).await.unwrap().iter().map(|r| (r.entry.creator, r.entry.seq.0)).collect();
-    assert_eq!(due, vec![(b, 3), (b, 4), (a, 5), (a, 2)]);
+    let due_at = |now: i64| {
+        let store = db.store.clone();
+        async move {
+            let rows = store.outbox_due(at(now), 10).await.unwrap();
+            rows.iter().map(|r| (r.entry.creator, r.entry.seq.0)).collect::<Vec<(CreatorId, u64)>>()
+        }
+    };
+    assert_eq!(due_at(T0 + 20).await, vec![(b, 3)], "alice's 5 waits for her 2");
+    assert_eq!(due_at(T0 + 100).await, vec![(b, 3), (a, 2)]);
+    let sent = OutboxUpdate::Sent { provider_message_id: None };
+    db.store.outbox_update(b, bob[0].conversation, bob[0].seq, &sent, at(T0 + 101)).await.unwrap();
+    assert_eq!(due_at(T0 + 102).await, vec![(b, 4), (a, 2)]);
 }
 
 async fn attempts_move_a_pending_entry_and_a_sent_or_failed_one_stays(kind: Kind) {
@@ -280,13 +295,14 @@ async fn attempts_move_a_pending_entry_and_a_sent_or_failed_one_stays(kind: Kind
     update(first, OutboxUpdate::PartSent { parts_done: 1, provider_message_id: Some("11".to_owned()) }, T0 + 10).await;
     let row = stored(&db, first).await;
     assert_eq!((row.state, row.parts_done, row.attempts), (DeliveryState::Pending, 1, 0), "more parts follow");
-    assert_eq!(db.store.outbox_due(at(T0 + 10), 10).await.unwrap().len(), 2, "still due");
+    let due = db.store.outbox_due(at(T0 + 10), 10).await.unwrap();
+    assert_eq!(due.iter().map(|r| r.entry.seq).collect::<Vec<_>>(), [first.seq], "still due, and before the next");
 
     update(first, OutboxUpdate::Retry { attempts: 1, at: at(T0 + 1_000), error: "429".to_owned() }, T0 + 11).await;
     let row = stored(&db, first).await;
     assert_eq!((row.state, row.attempts, row.parts_done), (DeliveryState::Pending, 1, 1), "parts done are kept");
     assert_eq!(row.next_attempt_at, at(T0 + 1_000));
-    assert_eq!(db.store.outbox_due(at(T0 + 999), 10).await.unwrap(), vec![pending(second)]);
+    assert!(db.store.outbox_due(at(T0 + 999), 10).await.unwrap().is_empty(), "the next waits for it");
 
     update(first, OutboxUpdate::PartSent { parts_done: 2, provider_message_id: None }, T0 + 1_000).await;
     update(first, OutboxUpdate::Sent { provider_message_id: Some("12".to_owned()) }, T0 + 1_001).await;
@@ -324,7 +340,7 @@ async fn status_reports_only_move_forward_and_failed_is_final(kind: Kind) {
     db.store.outbox_update(b, other.conversation, other.seq, &sent("wamid.B"), at(T0 + 10)).await.unwrap();
     let status = |state: DeliveryState, error: Option<&'static str>| {
         let store = db.store.clone();
-        async move { store.outbox_status(ChannelKind::WhatsApp, "wamid.A", state, error, at(T0 + 20)).await.unwrap() }
+        async move { store.outbox_status(a, ChannelKind::WhatsApp, "wamid.A", state, error, at(T0 + 20)).await.unwrap() }
     };
     let change = |state| Some(StatusChange { creator: a, conversation: entry.conversation, seq: entry.seq, state });
 
@@ -341,10 +357,14 @@ async fn status_reports_only_move_forward_and_failed_is_final(kind: Kind) {
 
     // The other tenant's entry was not touched; the channel is part of the id.
     assert_eq!(stored(&db, &other).await.state, DeliveryState::Sent);
-    let telegram = db.store.outbox_status(ChannelKind::Telegram, "wamid.B", DeliveryState::Read, None, at(T0)).await;
+    let telegram = db.store.outbox_status(b, ChannelKind::Telegram, "wamid.B", DeliveryState::Read, None, at(T0)).await;
     assert_eq!(telegram.unwrap(), None);
+    // A report naming another tenant's message (a creator's signed webhook with bob's id) is ignored.
+    let forged = db.store.outbox_status(a, ChannelKind::WhatsApp, "wamid.B", DeliveryState::Read, None, at(T0)).await;
+    assert_eq!(forged.unwrap(), None);
+    assert_eq!(stored(&db, &other).await.state, DeliveryState::Sent);
     let delivered =
-        db.store.outbox_status(ChannelKind::WhatsApp, "wamid.B", DeliveryState::Delivered, None, at(T0)).await;
+        db.store.outbox_status(b, ChannelKind::WhatsApp, "wamid.B", DeliveryState::Delivered, None, at(T0)).await;
     assert_eq!(
         delivered.unwrap(),
         Some(StatusChange {
@@ -360,7 +380,8 @@ async fn a_status_for_an_unknown_or_pending_send_changes_nothing(kind: Kind) {
     let db = TestDb::new(kind).await;
     let a = creator("alice");
     let entry = commit_sends(&db, a, "u1", &[2], ChannelKind::WhatsApp).await.remove(0);
-    let unknown = db.store.outbox_status(ChannelKind::WhatsApp, "wamid.nope", DeliveryState::Read, None, at(T0)).await;
+    let unknown =
+        db.store.outbox_status(a, ChannelKind::WhatsApp, "wamid.nope", DeliveryState::Read, None, at(T0)).await;
     assert_eq!(unknown.unwrap(), None);
 
     // The first part went out, the rest has not: a report about that part leaves the entry pending,
@@ -368,7 +389,7 @@ async fn a_status_for_an_unknown_or_pending_send_changes_nothing(kind: Kind) {
     let part = OutboxUpdate::PartSent { parts_done: 1, provider_message_id: Some("wamid.part1".to_owned()) };
     db.store.outbox_update(a, entry.conversation, entry.seq, &part, at(T0 + 1)).await.unwrap();
     let report =
-        db.store.outbox_status(ChannelKind::WhatsApp, "wamid.part1", DeliveryState::Failed, Some("e"), at(T0)).await;
+        db.store.outbox_status(a, ChannelKind::WhatsApp, "wamid.part1", DeliveryState::Failed, Some("e"), at(T0)).await;
     assert_eq!(report.unwrap(), None);
     let row = stored(&db, &entry).await;
     assert_eq!((row.state, row.parts_done), (DeliveryState::Pending, 1));

@@ -10,6 +10,8 @@ use twin_engine::channel::ChannelKind;
 /// Letters and digits that cannot be mistaken for one another when typed from a screen.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 pub const CODE_LEN: usize = 8;
+/// How long a link code stays valid.
+pub const CODE_TTL_MS: i64 = 15 * 60 * 1000;
 /// The prefix of a link code in a Telegram deep link: `t.me/<bot>?start=link-<CODE>`.
 pub const START_PREFIX: &str = "link-";
 
@@ -55,6 +57,12 @@ pub fn link_command(text: &str, content: &Content) -> Option<LinkCommand> {
     well_formed.then_some(LinkCommand { code })
 }
 
+/// A WhatsApp failure (as its status report words it, `"<code> <title>: <details>"`) that means
+/// the number cannot be reached: not on WhatsApp, or the user blocked the business (131026).
+pub fn means_unreachable(error: &str) -> bool {
+    error.split_whitespace().next() == Some("131026")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +90,12 @@ mod tests {
         assert_ne!(new_code(), new_code());
         assert_eq!(default_user(ChannelKind::Telegram, "5823419076").unwrap().as_str(), "tg-5823419076");
         assert_eq!(default_user(ChannelKind::WhatsApp, "4915112345678").unwrap().as_str(), "wa-4915112345678");
+    }
+
+    #[test]
+    fn only_an_undeliverable_number_is_unreachable() {
+        assert!(means_unreachable("131026 Message undeliverable: the number is not on WhatsApp"));
+        assert!(!means_unreachable("131047 Re-engagement message: more than 24 hours"));
+        assert!(!means_unreachable("1310261 something"));
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use twin_actors::{ConversationKey, EngineError, EngineHandle};
 use twin_channels::{Content, InboundEvent, InboundItem, Sender};
-use twin_engine::channel::{Arrival, ChannelAddress, ChannelKind};
+use twin_engine::channel::{Arrival, ChannelAddress, ChannelKind, DeliveryState};
 use twin_engine::ports::{ChannelStore, Clock, InboxRow, LiveEvent, LiveEventKind, LivePublisher, StoreError};
 use twin_engine::{ClientMsgId, ConversationId, CreatorId, Event, UserId};
 
@@ -151,6 +151,8 @@ impl Inbox {
     /// how many were fed.
     pub async fn replay(&self, older_than: Duration) -> usize {
         let mut fed = 0;
+        // Rows fed by this call: one that stays pending (its feeding failed) is not fed again here.
+        let mut seen = HashSet::new();
         loop {
             let rows = match self.inner.store.inbox_pending(REPLAY_BATCH).await {
                 Ok(rows) => rows,
@@ -160,9 +162,10 @@ impl Inbox {
                 }
             };
             let cutoff = self.inner.clock.now().plus_millis(-(older_than.as_millis() as i64));
-            let due: Vec<InboxRow> = rows.iter().filter(|row| row.received_at <= cutoff).cloned().collect();
+            let due: Vec<InboxRow> =
+                rows.iter().filter(|row| row.received_at <= cutoff && seen.insert(row.id)).cloned().collect();
             // A full batch of due rows may hide more behind it: wait for these to be fed first.
-            let more = rows.len() == REPLAY_BATCH as usize && due.len() == rows.len();
+            let more = rows.len() == REPLAY_BATCH as usize && !due.is_empty();
             let ids: Vec<i64> = due.iter().map(|row| row.id).collect();
             for row in due {
                 self.enqueue(row, None);
@@ -196,6 +199,10 @@ impl Inbox {
         match outcome {
             Ok(Marked::InCommit) => {}
             Ok(Marked::Now) => self.done(row).await,
+            Err(FeedError::Engine(EngineError::UnknownCreator(creator))) => {
+                tracing::warn!(id = row.id, %creator, "a webhook item for a creator that no longer exists; dropped");
+                self.done(row).await;
+            }
             Err(FeedError::Item(error)) => {
                 tracing::error!(id = row.id, creator = %row.creator, %error, "a webhook item cannot be fed; dropped");
                 self.done(row).await;
@@ -219,7 +226,9 @@ impl Inbox {
             InboundEvent::Message { from, message_id, text, content } => {
                 self.acknowledge(creator, channel, &message_id, &content).await;
                 let address = ChannelAddress::new(channel, from.chat.clone());
-                if let Some(command) = identity::link_command(&text, &content) {
+                // Only a private chat can be linked to a person (a group is many people).
+                let private = from.chat == from.user;
+                if let Some(command) = identity::link_command(&text, &content).filter(|_| private) {
                     return self.link(creator, channel, &from, address, command).await;
                 }
                 let user = self.user_of(creator, channel, &from).await?;
@@ -244,13 +253,26 @@ impl Inbox {
                 self.inner.engine.route(&key, Event::Reachability { address, reachable }).await?;
                 Ok(Marked::Now)
             }
-            InboundEvent::Status { provider_message_id, state, error, .. } => {
+            InboundEvent::Status { recipient, provider_message_id, state, error } => {
                 let now = self.inner.clock.now();
-                let change =
-                    self.inner.store.outbox_status(channel, &provider_message_id, state, error.as_deref(), now).await?;
+                let change = self
+                    .inner
+                    .store
+                    .outbox_status(creator, channel, &provider_message_id, state, error.as_deref(), now)
+                    .await?;
                 if let Some(change) = change {
+                    let undeliverable = change.state == DeliveryState::Failed
+                        && error.as_deref().is_some_and(identity::means_unreachable);
                     let kind = LiveEventKind::Delivery { seq: change.seq, channel, state: change.state, error };
                     self.publish(change.creator, change.conversation, kind);
+                    if undeliverable {
+                        // WhatsApp reports most undeliverable sends later, as a failed status.
+                        let from = Sender { user: recipient.clone(), chat: recipient, name: None };
+                        let user = self.user_of(creator, channel, &from).await?;
+                        let address = ChannelAddress::new(channel, from.chat);
+                        let event = Event::Reachability { address, reachable: false };
+                        self.inner.engine.route(&ConversationKey { creator, user }, event).await?;
+                    }
                 }
                 Ok(Marked::Now)
             }
@@ -271,7 +293,12 @@ impl Inbox {
         let linked = store.take_link_code(creator, &command.code, now).await?;
         let (user, event) = match linked {
             Some(user) => {
-                store.bind_identity(creator, channel, &from.user, &user, now).await?;
+                if let Err(error) = store.bind_identity(creator, channel, &from.user, &user, now).await {
+                    // Give the code back, so the retry of this item can still use it.
+                    let expires_at = now.plus_millis(identity::CODE_TTL_MS);
+                    let _ = store.put_link_code(creator, &command.code, &user, expires_at).await;
+                    return Err(error.into());
+                }
                 tracing::info!(%creator, channel = channel.as_str(), "a channel identity was linked to a user");
                 (user, Event::Linked { address })
             }

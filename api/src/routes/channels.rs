@@ -32,8 +32,6 @@ use crate::problem::ApiError;
 /// Webhook bodies larger than this are refused (413) before they are read: Telegram updates and
 /// WhatsApp notifications are a few KiB; Meta batches stay far below it.
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
-/// How long a link code stays valid.
-const LINK_CODE_TTL_MS: i64 = 15 * 60 * 1000;
 
 pub async fn telegram_webhook(
     State(state): State<AppState>,
@@ -130,7 +128,12 @@ pub async fn whatsapp_shared_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    // Reading the numbers needs the JSON; nothing is stored or acted on before the signature holds.
+    // Reading the numbers needs the JSON; nothing is stored or acted on before the signature holds,
+    // and a request that carries no signature at all is refused before it is read.
+    let signature = headers.get(whatsapp::config::SIGNATURE_HEADER).map(|v| v.as_bytes());
+    if signature.is_none() {
+        return Err(webhook_error(ChannelKind::WhatsApp)(WebhookError::Unauthenticated));
+    }
     let routed = whatsapp::parse(&body).map_err(webhook_error(ChannelKind::WhatsApp))?;
     let mut by_creator: Vec<(CreatorId, Vec<InboundItem>)> = Vec::new();
     let mut owners: HashMap<String, Option<CreatorId>> = HashMap::new();
@@ -153,11 +156,15 @@ pub async fn whatsapp_shared_webhook(
             }
         }
     }
-    let signature = headers.get(whatsapp::config::SIGNATURE_HEADER).map(|v| v.as_bytes());
     let mut verified_secret: Option<twin_channels::Secret> = None;
     for (creator, items) in by_creator {
         let channels = state.channels.channels(creator).await.map_err(engine_error)?;
-        let Some(Ok(client)) = channels.whatsapp.clone() else { continue };
+        let client = match channels.whatsapp.clone() {
+            Some(Ok(client)) => client,
+            // Meta retries a delivery that was not acknowledged: nothing is lost while it is fixed.
+            Some(Err(_)) => return Err(ApiError::unavailable("a creator's WhatsApp channel is misconfigured")),
+            None => continue,
+        };
         let secret = &client.config().app_secret;
         match &verified_secret {
             None => {
@@ -171,12 +178,6 @@ pub async fn whatsapp_shared_webhook(
             }
         }
         accept(&state, creator, ChannelKind::WhatsApp, &items).await?;
-    }
-    if verified_secret.is_none() {
-        // Nothing routable: still refuse an unsigned request rather than acknowledge it.
-        if signature.is_none() {
-            return Err(webhook_error(ChannelKind::WhatsApp)(WebhookError::Unauthenticated));
-        }
     }
     Ok(StatusCode::OK)
 }
@@ -199,7 +200,7 @@ pub async fn link_code(State(state): State<AppState>, headers: HeaderMap) -> Res
         return Err(ApiError::forbidden("link codes are for end-user tokens (role `user`)"));
     }
     let code = identity::new_code();
-    let expires_at = state.clock.now().plus_millis(LINK_CODE_TTL_MS);
+    let expires_at = state.clock.now().plus_millis(identity::CODE_TTL_MS);
     state
         .store
         .put_link_code(identity.creator, &code, &identity.subject, expires_at)

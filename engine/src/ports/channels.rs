@@ -2,7 +2,7 @@
 //! of provider sends. Used by the webhook handlers and the outbox worker, not by conversations
 //! (their outbox entries arrive through [`super::Record::Outbox`] in their own commits).
 //!
-//! The scans (`inbox_pending`, `outbox_due`, `whatsapp_creator`, `outbox_by_provider_id`) cross
+//! The scans (`inbox_pending`, `outbox_due`, `whatsapp_creator`) cross
 //! tenants: on PostgreSQL they run as `twin_system` under narrow policies; everything else runs
 //! as the tenant.
 
@@ -133,10 +133,11 @@ pub trait ChannelStore: Send + Sync + 'static {
     /// when the report changed it; `None` when it changed nothing: no sent message has that id
     /// (unknown, or an entry still pending because parts of it are still going out), or the
     /// report is a repeat or arrives after a later state (`delivered` after `read`). So callers
-    /// publish every `Some` as a change. Across tenants: the provider id is unique to one
-    /// channel's send.
+    /// publish every `Some` as a change. Only `creator`'s messages are considered: the webhook
+    /// that carried the report was verified with that creator's secret.
     async fn outbox_status(
         &self,
+        creator: CreatorId,
         channel: ChannelKind,
         provider_message_id: &str,
         state: DeliveryState,
