@@ -11,6 +11,7 @@
 //! conversation, a model) runs inside the request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -41,11 +42,7 @@ pub async fn telegram_webhook(
 ) -> Result<StatusCode, ApiError> {
     let creator = creator_of(&slug)?;
     let channels = state.channels.channels(creator).await.map_err(engine_error)?;
-    let client = match &channels.telegram {
-        None => return Err(not_found()),
-        Some(Err(_)) => return Err(ApiError::unavailable("this creator's Telegram channel is misconfigured")),
-        Some(Ok(client)) => client,
-    };
+    let client = configured(&channels.telegram, "Telegram")?;
     let presented = headers.get(telegram::config::SECRET_HEADER).map(|v| v.as_bytes());
     telegram::inbound::verify(presented, client.config()).map_err(webhook_error(ChannelKind::Telegram))?;
     let items = telegram::inbound::parse(&body, client.config().bot_username.as_deref())
@@ -70,11 +67,7 @@ pub async fn whatsapp_handshake(
 ) -> Result<String, ApiError> {
     let creator = creator_of(&slug)?;
     let channels = state.channels.channels(creator).await.map_err(engine_error)?;
-    let client = match &channels.whatsapp {
-        None => return Err(not_found()),
-        Some(Err(_)) => return Err(ApiError::unavailable("this creator's WhatsApp channel is misconfigured")),
-        Some(Ok(client)) => client,
-    };
+    let client = configured(&channels.whatsapp, "WhatsApp")?;
     let expected = &client.config().verify_token;
     whatsapp::handshake(query.mode.as_deref(), query.verify_token.as_deref(), query.challenge.as_deref(), expected)
         .map_err(webhook_error(ChannelKind::WhatsApp))
@@ -88,11 +81,7 @@ pub async fn whatsapp_webhook(
 ) -> Result<StatusCode, ApiError> {
     let creator = creator_of(&slug)?;
     let channels = state.channels.channels(creator).await.map_err(engine_error)?;
-    let client = match &channels.whatsapp {
-        None => return Err(not_found()),
-        Some(Err(_)) => return Err(ApiError::unavailable("this creator's WhatsApp channel is misconfigured")),
-        Some(Ok(client)) => client,
-    };
+    let client = configured(&channels.whatsapp, "WhatsApp")?;
     let signature = headers.get(whatsapp::config::SIGNATURE_HEADER).map(|v| v.as_bytes());
     whatsapp::verify_signature(signature, &body, &client.config().app_secret)
         .map_err(webhook_error(ChannelKind::WhatsApp))?;
@@ -229,6 +218,16 @@ async fn accept(
         ApiError::unavailable(format!("the delivery could not be stored: {e}"))
     })?;
     Ok(StatusCode::OK)
+}
+
+/// A creator's client of one channel: 404 when the creator has no such channel (as for an unknown
+/// creator), 503 when it is configured but cannot work (an unset secret; the provider retries).
+fn configured<'a, T>(channel: &'a Option<Result<Arc<T>, String>>, name: &str) -> Result<&'a Arc<T>, ApiError> {
+    match channel {
+        None => Err(not_found()),
+        Some(Err(_)) => Err(ApiError::unavailable(format!("this creator's {name} channel is misconfigured"))),
+        Some(Ok(client)) => Ok(client),
+    }
 }
 
 /// An unknown slug and a creator without that channel look the same from outside.
