@@ -12,7 +12,7 @@ use twin_actors::{ConversationKey, EngineHandle};
 use twin_channels::outbox::Feedback;
 use twin_engine::Event;
 use twin_engine::channel::{ChannelAddress, OutboxEntry};
-use twin_engine::ports::{ChannelStore, Clock};
+use twin_engine::ports::ChannelStore;
 
 pub use inbox::Inbox;
 pub use providers::ChannelRegistry;
@@ -22,7 +22,6 @@ pub use providers::ChannelRegistry;
 pub struct OutboxFeedback {
     pub store: Arc<dyn ChannelStore>,
     pub engine: EngineHandle,
-    pub clock: Arc<dyn Clock>,
 }
 
 impl Feedback for OutboxFeedback {

@@ -102,7 +102,7 @@ impl Application {
             settings.telegram_api_base.clone(),
             settings.whatsapp_api_base.clone(),
         ));
-        let feedback = OutboxFeedback { store: channel_store.clone(), engine: engine.clone(), clock: clock.clone() };
+        let feedback = OutboxFeedback { store: channel_store.clone(), engine: engine.clone() };
         let outbox_config = OutboxConfig {
             // Crash drill hook (api/tests/channels.rs): never send. Never set in production.
             hold_before_send: std::env::var_os("TWIN_FAULT_OUTBOX_HOLD_BEFORE_SEND").is_some(),

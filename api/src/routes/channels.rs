@@ -20,6 +20,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use twin_actors::EngineError;
+use twin_channels::telegram::TelegramClient;
+use twin_channels::whatsapp::WhatsAppClient;
 use twin_channels::{InboundItem, WebhookError, telegram, whatsapp};
 use twin_engine::channel::ChannelKind;
 use twin_engine::ports::ChannelStore;
@@ -40,9 +42,7 @@ pub async fn telegram_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let creator = creator_of(&slug)?;
-    let channels = state.channels.channels(creator).await.map_err(engine_error)?;
-    let client = configured(&channels.telegram, "Telegram")?;
+    let (creator, client) = telegram_client(&state, &slug).await?;
     let presented = headers.get(telegram::config::SECRET_HEADER).map(|v| v.as_bytes());
     telegram::inbound::verify(presented, client.config()).map_err(webhook_error(ChannelKind::Telegram))?;
     let items = telegram::inbound::parse(&body, client.config().bot_username.as_deref())
@@ -60,17 +60,21 @@ pub struct Handshake {
     challenge: Option<String>,
 }
 
+impl Handshake {
+    /// The challenge when the verify token is `expected`.
+    fn answer(&self, expected: &twin_channels::Secret) -> Result<String, ApiError> {
+        whatsapp::handshake(self.mode.as_deref(), self.verify_token.as_deref(), self.challenge.as_deref(), expected)
+            .map_err(webhook_error(ChannelKind::WhatsApp))
+    }
+}
+
 pub async fn whatsapp_handshake(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     Query(query): Query<Handshake>,
 ) -> Result<String, ApiError> {
-    let creator = creator_of(&slug)?;
-    let channels = state.channels.channels(creator).await.map_err(engine_error)?;
-    let client = configured(&channels.whatsapp, "WhatsApp")?;
-    let expected = &client.config().verify_token;
-    whatsapp::handshake(query.mode.as_deref(), query.verify_token.as_deref(), query.challenge.as_deref(), expected)
-        .map_err(webhook_error(ChannelKind::WhatsApp))
+    let (_, client) = whatsapp_client(&state, &slug).await?;
+    query.answer(&client.config().verify_token)
 }
 
 pub async fn whatsapp_webhook(
@@ -79,9 +83,7 @@ pub async fn whatsapp_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let creator = creator_of(&slug)?;
-    let channels = state.channels.channels(creator).await.map_err(engine_error)?;
-    let client = configured(&channels.whatsapp, "WhatsApp")?;
+    let (creator, client) = whatsapp_client(&state, &slug).await?;
     let signature = headers.get(whatsapp::config::SIGNATURE_HEADER).map(|v| v.as_bytes());
     whatsapp::verify_signature(signature, &body, &client.config().app_secret)
         .map_err(webhook_error(ChannelKind::WhatsApp))?;
@@ -104,8 +106,7 @@ pub async fn whatsapp_shared_handshake(
     let Some(expected) = state.whatsapp_verify_token.as_ref() else {
         return Err(ApiError::not_found("the shared WhatsApp endpoint needs TWIN_WHATSAPP_VERIFY_TOKEN"));
     };
-    whatsapp::handshake(query.mode.as_deref(), query.verify_token.as_deref(), query.challenge.as_deref(), expected)
-        .map_err(webhook_error(ChannelKind::WhatsApp))
+    query.answer(expected)
 }
 
 /// One Meta app serving many creators: each item goes to the creator whose number it names. The
@@ -218,6 +219,18 @@ async fn accept(
         ApiError::unavailable(format!("the delivery could not be stored: {e}"))
     })?;
     Ok(StatusCode::OK)
+}
+
+async fn telegram_client(state: &AppState, slug: &str) -> Result<(CreatorId, Arc<TelegramClient>), ApiError> {
+    let creator = creator_of(slug)?;
+    let channels = state.channels.channels(creator).await.map_err(engine_error)?;
+    Ok((creator, configured(&channels.telegram, "Telegram")?.clone()))
+}
+
+async fn whatsapp_client(state: &AppState, slug: &str) -> Result<(CreatorId, Arc<WhatsAppClient>), ApiError> {
+    let creator = creator_of(slug)?;
+    let channels = state.channels.channels(creator).await.map_err(engine_error)?;
+    Ok((creator, configured(&channels.whatsapp, "WhatsApp")?.clone()))
 }
 
 /// A creator's client of one channel: 404 when the creator has no such channel (as for an unknown
