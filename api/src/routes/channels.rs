@@ -185,7 +185,7 @@ pub struct LinkCode {
 
 /// `POST /v1/channels/link-code` with an end user's token.
 pub async fn link_code(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let identity = super::chat::authenticate(&state, &headers, None)?;
+    let identity = crate::auth::authenticate(&state, &headers, None).await?;
     if identity.role != Role::User {
         return Err(ApiError::forbidden("link codes are for end-user tokens (role `user`)"));
     }

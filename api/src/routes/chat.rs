@@ -21,7 +21,7 @@ use twin_engine::ports::{ErrorCode, Outbound};
 use twin_engine::{Event, SessionId};
 
 use super::AppState;
-use crate::auth::{AuthError, Identity, Role};
+use crate::auth::{Role, authenticate};
 use crate::problem::ApiError;
 use crate::telemetry as t;
 
@@ -45,7 +45,7 @@ pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // Authenticate first: a request without a valid token learns nothing else.
-    let identity = authenticate(&state, &headers, query.token.as_deref())?;
+    let identity = authenticate(&state, &headers, query.token.as_deref()).await?;
     if identity.role != Role::User {
         // Creators and agents watch and take over through the live view, not as an end user.
         return Err(ApiError::forbidden("chat sockets are for end-user tokens (role `user`)"));
@@ -69,25 +69,6 @@ pub async fn upgrade(
         .max_message_size(TRANSPORT_LIMIT_BYTES)
         .max_frame_size(TRANSPORT_LIMIT_BYTES)
         .on_upgrade(move |socket| session(Session::of(&state), key, socket)))
-}
-
-pub(crate) fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    query_token: Option<&str>,
-) -> Result<Identity, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    let result = match bearer.or(query_token) {
-        Some(token) => state.keys.verify(token.trim()),
-        None => Err(AuthError::Missing),
-    };
-    result.map_err(|e| {
-        metrics::counter!(t::HTTP_AUTH_FAILURES).increment(1);
-        ApiError::unauthorized(e.to_string())
-    })
 }
 
 /// What a live socket keeps: only the handles it uses, not the whole application state (which
