@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub title: &'static str,
     pub detail: String,
+    /// `Retry-After` (429 and 503 answers that know when to come back).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 #[derive(Serialize)]
@@ -24,27 +26,47 @@ struct Problem<'a> {
 
 impl ApiError {
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, title: "Unauthorized", detail: detail.into() }
+        Self { status: StatusCode::UNAUTHORIZED, title: "Unauthorized", detail: detail.into(), retry_after: None }
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, title: "Forbidden", detail: detail.into() }
+        Self { status: StatusCode::FORBIDDEN, title: "Forbidden", detail: detail.into(), retry_after: None }
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_FOUND, title: "Not Found", detail: detail.into() }
+        Self { status: StatusCode::NOT_FOUND, title: "Not Found", detail: detail.into(), retry_after: None }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, title: "Bad Request", detail: detail.into() }
+        Self { status: StatusCode::BAD_REQUEST, title: "Bad Request", detail: detail.into(), retry_after: None }
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self { status: StatusCode::SERVICE_UNAVAILABLE, title: "Service Unavailable", detail: detail.into() }
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title: "Service Unavailable",
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429: over a rate limit; come back after `retry_after`.
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            title: "Too Many Requests",
+            detail: "too many requests; retry after the time in `Retry-After`".to_owned(),
+            retry_after: Some(retry_after),
+        }
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        Self { status: StatusCode::INTERNAL_SERVER_ERROR, title: "Internal Server Error", detail: cause.to_string() }
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            title: "Internal Server Error",
+            detail: cause.to_string(),
+            retry_after: None,
+        }
     }
 }
 
@@ -59,6 +81,11 @@ impl IntoResponse for ApiError {
         let body = Problem { kind: "about:blank", title: self.title, status: self.status.as_u16(), detail };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up: a client that waits exactly this long gets through.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

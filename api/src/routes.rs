@@ -25,6 +25,8 @@ pub struct AppState {
     pub engine: EngineHandle,
     pub hub: Arc<SessionHub>,
     pub keys: TokenKeys,
+    /// Rate limits per client address and per tenant.
+    pub limits: crate::limits::Limits,
     pub store: Store,
     pub metrics: PrometheusHandle,
     /// Each creator's Telegram and WhatsApp clients.
@@ -39,13 +41,14 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let by_address = axum::middleware::from_fn_with_state(state.clone(), crate::limits::by_address);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/chat", get(chat::upgrade))
-        .route("/v1/channels/link-code", post(channels::link_code))
+        .route("/v1/channels/link-code", post(channels::link_code).layer(by_address))
         .route(
             "/v1/channels/telegram/{slug}/webhook",
             post(channels::telegram_webhook).layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),

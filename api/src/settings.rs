@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use twin_cluster::Rate;
 
 /// A value that must never be printed (keys, passwords in URLs).
 #[derive(Clone, PartialEq, Eq)]
@@ -47,6 +49,17 @@ pub struct JwtSettings {
     pub audience: String,
 }
 
+/// The REST API's rate limits (`twin_cluster::Rate` syntax: `20/s burst 40`).
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Per client address, before authentication (`TWIN_RATE_LIMIT_ADDRESS`).
+    pub address: Rate,
+    /// Per tenant, after authentication (`TWIN_RATE_LIMIT_TENANT`).
+    pub tenant: Rate,
+    /// Load balancers whose `X-Forwarded-For` is believed (`TWIN_TRUSTED_PROXIES`, comma-separated addresses).
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
@@ -65,6 +78,7 @@ pub struct Settings {
     pub whatsapp_verify_token: Option<Secret>,
     pub jwt: JwtSettings,
     pub secret_key: Option<Secret>,
+    pub limits: LimitSettings,
     pub log: String,
     /// Idle conversations are passivated after this long.
     pub idle_ttl: Duration,
@@ -103,6 +117,9 @@ const KEYS: &[&str] = &[
     "jwt_issuer",
     "jwt_audience",
     "secret_key",
+    "rate_limit_address",
+    "rate_limit_tenant",
+    "trusted_proxies",
     "log",
     "idle_ttl_secs",
     "shutdown_grace_secs",
@@ -156,6 +173,10 @@ impl Settings {
                     .with_context(|| format!("{key} must be a whole number of seconds, not {v:?}")),
             }
         };
+        let rate = |key: &str, default: &str| -> anyhow::Result<Rate> {
+            let text = s.get(key).unwrap_or_else(|| default.to_owned());
+            text.parse::<Rate>().with_context(|| format!("{key} is not valid"))
+        };
         Ok(Self {
             public_url,
             data_dir,
@@ -186,6 +207,22 @@ impl Settings {
                 audience: s.get("jwt_audience").unwrap_or_else(|| "twin".to_owned()),
             },
             secret_key: s.get("secret_key").map(Secret::new),
+            limits: LimitSettings {
+                address: rate("rate_limit_address", "50/s burst 100")?,
+                tenant: rate("rate_limit_tenant", "100/s burst 200")?,
+                trusted_proxies: match s.get("trusted_proxies") {
+                    None => Vec::new(),
+                    Some(list) => list
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| {
+                            a.parse::<IpAddr>()
+                                .with_context(|| format!("TWIN_TRUSTED_PROXIES: {a:?} is not an IP address"))
+                        })
+                        .collect::<anyhow::Result<_>>()?,
+                },
+            },
             log: s.get("log").unwrap_or_else(|| "info".to_owned()),
             idle_ttl: seconds("idle_ttl_secs", 300)?,
             shutdown_grace: seconds("shutdown_grace_secs", 10)?,
@@ -208,7 +245,7 @@ impl Settings {
             unused.push("TWIN_EMBED_MODEL_PATH (TWIN_EMBED_BASE_URL is set too, and the server is used)");
         }
         if self.redis_url.is_some() {
-            unused.push("TWIN_REDIS_URL (shared rate limits and several nodes arrive later; this node runs alone)");
+            unused.push("TWIN_REDIS_URL for several nodes (rate limits are shared through it; conversations are not yet: run one node)");
         }
         if self.jwt.private_key.is_some() || self.jwt.public_key.is_some() {
             unused.push("TWIN_JWT_PRIVATE_KEY/TWIN_JWT_PUBLIC_KEY (asymmetric keys arrive with the accounts issue; HS256 is used)");

@@ -128,10 +128,13 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let (shutdown, _) = watch::channel(false);
         let sweeper = tokio::spawn(sweep_idle(engine.clone(), settings.idle_ttl));
+        let limits =
+            crate::limits::Limits::connect(&settings.limits, settings.redis_url.as_ref().map(|u| u.expose())).await?;
         let state = AppState {
             engine,
             hub,
             keys,
+            limits,
             store,
             metrics: crate::telemetry::metrics(),
             channels: registry,
@@ -196,7 +199,10 @@ impl Application {
             // Sockets are long-lived; tell each session to close so the server can drain.
             let _ = shutdown.send(true);
         };
-        axum::serve(listener, app).with_graceful_shutdown(stop).await.context("the HTTP server failed")?;
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop)
+            .await
+            .context("the HTTP server failed")?;
         for task in background {
             task.abort();
         }

@@ -19,7 +19,7 @@ use crate::telemetry as t;
 pub use tokens::{AuthError, Claims, Identity, Role, TokenKeys};
 
 /// The verified identity of a REST request (`Authorization: Bearer …`). Rejects with 401 before
-/// the handler runs.
+/// the handler runs, and with 429 when the caller's tenant is over its rate limit.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Identity);
 
@@ -27,7 +27,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        authenticate(state, &parts.headers, None).await.map(Caller)
+        let identity = authenticate(state, &parts.headers, None).await?;
+        state.limits.tenant(identity.creator).await?;
+        Ok(Caller(identity))
     }
 }
 

@@ -37,6 +37,8 @@ pub struct TestApp {
     pub creators: tempfile::TempDir,
     /// Telegram and Graph API bases (fake providers), when the test has them.
     pub provider_bases: Option<(String, String)>,
+    /// Changes the test's settings before every start (see `spawn_app_configured`).
+    pub configure: Option<fn(&mut Settings)>,
     stop: Option<oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -48,6 +50,30 @@ pub async fn spawn_app(kind: Kind) -> TestApp {
     demo.programs.clear();
     demo.profile.default_program = None;
     spawn_app_with(kind, &[demo]).await
+}
+
+/// The demo server with its settings changed by `configure` (before every start).
+pub async fn spawn_app_configured(kind: Kind, configure: fn(&mut Settings)) -> TestApp {
+    let mut demo = twin_api::bundle::demo();
+    demo.programs.clear();
+    demo.profile.default_program = None;
+    let db = TestDb::unmigrated(kind).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let creators = tempfile::tempdir().unwrap();
+    twin_api::bundle::write_dir(&demo, &creators.path().join(demo.profile.slug.as_str())).unwrap();
+    let mut app = TestApp {
+        addr: ([127, 0, 0, 1], 0).into(),
+        keys: TokenKeys::from_secret(&[0; 32], "x", "x"),
+        data_dir,
+        creators,
+        db,
+        provider_bases: None,
+        configure: Some(configure),
+        stop: None,
+        running: None,
+    };
+    app.start().await;
+    app
 }
 
 /// The server with these creator bundles.
@@ -74,6 +100,7 @@ pub async fn spawn_app_with_providers(
         creators,
         db,
         provider_bases: providers.map(|p| (p.telegram_base(), p.graph_base())),
+        configure: None,
         stop: None,
         running: None,
     };
@@ -92,6 +119,14 @@ impl TestApp {
         if let Some((telegram, graph)) = &self.provider_bases {
             settings.telegram_api_base.clone_from(telegram);
             settings.whatsapp_api_base.clone_from(graph);
+        }
+        // Tests send many requests from one address in a burst: limits that never bite, unless a
+        // test configures its own.
+        let generous: twin_cluster::Rate = "100000/s".parse().unwrap();
+        settings.limits.address = generous;
+        settings.limits.tenant = generous;
+        if let Some(configure) = self.configure {
+            configure(&mut settings);
         }
         settings
     }
