@@ -20,8 +20,9 @@ const MAX_RESTARTS: u32 = 3;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 pub enum CreatorTwinMsg {
-    /// Re-read the creator from the store and swap the snapshot.
-    Reload,
+    /// Re-read the creator from the store and swap the snapshot; answers once the new snapshot is
+    /// in place (or the reload failed and the old one stays).
+    Reload(ractor::RpcReplyPort<()>),
 }
 
 pub(crate) struct CreatorTwinArgs {
@@ -104,14 +105,17 @@ impl Actor for CreatorTwinActor {
         state: &mut CreatorTwinState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            CreatorTwinMsg::Reload => match state.engine.ports.creators.creator(state.creator).await {
-                Ok(Some(stored)) => {
-                    state.cell.replace(snapshot(&stored));
-                    state.ingest(stored.documents);
+            CreatorTwinMsg::Reload(reply) => {
+                match state.engine.ports.creators.creator(state.creator).await {
+                    Ok(Some(stored)) => {
+                        state.cell.replace(snapshot(&stored));
+                        state.ingest(stored.documents);
+                    }
+                    Ok(None) => tracing::warn!(creator = %state.creator, "creator vanished; keeping the last snapshot"),
+                    Err(error) => tracing::warn!(creator = %state.creator, %error, "could not reload creator"),
                 }
-                Ok(None) => tracing::warn!(creator = %state.creator, "creator vanished; keeping the last snapshot"),
-                Err(error) => tracing::warn!(creator = %state.creator, %error, "could not reload creator"),
-            },
+                let _ = reply.send(());
+            }
         }
         Ok(())
     }

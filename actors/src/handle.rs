@@ -203,12 +203,12 @@ impl EngineHandle {
         Ok(self.engine.twin(creator).await?.cell.current())
     }
 
-    /// Re-reads a creator from the store (after an import); conversations use it from their next
-    /// event on.
+    /// Re-reads a creator from the store (after an import or an API change); returns once the new
+    /// snapshot is in place, so conversations and webhooks use it from their next event on.
     pub async fn reload_twin(&self, creator: CreatorId) -> Result<(), EngineError> {
         self.engine.twins.remove(&creator);
         let entry = self.engine.twin(creator).await?;
-        let _ = entry.actor.cast(CreatorTwinMsg::Reload);
+        ractor::call!(entry.actor, CreatorTwinMsg::Reload).map_err(unavailable)?;
         Ok(())
     }
 

@@ -308,9 +308,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .channels
                 .telegram
                 .with_context(|| format!("{slug} has no [telegram] section in its channels.toml"))?;
-            let env = |name: &str| std::env::var(name).ok();
-            let config = twin_channels::telegram::TelegramConfig::resolve(&telegram, &settings.telegram_api_base, &env)
-                .with_context(|| format!("the [telegram] settings of {slug} do not resolve"))?;
+            let secrets = crate::secrets::SecretBox::from_settings(&settings)?;
+            let config =
+                twin_channels::telegram::TelegramConfig::resolve(&telegram, &settings.telegram_api_base, &secrets)
+                    .with_context(|| format!("the [telegram] settings of {slug} do not resolve"))?;
             let url = format!("{}/v1/channels/telegram/{slug}/webhook", settings.public_url.trim_end_matches('/'));
             let client = twin_channels::telegram::TelegramClient::new(reqwest::Client::new(), Arc::new(config));
             client.set_webhook(&url, &client.config().webhook_secret).await.context("setWebhook failed")?;

@@ -15,13 +15,16 @@ pub struct ApiError {
     pub retry_after: Option<std::time::Duration>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The body of every REST error (RFC 9457 problem details).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status and title say what happened.
     #[serde(rename = "type")]
-    kind: &'static str,
-    title: &'a str,
-    status: u16,
-    detail: &'a str,
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    /// One sentence for a person; for server errors a generic one (the cause is in the log).
+    pub detail: String,
 }
 
 impl ApiError {
@@ -45,6 +48,20 @@ impl ApiError {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
             title: "Service Unavailable",
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self { status: StatusCode::CONFLICT, title: "Conflict", detail: detail.into(), retry_after: None }
+    }
+
+    /// 422: well-formed, but the values cannot be used (the detail names the field).
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            title: "Unprocessable Content",
             detail: detail.into(),
             retry_after: None,
         }
@@ -78,7 +95,8 @@ impl IntoResponse for ApiError {
         } else {
             self.detail.as_str()
         };
-        let body = Problem { kind: "about:blank", title: self.title, status: self.status.as_u16(), detail };
+        let body =
+            Problem { kind: "about:blank", title: self.title, status: self.status.as_u16(), detail: detail.to_owned() };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(wait) = self.retry_after {

@@ -1,5 +1,6 @@
 //! The HTTP surface: which path goes to which handler, and the state they share.
 
+pub mod channel_settings;
 pub mod channels;
 pub mod chat;
 pub mod health;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 use twin_actors::EngineHandle;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub keys: TokenKeys,
     /// Rate limits per client address and per tenant.
     pub limits: crate::limits::Limits,
+    /// Seals channel secrets set through the API (`TWIN_SECRET_KEY`).
+    pub secrets: Arc<crate::secrets::SecretBox>,
     pub store: Store,
     pub metrics: PrometheusHandle,
     /// Each creator's Telegram and WhatsApp clients.
@@ -48,7 +51,22 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/chat", get(chat::upgrade))
-        .route("/v1/channels/link-code", post(channels::link_code).layer(by_address))
+        .route("/v1/channels/link-code", post(channels::link_code).layer(by_address.clone()))
+        .route("/v1/creators/{slug}/channels", get(channel_settings::get_channels).layer(by_address.clone()))
+        .route(
+            "/v1/creators/{slug}/channels/telegram",
+            put(channel_settings::put_telegram)
+                .delete(channel_settings::delete_telegram)
+                .layer(DefaultBodyLimit::max(channel_settings::MAX_BODY_BYTES))
+                .layer(by_address.clone()),
+        )
+        .route(
+            "/v1/creators/{slug}/channels/whatsapp",
+            put(channel_settings::put_whatsapp)
+                .delete(channel_settings::delete_whatsapp)
+                .layer(DefaultBodyLimit::max(channel_settings::MAX_BODY_BYTES))
+                .layer(by_address),
+        )
         .route(
             "/v1/channels/telegram/{slug}/webhook",
             post(channels::telegram_webhook).layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),

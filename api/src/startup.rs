@@ -97,10 +97,12 @@ impl Application {
             }
         });
         let channel_store: Arc<dyn ChannelStore> = Arc::new(store.clone());
+        let secrets = Arc::new(crate::secrets::SecretBox::from_settings(&settings)?);
         let registry = Arc::new(ChannelRegistry::new(
             engine.clone(),
             settings.telegram_api_base.clone(),
             settings.whatsapp_api_base.clone(),
+            secrets.clone(),
         ));
         let feedback = OutboxFeedback { store: channel_store.clone(), engine: engine.clone() };
         let outbox_config = OutboxConfig {
@@ -135,6 +137,7 @@ impl Application {
             hub,
             keys,
             limits,
+            secrets,
             store,
             metrics: crate::telemetry::metrics(),
             channels: registry,

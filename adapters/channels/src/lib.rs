@@ -13,4 +13,4 @@ pub mod whatsapp;
 pub use channel::{
     Content, InboundEvent, InboundItem, Part, ProviderClient, SendError, Sender, SentPart, WebhookError,
 };
-pub use secret::{Secret, SecretError};
+pub use secret::{Secret, SecretError, SecretSource};

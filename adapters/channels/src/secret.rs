@@ -1,5 +1,5 @@
-//! Channel secrets in memory: resolved from `channels.toml` references, compared in constant
-//! time, never printed.
+//! Channel secrets in memory: resolved from `channels.toml` references (`env:NAME`) or sealed
+//! values (`sealed:…`, opened by the server's key), compared in constant time, never printed.
 
 use subtle::ConstantTimeEq;
 use twin_engine::channel::SecretRef;
@@ -12,16 +12,21 @@ impl Secret {
         Self(value.into())
     }
 
-    /// Resolves `env:NAME` through `env`, or takes a literal as is.
-    pub fn resolve(reference: &SecretRef, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, SecretError> {
-        match reference.env_name() {
-            Some(name) => match env(name) {
+    /// Resolves `env:NAME` and `sealed:…` through `source`, or takes a literal as is.
+    pub fn resolve(reference: &SecretRef, source: &dyn SecretSource) -> Result<Self, SecretError> {
+        if let Some(name) = reference.env_name() {
+            return match source.env(name) {
                 Some(value) if !value.is_empty() => Ok(Self(value)),
                 _ => Err(SecretError::MissingEnv(name.to_owned())),
-            },
-            None if reference.raw().is_empty() => Err(SecretError::Empty),
-            None => Ok(Self(reference.raw().to_owned())),
+            };
         }
+        if let Some(ciphertext) = reference.sealed() {
+            return source.open(ciphertext).map(Self);
+        }
+        if reference.raw().is_empty() {
+            return Err(SecretError::Empty);
+        }
+        Ok(Self(reference.raw().to_owned()))
     }
 
     pub fn expose(&self) -> &str {
@@ -40,12 +45,33 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Where references point: the environment, and the key that opens sealed secrets.
+pub trait SecretSource {
+    /// The value of the environment variable `name`.
+    fn env(&self, name: &str) -> Option<String>;
+
+    /// The plaintext of a sealed secret.
+    fn open(&self, ciphertext: &str) -> Result<String, SecretError> {
+        let _ = ciphertext;
+        Err(SecretError::Sealed("no secret key to open it with".to_owned()))
+    }
+}
+
+/// Any lookup function is an environment without a key.
+impl<F: Fn(&str) -> Option<String>> SecretSource for F {
+    fn env(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
     #[error("the environment variable {0} is not set")]
     MissingEnv(String),
     #[error("a secret must not be empty")]
     Empty,
+    #[error("a sealed secret cannot be opened: {0} (was TWIN_SECRET_KEY changed?)")]
+    Sealed(String),
 }
 
 #[cfg(test)]

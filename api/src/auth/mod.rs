@@ -52,10 +52,14 @@ impl Caller {
     /// 404 an unknown creator gets. End users (role `user`) never reach creator paths (403).
     pub fn scope(&self, slug: &str) -> Result<CreatorId, ApiError> {
         let identity = self.require(&[Role::Admin, Role::Creator, Role::Agent])?;
-        let not_found = || ApiError::not_found(format!("no creator {slug:?}"));
-        let creator = Slug::parse(slug).map_err(|_| not_found())?.creator_id();
-        if identity.role == Role::Admin || identity.creator == creator { Ok(creator) } else { Err(not_found()) }
+        let creator = Slug::parse(slug).map_err(|_| no_creator(slug))?.creator_id();
+        if identity.role == Role::Admin || identity.creator == creator { Ok(creator) } else { Err(no_creator(slug)) }
     }
+}
+
+/// The 404 of a creator path whose creator does not exist or is not the caller's: one body for both.
+pub fn no_creator(slug: &str) -> ApiError {
+    ApiError::not_found(format!("no creator {slug:?}"))
 }
 
 fn role_list(roles: &[Role]) -> String {

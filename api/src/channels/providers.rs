@@ -1,5 +1,5 @@
 //! The provider clients of each creator's channels, built from the twin's `channels.toml` settings
-//! with secrets resolved from the environment, and rebuilt when the creator changes. Serves the
+//! with secrets resolved from the environment or opened by the server's key, and rebuilt when the creator changes. Serves the
 //! webhook handlers (which verify with the resolved secrets) and the outbox (which sends).
 
 use std::sync::Arc;
@@ -12,6 +12,8 @@ use twin_channels::whatsapp::{WhatsAppClient, WhatsAppConfig};
 use twin_channels::{ProviderClient, SendError};
 use twin_engine::channel::ChannelKind;
 use twin_engine::{CreatorId, TwinSnapshot};
+
+use crate::secrets::SecretBox;
 
 /// A creator's channels as far as they resolve: `Err` says why a configured channel cannot work
 /// (an unset environment variable), so the webhook can answer 503 and the log can name it.
@@ -26,13 +28,26 @@ pub struct ChannelRegistry {
     http: reqwest::Client,
     telegram_api_base: String,
     whatsapp_api_base: String,
+    secrets: Arc<SecretBox>,
     /// Per creator: the twin snapshot the clients were built from, and the clients.
     cache: DashMap<CreatorId, (Arc<TwinSnapshot>, Arc<CreatorChannels>)>,
 }
 
 impl ChannelRegistry {
-    pub fn new(engine: EngineHandle, telegram_api_base: String, whatsapp_api_base: String) -> Self {
-        Self { engine, http: reqwest::Client::new(), telegram_api_base, whatsapp_api_base, cache: DashMap::new() }
+    pub fn new(
+        engine: EngineHandle,
+        telegram_api_base: String,
+        whatsapp_api_base: String,
+        secrets: Arc<SecretBox>,
+    ) -> Self {
+        Self {
+            engine,
+            http: reqwest::Client::new(),
+            telegram_api_base,
+            whatsapp_api_base,
+            secrets,
+            cache: DashMap::new(),
+        }
     }
 
     /// The creator's channels, loading the twin if needed.
@@ -49,15 +64,15 @@ impl ChannelRegistry {
     }
 
     fn build(&self, twin: &TwinSnapshot) -> CreatorChannels {
-        let env = |name: &str| std::env::var(name).ok();
+        let secrets = self.secrets.as_ref();
         let settings = &twin.profile.channels;
         let telegram = settings.telegram.as_ref().map(|telegram| {
-            TelegramConfig::resolve(telegram, &self.telegram_api_base, &env)
+            TelegramConfig::resolve(telegram, &self.telegram_api_base, secrets)
                 .map(|config| Arc::new(TelegramClient::new(self.http.clone(), Arc::new(config))))
                 .map_err(|e| format!("[telegram] of {}: {e}", twin.profile.slug))
         });
         let whatsapp = settings.whatsapp.as_ref().map(|whatsapp| {
-            WhatsAppConfig::resolve(whatsapp, &self.whatsapp_api_base, &env)
+            WhatsAppConfig::resolve(whatsapp, &self.whatsapp_api_base, secrets)
                 .map(|config| Arc::new(WhatsAppClient::new(self.http.clone(), Arc::new(config))))
                 .map_err(|e| format!("[whatsapp] of {}: {e}", twin.profile.slug))
         });

@@ -62,11 +62,14 @@ fn default_language() -> String {
     "en_US".to_owned()
 }
 
-/// A secret as configured: `env:NAME` (read from the server's environment when used) or the value
-/// itself. Never printed.
+/// A secret as configured: `env:NAME` (read from the server's environment when used), `sealed:…`
+/// (encrypted with the server's `TWIN_SECRET_KEY`: how secrets set through the REST API are
+/// stored) or the value itself. Never printed.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SecretRef(String);
+
+const SEALED_PREFIX: &str = "sealed:";
 
 impl SecretRef {
     pub fn new(raw: impl Into<String>) -> Self {
@@ -78,6 +81,16 @@ impl SecretRef {
         self.0.strip_prefix("env:")
     }
 
+    /// The ciphertext of a sealed secret (after `sealed:`).
+    pub fn sealed(&self) -> Option<&str> {
+        self.0.strip_prefix(SEALED_PREFIX)
+    }
+
+    /// A secret sealed by the server (`ciphertext` is what follows `sealed:`).
+    pub fn from_sealed(ciphertext: &str) -> Self {
+        Self(format!("{SEALED_PREFIX}{ciphertext}"))
+    }
+
     /// The configured text: a reference, or the secret itself. For resolving only.
     pub fn raw(&self) -> &str {
         &self.0
@@ -86,9 +99,10 @@ impl SecretRef {
 
 impl std::fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.env_name() {
-            Some(name) => write!(f, "env:{name}"),
-            None => f.write_str("<redacted>"),
+        match (self.env_name(), self.sealed()) {
+            (Some(name), _) => write!(f, "env:{name}"),
+            (None, Some(_)) => f.write_str("<sealed>"),
+            (None, None) => f.write_str("<redacted>"),
         }
     }
 }

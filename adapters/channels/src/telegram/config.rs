@@ -4,7 +4,7 @@
 use rand::Rng;
 use twin_engine::channel::TelegramSettings;
 
-use crate::secret::{Secret, SecretError};
+use crate::secret::{Secret, SecretError, SecretSource};
 
 pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
 /// Telegram echoes the `secret_token` given to `setWebhook` verbatim in this header.
@@ -30,11 +30,11 @@ pub struct TelegramConfig {
 }
 
 impl TelegramConfig {
-    /// Resolves the settings' secrets through `env` (`env:NAME` references) for the API at `api_base`.
+    /// Resolves the settings' secrets through `secrets` (`env:NAME` references, sealed values) for the API at `api_base`.
     pub fn resolve(
         settings: &TelegramSettings,
         api_base: &str,
-        env: &dyn Fn(&str) -> Option<String>,
+        secrets: &dyn SecretSource,
     ) -> Result<Self, SecretError> {
         let bot_username = settings
             .bot_username
@@ -43,8 +43,8 @@ impl TelegramConfig {
             .filter(|name| !name.is_empty());
         Ok(Self {
             api_base: api_base.trim_end_matches('/').to_owned(),
-            bot_token: Secret::resolve(&settings.bot_token, env)?,
-            webhook_secret: Secret::resolve(&settings.webhook_secret, env)?,
+            bot_token: Secret::resolve(&settings.bot_token, secrets)?,
+            webhook_secret: Secret::resolve(&settings.webhook_secret, secrets)?,
             bot_username,
         })
     }

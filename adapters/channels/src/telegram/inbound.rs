@@ -282,7 +282,7 @@ mod tests {
             webhook_secret: SecretRef::new("hook-secret"),
             bot_username: Some("acme_bot".into()),
         };
-        TelegramConfig::resolve(&settings, "http://localhost", &|_| None).unwrap()
+        TelegramConfig::resolve(&settings, "http://localhost", &|_: &str| None).unwrap()
     }
 
     fn user() -> Value {

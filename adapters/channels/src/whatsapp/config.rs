@@ -3,7 +3,7 @@
 
 use twin_engine::channel::WhatsAppSettings;
 
-use crate::secret::{Secret, SecretError};
+use crate::secret::{Secret, SecretError, SecretSource};
 
 /// The Graph API version the wire types and fixtures were written against.
 pub const DEFAULT_API_BASE: &str = "https://graph.facebook.com/v21.0";
@@ -25,18 +25,18 @@ pub struct WhatsAppConfig {
 }
 
 impl WhatsAppConfig {
-    /// Resolves the settings' secrets through `env` (`env:NAME` references) and fixes the API base.
+    /// Resolves the settings' secrets through `secrets` (`env:NAME` references, sealed values) and fixes the API base.
     pub fn resolve(
         settings: &WhatsAppSettings,
         api_base: &str,
-        env: &dyn Fn(&str) -> Option<String>,
+        secrets: &dyn SecretSource,
     ) -> Result<Self, SecretError> {
         Ok(Self {
             api_base: api_base.trim_end_matches('/').to_owned(),
             phone_number_id: settings.phone_number_id.clone(),
-            access_token: Secret::resolve(&settings.access_token, env)?,
-            app_secret: Secret::resolve(&settings.app_secret, env)?,
-            verify_token: Secret::resolve(&settings.verify_token, env)?,
+            access_token: Secret::resolve(&settings.access_token, secrets)?,
+            app_secret: Secret::resolve(&settings.app_secret, secrets)?,
+            verify_token: Secret::resolve(&settings.verify_token, secrets)?,
         })
     }
 }
