@@ -156,6 +156,7 @@ impl CreatorFile {
             nudges,
             model: self.model,
             channels: Default::default(),
+            user_tokens: None,
         })
     }
 

@@ -5,6 +5,7 @@
 //! that creator's (nor an admin) gets the same 404 as for a creator that does not exist, so ids
 //! cannot be probed.
 
+pub mod keyfiles;
 pub mod tokens;
 
 use axum::extract::FromRequestParts;
