@@ -16,7 +16,7 @@ use twin_actors::EngineHandle;
 use twin_channels::websocket::SessionHub;
 use twin_store::Store;
 
-use crate::auth::TokenKeys;
+use crate::auth::{Authenticator, TokenKeys};
 use crate::channels::{ChannelRegistry, Inbox};
 use twin_engine::ports::Clock;
 
@@ -24,7 +24,10 @@ use twin_engine::ports::Clock;
 pub struct AppState {
     pub engine: EngineHandle,
     pub hub: Arc<SessionHub>,
+    /// The platform's token keys: what the server signs with (and publishes as a JWKS).
     pub keys: TokenKeys,
+    /// Verifies every token: the platform's, and those of creators' own platforms.
+    pub auth: Arc<Authenticator>,
     pub store: Store,
     pub metrics: PrometheusHandle,
     /// Each creator's Telegram and WhatsApp clients.
@@ -44,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/auth/jwks.json", get(crate::auth::jwks::jwks))
+        .route("/.well-known/jwks.json", get(crate::auth::jwks::well_known_jwks))
         .route("/v1/chat", get(chat::upgrade))
         .route("/v1/channels/link-code", post(channels::link_code))
         .route(
