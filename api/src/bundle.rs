@@ -152,8 +152,10 @@ impl CreatorFile {
             .validate()
             .map_err(|e| BundleError::Invalid { path: path.to_path_buf(), message: format!("[persona]: {e}") })?;
         if let Some(user_tokens) = &self.user_tokens {
-            check_user_tokens(user_tokens)
-                .map_err(|e| BundleError::Invalid { path: path.to_path_buf(), message: format!("[user_tokens]: {e}") })?;
+            check_user_tokens(user_tokens).map_err(|e| BundleError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("[user_tokens]: {e}"),
+            })?;
         }
         Ok(CreatorProfile {
             slug,
@@ -206,7 +208,7 @@ fn check_user_tokens(settings: &UserTokens) -> Result<(), String> {
             Err("set exactly one of `secret` (HS256) and `jwks_url` (your platform's public keys)".to_owned())
         }
         (Some(secret), None) => match secret.env_name() {
-            Some(name) if name.is_empty() => Err("`secret` names no environment variable".to_owned()),
+            Some("") => Err("`secret` names no environment variable".to_owned()),
             Some(_) => Ok(()),
             None if secret.raw().len() < crate::auth::issuers::MIN_SECRET_BYTES => Err(format!(
                 "`secret` must be at least {} bytes long (better: `env:NAME`)",

@@ -61,7 +61,10 @@ fn secret_issuer(issuer: &str, secret: &str) -> UserTokens {
 async fn two_creators(kind: Kind) -> TestApp {
     spawn_app_with(
         kind,
-        &[creator("acme", secret_issuer(ACME_ISSUER, ACME_SECRET)), creator("beta", secret_issuer(BETA_ISSUER, BETA_SECRET))],
+        &[
+            creator("acme", secret_issuer(ACME_ISSUER, ACME_SECRET)),
+            creator("beta", secret_issuer(BETA_ISSUER, BETA_SECRET)),
+        ],
     )
     .await
 }
@@ -257,4 +260,46 @@ async fn unknown_issuers_wrong_audiences_and_forged_signatures_get_401(kind: Kin
         .await
         .unwrap();
     assert_eq!(response.status(), 401, "oversized");
+}
+
+/// `twin keys rotate` adds a signing key to the data dir's ring; tokens of the previous key still
+/// verify, `twin token` signs with the new one, and deleting a public key file retires it.
+#[tokio::test]
+async fn twin_keys_rotate_keeps_the_previous_key_verifying_until_its_file_is_removed() {
+    let data = tempfile::tempdir().unwrap();
+    let twin = |args: &[&str]| {
+        let output = std::process::Command::new(support::twin_binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .env_remove("TWIN_JWT_SECRET")
+            .env_remove("TWIN_JWT_PRIVATE_KEY")
+            .env_remove("TWIN_JWT_PUBLIC_KEY")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "twin {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let ring = || {
+        let overrides =
+            twin_api::settings::Overrides { data_dir: Some(data.path().to_path_buf()), ..Default::default() };
+        twin_api::auth::TokenKeys::from_settings(&twin_api::Settings::defaults(&overrides).unwrap()).unwrap()
+    };
+    let old_token = twin(&["token", "--creator", "demo", "--user", "ana"]).trim().to_owned();
+    let old_kid = ring().signing_kid().to_owned();
+    let new_kid = twin(&["keys", "rotate"]).trim().to_owned();
+    assert_ne!(new_kid, old_kid);
+    let listed = twin(&["keys", "list"]);
+    assert!(listed.contains(&format!("{new_kid} (signing)")) && listed.contains(&old_kid), "{listed}");
+
+    let rotated = ring();
+    assert_eq!(rotated.signing_kid(), new_kid);
+    assert!(rotated.verify(&old_token).is_ok(), "the previous key still verifies");
+    let new_token = twin(&["token", "--creator", "demo", "--user", "ana"]).trim().to_owned();
+    assert_eq!(jsonwebtoken::decode_header(&new_token).unwrap().kid.as_deref(), Some(new_kid.as_str()));
+
+    std::fs::remove_file(data.path().join("jwt-keys").join(format!("{old_kid}.pub.pem"))).unwrap();
+    let retired = ring();
+    assert!(retired.verify(&old_token).is_err(), "a removed key's tokens are refused");
+    assert!(retired.verify(&new_token).is_ok());
 }

@@ -16,7 +16,10 @@ use crate::sqlite::SqliteStore;
 
 /// At most one creator may own an issuer: a token must never be credited to whichever of two
 /// creators the database returns first, so two is refused.
-fn one_creator(issuer: &str, rows: Vec<(Uuid, CreatorProfile)>) -> Result<Option<(CreatorId, CreatorProfile)>, StoreError> {
+fn one_creator(
+    issuer: &str,
+    rows: Vec<(Uuid, CreatorProfile)>,
+) -> Result<Option<(CreatorId, CreatorProfile)>, StoreError> {
     let mut rows = rows.into_iter();
     match (rows.next(), rows.next()) {
         (None, _) => Ok(None),

@@ -18,7 +18,7 @@ use twin_engine::{CreatorId, UserId};
 use twin_store::Store;
 
 use super::remote_jwks::RemoteJwks;
-use super::tokens::{self, AuthError, Identity, Role, refuse, refusal};
+use super::tokens::{self, AuthError, Identity, Role, refusal, refuse};
 
 /// How long a creator's issuer settings (or their absence) are reused before the store is asked
 /// again; a changed secret or a newly imported creator takes effect within this.
@@ -208,7 +208,12 @@ pub async fn check_import(store: &Store, profile: &CreatorProfile, platform_issu
     if let Some((owner, other)) = store.creator_by_token_issuer(&settings.issuer).await?
         && owner != profile.slug.creator_id()
     {
-        anyhow::bail!("[user_tokens] issuer {:?} of {} is already used by {}", settings.issuer, profile.slug, other.slug);
+        anyhow::bail!(
+            "[user_tokens] issuer {:?} of {} is already used by {}",
+            settings.issuer,
+            profile.slug,
+            other.slug
+        );
     }
     Ok(())
 }

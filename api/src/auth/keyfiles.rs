@@ -180,7 +180,9 @@ fn create_ring(data_dir: &Path, dir: &Path, signing_path: &Path) -> anyhow::Resu
     }
     tracing::info!(path = %signing_path.display(), "generated a development Ed25519 token signing key");
     if data_dir.join("jwt-dev-secret").exists() {
-        tracing::info!("the HS256 development secret jwt-dev-secret is no longer used: tokens signed with it are refused");
+        tracing::info!(
+            "the HS256 development secret jwt-dev-secret is no longer used: tokens signed with it are refused"
+        );
     }
     Ok(key)
 }

@@ -47,7 +47,7 @@ impl RemoteJwks {
             return Ok(key);
         }
         // A key id we do not know may be a key the platform just added.
-        if kid.is_some() && !state.at.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
+        if kid.is_some() && state.at.is_none_or(|at| at.elapsed() >= MIN_REFETCH) {
             self.refresh(&mut state).await;
             if let Some(key) = state.keys.as_ref().and_then(|keys| pick(keys, kid)) {
                 return Ok(key);

@@ -162,10 +162,14 @@ impl TokenKeys {
         let jwt = &settings.jwt;
         let (issuer, audience) = (jwt.issuer.as_str(), jwt.audience.as_str());
         match (&jwt.secret, &jwt.private_key) {
-            (Some(_), Some(_)) => anyhow::bail!("set TWIN_JWT_SECRET (HS256) or TWIN_JWT_PRIVATE_KEY (Ed25519), not both"),
+            (Some(_), Some(_)) => {
+                anyhow::bail!("set TWIN_JWT_SECRET (HS256) or TWIN_JWT_PRIVATE_KEY (Ed25519), not both")
+            }
             (Some(secret), None) => {
                 if jwt.public_key.is_some() {
-                    anyhow::bail!("TWIN_JWT_PUBLIC_KEY needs TWIN_JWT_PRIVATE_KEY; with TWIN_JWT_SECRET it is not used");
+                    anyhow::bail!(
+                        "TWIN_JWT_PUBLIC_KEY needs TWIN_JWT_PRIVATE_KEY; with TWIN_JWT_SECRET it is not used"
+                    );
                 }
                 if secret.expose().len() < 32 {
                     anyhow::bail!("TWIN_JWT_SECRET must be at least 32 bytes long");

@@ -144,7 +144,10 @@ fn expired_future_nbf_and_future_iat_are_refused() {
         let mut expired = claims();
         expired["iat"] = json!(now - 7200);
         expired["exp"] = json!(now - 3600);
-        assert!(matches!(keys.verify(&signed(&keys, &ring_header(&keys), &expired)), Err(AuthError::Expired)), "{name}");
+        assert!(
+            matches!(keys.verify(&signed(&keys, &ring_header(&keys), &expired)), Err(AuthError::Expired)),
+            "{name}"
+        );
 
         let mut early = claims();
         early["nbf"] = json!(now + 3600);
@@ -239,7 +242,10 @@ fn the_jwks_holds_public_keys_only_named_by_their_thumbprints() {
     let listed = set["keys"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
     for key in listed {
-        assert_eq!((key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()), (Some("OKP"), Some("Ed25519"), Some("EdDSA")));
+        assert_eq!(
+            (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()),
+            (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+        );
         assert_eq!(key["use"], "sig");
         assert!(key.get("d").is_none(), "no private part: {key}");
         assert_eq!(unb64(key["x"].as_str().unwrap()).len(), 32);
