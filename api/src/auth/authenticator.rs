@@ -47,3 +47,17 @@ fn unverified_issuer(token: &str) -> Option<String> {
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     serde_json::from_slice::<Issuer>(&bytes).ok()?.iss
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issuer_is_read_from_the_payload_without_verifying() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"https://a.example","sub":"x"}"#);
+        assert_eq!(unverified_issuer(&format!("e30.{payload}.sig")).as_deref(), Some("https://a.example"));
+        assert_eq!(unverified_issuer(&format!("e30.{}.sig", URL_SAFE_NO_PAD.encode(b"{}"))), None);
+        assert_eq!(unverified_issuer("garbage"), None);
+        assert_eq!(unverified_issuer("a.!!!.c"), None);
+    }
+}

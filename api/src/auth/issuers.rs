@@ -217,3 +217,33 @@ pub async fn check_import(store: &Store, profile: &CreatorProfile, platform_issu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwk(value: serde_json::Value) -> Jwk {
+        serde_json::from_value(value).unwrap()
+    }
+
+    const X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+
+    #[test]
+    fn only_public_signing_keys_for_the_tokens_algorithm_verify() {
+        let ed = jwk(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": X, "kid": "a"}));
+        assert!(published_key(&ed, Algorithm::EdDSA).is_ok());
+        assert!(published_key(&ed, Algorithm::ES256).is_err(), "an EC algorithm with an Ed25519 key");
+        assert!(published_key(&ed, Algorithm::RS256).is_err(), "an RSA algorithm with an Ed25519 key");
+
+        let declared = jwk(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": X, "alg": "EdDSA"}));
+        assert!(published_key(&declared, Algorithm::EdDSA).is_ok());
+        let rsa_declared = jwk(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": X, "alg": "RS256"}));
+        assert!(published_key(&rsa_declared, Algorithm::EdDSA).is_err(), "declared for another algorithm");
+
+        let encryption = jwk(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": X, "use": "enc"}));
+        assert!(published_key(&encryption, Algorithm::EdDSA).is_err(), "an encryption key");
+
+        let symmetric = jwk(serde_json::json!({"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}));
+        assert!(published_key(&symmetric, Algorithm::HS256).is_err(), "a published secret");
+    }
+}
