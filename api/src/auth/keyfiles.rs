@@ -159,8 +159,7 @@ pub fn rotate_dev_ring(data_dir: &Path, kid_of: impl Fn(&[u8; 32]) -> String) ->
     write_public(&dir, &current.public, &kid_of)?;
     let next = PrivateKey::generate()?;
     write_public(&dir, &next.public, &kid_of)?;
-    let staged = dir.join(format!("{SIGNING_FILE}.new"));
-    let _ = std::fs::remove_file(&staged);
+    let staged = dir.join(format!("{SIGNING_FILE}.{}.new", uuid::Uuid::new_v4().simple()));
     write_private(&staged, &next.to_pem()).with_context(|| format!("cannot write {}", staged.display()))?;
     std::fs::rename(&staged, dir.join(SIGNING_FILE)).context("cannot replace the signing key")?;
     Ok(next)
@@ -169,14 +168,21 @@ pub fn rotate_dev_ring(data_dir: &Path, kid_of: impl Fn(&[u8; 32]) -> String) ->
 fn create_ring(data_dir: &Path, dir: &Path, signing_path: &Path) -> anyhow::Result<PrivateKey> {
     create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key = PrivateKey::generate()?;
-    match write_private(signing_path, &key.to_pem()) {
-        Ok(()) => {}
+    // Written whole under a private name, then linked into place: a `twin` process sharing the
+    // data dir never reads a half-written key, and the link fails if another created one first.
+    let staged = dir.join(format!("{SIGNING_FILE}.{}.new", uuid::Uuid::new_v4().simple()));
+    write_private(&staged, &key.to_pem()).with_context(|| format!("cannot write {}", staged.display()))?;
+    let linked = match std::fs::hard_link(&staged, signing_path) {
+        Ok(()) => Ok(true),
         // Another `twin` process sharing the data dir created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(signing_path)?;
-            return PrivateKey::from_pem(&text);
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot write {}", signing_path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        // A file system without hard links: moved into place instead.
+        Err(_) => std::fs::rename(&staged, signing_path).map(|()| true),
+    };
+    let _ = std::fs::remove_file(&staged);
+    if !linked.with_context(|| format!("cannot write {}", signing_path.display()))? {
+        let text = std::fs::read_to_string(signing_path)?;
+        return PrivateKey::from_pem(&text);
     }
     tracing::info!(path = %signing_path.display(), "generated a development Ed25519 token signing key");
     if data_dir.join("jwt-dev-secret").exists() {
@@ -249,6 +255,18 @@ mod tests {
         assert_eq!(public_keys_from_pem(&both).unwrap(), vec![a.public, b.public]);
         assert!(PrivateKey::from_pem(&public_key_to_pem(&a.public)).is_err());
         assert!(public_keys_from_pem("garbage").is_err());
+    }
+
+    #[test]
+    fn processes_starting_together_share_one_dev_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..8).map(|_| scope.spawn(|| dev_ring(dir.path()).unwrap().0.public)).collect();
+            starts.into_iter().map(|s| s.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| *k == keys[0]), "every start signs with the same key");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join(KEYS_DIR)).unwrap().filter_map(Result::ok).collect();
+        assert_eq!(left.len(), 1, "no staged files are left behind");
     }
 
     #[test]
