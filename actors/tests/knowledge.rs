@@ -43,6 +43,7 @@ fn profile(slug: &str) -> CreatorProfile {
         nudges: Default::default(),
         model: Default::default(),
         channels: Default::default(),
+        user_tokens: None,
     }
 }
 

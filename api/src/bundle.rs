@@ -19,7 +19,7 @@ use twin_engine::nudge::{NudgePolicy, TimeZone};
 use twin_engine::persona::{Boundary, Example, Persona, Traits, Voice};
 use twin_engine::ports::ProgramSource;
 use twin_engine::program::{self, Problems};
-use twin_engine::twin::{CreatorProfile, ModelSettings, NudgeSettings, ReplySettings};
+use twin_engine::twin::{CreatorProfile, ModelSettings, NudgeSettings, ReplySettings, UserTokens};
 
 /// A knowledge file larger than this is refused: it is the creator's prose, not a data dump.
 pub const MAX_KNOWLEDGE_FILE_BYTES: u64 = 1024 * 1024;
@@ -111,6 +111,10 @@ struct CreatorFile {
     /// [`nudge_settings`] so an unknown key is still an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nudges: Option<toml::Table>,
+    /// The creator's own platform signs its end users' tokens (docs/AUTH.md); checked in
+    /// [`check_user_tokens`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_tokens: Option<UserTokens>,
 }
 
 /// `[persona]`: everything of [`Persona`] except the name, which is the top-level `name`
@@ -147,6 +151,12 @@ impl CreatorFile {
         persona
             .validate()
             .map_err(|e| BundleError::Invalid { path: path.to_path_buf(), message: format!("[persona]: {e}") })?;
+        if let Some(user_tokens) = &self.user_tokens {
+            check_user_tokens(user_tokens).map_err(|e| BundleError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("[user_tokens]: {e}"),
+            })?;
+        }
         Ok(CreatorProfile {
             slug,
             persona,
@@ -156,6 +166,7 @@ impl CreatorFile {
             nudges,
             model: self.model,
             channels: Default::default(),
+            user_tokens: self.user_tokens,
         })
     }
 
@@ -177,8 +188,45 @@ impl CreatorFile {
             default_program: profile.default_program.clone(),
             model: profile.model.clone(),
             nudges: nudges_table(&profile.nudges),
+            user_tokens: profile.user_tokens.clone(),
         }
     }
+}
+
+/// `[user_tokens]`: an issuer, and exactly one way to verify its tokens. Whether the issuer is the
+/// server's own or another creator's is checked at import, where the server and the store are known
+/// (`crate::auth::issuers::check_import`).
+fn check_user_tokens(settings: &UserTokens) -> Result<(), String> {
+    if settings.issuer.trim().is_empty() || settings.issuer.trim() != settings.issuer {
+        return Err("`issuer` must be set, without surrounding spaces (the `iss` your tokens carry)".to_owned());
+    }
+    if settings.audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        return Err("`audience` must not be empty (leave it out for the server's TWIN_JWT_AUDIENCE)".to_owned());
+    }
+    match (&settings.secret, &settings.jwks_url) {
+        (Some(_), Some(_)) | (None, None) => {
+            Err("set exactly one of `secret` (HS256) and `jwks_url` (your platform's public keys)".to_owned())
+        }
+        (Some(secret), None) => match secret.env_name() {
+            Some("") => Err("`secret` names no environment variable".to_owned()),
+            Some(_) => Ok(()),
+            None if secret.raw().len() < crate::auth::issuers::MIN_SECRET_BYTES => Err(format!(
+                "`secret` must be at least {} bytes long (better: `env:NAME`)",
+                crate::auth::issuers::MIN_SECRET_BYTES
+            )),
+            None => Ok(()),
+        },
+        (None, Some(url)) => check_jwks_url(url),
+    }
+}
+
+/// `https://…`; plain `http://` only for the loopback (a platform on the same machine, tests).
+fn check_jwks_url(url: &str) -> Result<(), String> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    let rest = loopback.iter().find_map(|prefix| url.strip_prefix(prefix));
+    let ok = url.strip_prefix("https://").is_some_and(|host| !host.is_empty())
+        || rest.is_some_and(|rest| rest.is_empty() || rest.starts_with(':') || rest.starts_with('/'));
+    if ok { Ok(()) } else { Err(format!("`jwks_url` must be an https:// URL, not {url:?}")) }
 }
 
 /// `[nudges]` as written: the creator's default time zone and free-chat inactivity text, and the
@@ -664,6 +712,35 @@ mod tests {
         assert!(load_dir(&typo).is_err(), "a misspelt model key is refused");
         assert_eq!(bundle.profile.replies, ReplySettings::default());
         assert!(bundle.documents.is_empty());
+    }
+
+    #[test]
+    fn the_user_tokens_section_is_checked_and_written_back() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let good = "name = \"Ana\"\n[user_tokens]\nissuer = \"https://app.example.com\"\nsecret = \"env:ANA_SECRET\"\n";
+        let dir = minimal_bundle(tmp.path(), "ana", good);
+        let bundle = load_dir(&dir).expect("a secret issuer is fine");
+        let tokens = bundle.profile.user_tokens.clone().expect("user_tokens");
+        assert_eq!((tokens.issuer.as_str(), tokens.audience), ("https://app.example.com", None));
+        let out = tmp.path().join("out").join("ana");
+        write_dir(&bundle, &out).expect("written");
+        assert_eq!(load_dir(&out).expect("read back").profile, bundle.profile);
+
+        let refused = [
+            ("both", "issuer = \"i\"\nsecret = \"env:S\"\njwks_url = \"https://x/jwks\""),
+            ("neither", "issuer = \"i\""),
+            ("short", "issuer = \"i\"\nsecret = \"too-short\""),
+            ("plain-http", "issuer = \"i\"\njwks_url = \"http://example.com/jwks\""),
+            ("no-issuer", "issuer = \"\"\nsecret = \"env:S\""),
+            ("typo", "issuer = \"i\"\nsecret = \"env:S\"\naudiance = \"x\""),
+        ];
+        for (slug, section) in refused {
+            let dir = minimal_bundle(tmp.path(), slug, &format!("name = \"Ana\"\n[user_tokens]\n{section}\n"));
+            let error = load_dir(&dir).expect_err(slug).to_string();
+            assert!(error.contains("user_tokens") || error.contains("audiance"), "{slug}: {error}");
+        }
+        let loopback = "name = \"Ana\"\n[user_tokens]\nissuer = \"i\"\njwks_url = \"http://127.0.0.1:9/jwks\"\n";
+        assert!(load_dir(&minimal_bundle(tmp.path(), "local", loopback)).is_ok(), "loopback http is allowed");
     }
 
     #[test]

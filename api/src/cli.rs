@@ -85,6 +85,11 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// The server's token signing keys (the development key ring in the data dir).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Creator bundles in and out.
     Creator {
         #[command(subcommand)]
@@ -120,6 +125,24 @@ enum Command {
         /// Server address (default: TWIN_PUBLIC_URL, else http://TWIN_LISTEN).
         #[arg(long)]
         url: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print the key ids that verify tokens, the signing one first, and the key source.
+    List {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Generate a new Ed25519 signing key in DATA_DIR/jwt-keys/ and print its kid. The previous
+    /// public keys keep verifying tokens (delete their `<kid>.pub.pem` once those have expired).
+    /// Running servers pick the new key up when restarted. Not for configured keys: with
+    /// TWIN_JWT_PRIVATE_KEY, rotate by setting the new key and moving the old public key into
+    /// TWIN_JWT_PUBLIC_KEY.
+    Rotate {
         #[command(flatten)]
         state: StateArgs,
     },
@@ -219,10 +242,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let keys = TokenKeys::from_settings(&settings)?;
             println!("{}", keys.mint(slug.creator_id(), &subject, role, ttl)?);
         }
+        Command::Keys { command: KeysCommand::List { state } } => {
+            let settings = state.settings(None)?;
+            let keys = TokenKeys::from_settings(&settings)?;
+            println!("source: {}", key_source(&settings));
+            for kid in keys.kids() {
+                let signing = if kid == keys.signing_kid() { " (signing)" } else { "" };
+                println!("{kid}{signing}");
+            }
+        }
+        Command::Keys { command: KeysCommand::Rotate { state } } => {
+            let settings = state.settings(None)?;
+            if settings.jwt.secret.is_some() || settings.jwt.private_key.is_some() {
+                anyhow::bail!(
+                    "the token keys come from {}; rotate them there (the development key ring is used only when \
+                     neither TWIN_JWT_SECRET nor TWIN_JWT_PRIVATE_KEY is set)",
+                    key_source(&settings)
+                );
+            }
+            let next = crate::auth::keyfiles::rotate_dev_ring(&settings.data_dir, |public| {
+                crate::auth::tokens::ed25519_kid(public).unwrap_or_default()
+            })?;
+            println!("{}", crate::auth::tokens::ed25519_kid(&next.public)?);
+        }
         Command::Creator { command: CreatorCommand::Import { dir, no_embed, state } } => {
             let settings = state.settings(None)?;
             let bundle = bundle::load_dir(&dir)?;
             let store = startup::open_store(&settings).await?;
+            crate::auth::issuers::check_import(&store, &bundle.profile, &settings.jwt.issuer).await?;
             let outcome = startup::import(&store, &bundle).await?;
             let embedded =
                 if no_embed { Ok(None) } else { embed_knowledge(&settings, &store, &bundle).await.map(Some) };
@@ -364,6 +411,17 @@ async fn embed_knowledge(
     .context("cannot record the ingestion")?;
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// Where the token keys come from, for `twin keys`.
+fn key_source(settings: &Settings) -> String {
+    if settings.jwt.secret.is_some() {
+        "TWIN_JWT_SECRET (HS256)".to_owned()
+    } else if settings.jwt.private_key.is_some() {
+        "TWIN_JWT_PRIVATE_KEY (Ed25519)".to_owned()
+    } else {
+        format!("{} (Ed25519)", settings.data_dir.join(crate::auth::keyfiles::KEYS_DIR).display())
+    }
 }
 
 fn subject(user: Option<String>, role: Role, slug: &Slug) -> anyhow::Result<UserId> {

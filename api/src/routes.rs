@@ -17,7 +17,7 @@ use twin_actors::EngineHandle;
 use twin_channels::websocket::SessionHub;
 use twin_store::Store;
 
-use crate::auth::TokenKeys;
+use crate::auth::{Authenticator, TokenKeys};
 use crate::channels::{ChannelRegistry, Inbox};
 use twin_engine::ports::Clock;
 
@@ -25,11 +25,14 @@ use twin_engine::ports::Clock;
 pub struct AppState {
     pub engine: EngineHandle,
     pub hub: Arc<SessionHub>,
+    /// The platform's token keys: what the server signs with (and publishes as a JWKS).
     pub keys: TokenKeys,
     /// Rate limits per client address and per tenant.
     pub limits: crate::limits::Limits,
     /// Seals channel secrets set through the API (`TWIN_SECRET_KEY`).
     pub secrets: Arc<crate::secrets::SecretBox>,
+    /// Verifies every token: the platform's, and those of creators' own platforms.
+    pub auth: Arc<Authenticator>,
     pub store: Store,
     pub metrics: PrometheusHandle,
     /// Each creator's Telegram and WhatsApp clients.
@@ -50,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/auth/jwks.json", get(crate::auth::jwks::jwks))
+        .route("/.well-known/jwks.json", get(crate::auth::jwks::well_known_jwks))
         .route("/v1/chat", get(chat::upgrade))
         .route("/v1/channels/link-code", post(channels::link_code).layer(by_address.clone()))
         .route("/v1/creators/{slug}/channels", get(channel_settings::get_channels).layer(by_address.clone()))

@@ -124,14 +124,14 @@ fn data_dir_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     let mut bytes = vec![0u8; KEY_LEN];
     rand::rng().fill_bytes(&mut bytes);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    match crate::auth::tokens::write_private(&path, &hex) {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), "generated the key that seals secrets stored through the API");
-            Ok(bytes)
-        }
+    if crate::auth::keyfiles::create_private_file(&path, &hex)
+        .with_context(|| format!("cannot write {}", path.display()))?
+    {
+        tracing::info!(path = %path.display(), "generated the key that seals secrets stored through the API");
+        Ok(bytes)
+    } else {
         // Another process (`twin serve` and a CLI command at once) wrote it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => data_dir_key(data_dir),
-        Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+        data_dir_key(data_dir)
     }
 }
 

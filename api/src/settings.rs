@@ -41,9 +41,14 @@ pub struct ModelServer {
 
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
-    /// HS256 secret; when neither this nor a key pair is set, a dev secret is generated in the data dir.
+    /// `TWIN_JWT_SECRET`: an HS256 secret (at least 32 bytes). Set it or `private_key`, not both;
+    /// with neither, a development Ed25519 key ring is kept in `<data_dir>/jwt-keys/`.
     pub secret: Option<Secret>,
+    /// `TWIN_JWT_PRIVATE_KEY`: the Ed25519 signing key, PKCS#8 PEM text or the path of a PEM file.
     pub private_key: Option<Secret>,
+    /// `TWIN_JWT_PUBLIC_KEY`: more Ed25519 public keys that still verify (keys rotated out, until
+    /// their tokens expire), as PEM text or a file path; several `PUBLIC KEY` blocks may follow
+    /// each other. The signing key's own public key always verifies and need not be listed.
     pub public_key: Option<String>,
     pub issuer: String,
     pub audience: String,
@@ -246,9 +251,6 @@ impl Settings {
         }
         if self.redis_url.is_some() {
             unused.push("TWIN_REDIS_URL for several nodes (rate limits are shared through it; conversations are not yet: run one node)");
-        }
-        if self.jwt.private_key.is_some() || self.jwt.public_key.is_some() {
-            unused.push("TWIN_JWT_PRIVATE_KEY/TWIN_JWT_PUBLIC_KEY (asymmetric keys arrive with the accounts issue; HS256 is used)");
         }
         unused
     }

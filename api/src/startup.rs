@@ -20,7 +20,8 @@ use twin_engine::channel::OutboxEntry;
 use twin_engine::ports::{ChannelStore, Clock, CreatorStore, Outbox, PutOutcome, SystemClock};
 use twin_store::Store;
 
-use crate::auth::TokenKeys;
+use crate::auth::issuers::CreatorIssuers;
+use crate::auth::{Authenticator, TokenKeys};
 use crate::bundle::{self, Bundle};
 use crate::channels::{ChannelRegistry, Inbox, OutboxFeedback};
 use crate::routes::{self, AppState};
@@ -57,9 +58,13 @@ impl Application {
             imported.extend(import_demo_if_missing(&store).await?);
         }
         if let Some(dir) = &options.creators {
-            imported.extend(import_all(&store, dir).await?);
+            imported.extend(import_all_checked(&store, dir, &settings.jwt.issuer).await?);
         }
         let keys = TokenKeys::from_settings(&settings)?;
+        let secrets = Arc::new(crate::secrets::SecretBox::from_settings(&settings)?);
+        let issuers =
+            CreatorIssuers::new(store.clone(), settings.jwt.audience.clone(), secrets.clone(), reqwest::Client::new());
+        let auth = Arc::new(Authenticator::new(keys.clone(), issuers));
         let hub = Arc::new(SessionHub::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let live: Arc<LiveHub> = Arc::new(LiveHub::new());
@@ -97,7 +102,6 @@ impl Application {
             }
         });
         let channel_store: Arc<dyn ChannelStore> = Arc::new(store.clone());
-        let secrets = Arc::new(crate::secrets::SecretBox::from_settings(&settings)?);
         let registry = Arc::new(ChannelRegistry::new(
             engine.clone(),
             settings.telegram_api_base.clone(),
@@ -138,6 +142,7 @@ impl Application {
             keys,
             limits,
             secrets,
+            auth,
             store,
             metrics: crate::telemetry::metrics(),
             channels: registry,
@@ -237,6 +242,12 @@ async fn import_demo_if_missing(store: &Store) -> anyhow::Result<Option<CreatorI
 
 /// Imports every bundle folder in `dir`; the ids of the creators imported.
 pub async fn import_all(store: &Store, dir: &Path) -> anyhow::Result<Vec<CreatorId>> {
+    import_all_checked(store, dir, "").await
+}
+
+/// [`import_all`], each bundle's `[user_tokens]` checked against the server's token issuer first
+/// ([`crate::auth::issuers::check_import`]).
+pub async fn import_all_checked(store: &Store, dir: &Path, platform_issuer: &str) -> anyhow::Result<Vec<CreatorId>> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read the creators folder {}", dir.display()))?;
     let mut folders: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
@@ -244,6 +255,7 @@ pub async fn import_all(store: &Store, dir: &Path) -> anyhow::Result<Vec<Creator
     let mut ids = Vec::new();
     for folder in folders {
         let bundle = bundle::load_dir(&folder)?;
+        crate::auth::issuers::check_import(store, &bundle.profile, platform_issuer).await?;
         import(store, &bundle).await?;
         ids.push(bundle.profile.slug.creator_id());
     }

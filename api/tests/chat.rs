@@ -139,17 +139,11 @@ async fn a_frame_over_the_transport_limit_closes_with_1009(kind: Kind) {
 
 async fn missing_expired_and_forged_tokens_get_401_before_the_upgrade(kind: Kind) {
     let app = spawn_app(kind).await;
-    // Expired long beyond the 30 s leeway, signed with the server's own secret.
+    // Expired long beyond the 30 s leeway, signed with the server's own key.
     let old = {
         let claims = json!({"sub": "u", "tenant": twin_engine::Slug::parse("demo").unwrap().creator_id().to_string(),
             "role": "user", "iat": 1_000, "exp": 2_000, "aud": "twin", "iss": "twin", "jti": "j"});
-        let secret = std::fs::read(app.data_dir.path().join("jwt-dev-secret")).unwrap();
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(&secret),
-        )
-        .unwrap()
+        app.keys.sign(&claims).unwrap()
     };
     let forged = twin_api::auth::TokenKeys::from_secret(&[7; 32], "twin", "twin")
         .mint(

@@ -33,8 +33,15 @@ async fn start(data_dir: &std::path::Path, database_url: &str) -> ServerProcess 
 }
 
 fn token(data_dir: &std::path::Path, user: &str) -> String {
-    let secret = std::fs::read_to_string(data_dir.join("jwt-dev-secret")).unwrap();
-    let keys = twin_api::auth::TokenKeys::from_secret(secret.trim().as_bytes(), "twin", "twin");
+    // The development key ring the server keeps in its data dir.
+    let keys = twin_api::auth::TokenKeys::from_settings(
+        &twin_api::Settings::defaults(&twin_api::settings::Overrides {
+            data_dir: Some(data_dir.to_path_buf()),
+            ..Default::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
     let creator = twin_engine::Slug::parse("demo").unwrap().creator_id();
     keys.mint(creator, &twin_engine::UserId::parse(user).unwrap(), twin_api::auth::Role::User, Duration::from_secs(600))
         .unwrap()

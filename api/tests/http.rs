@@ -46,6 +46,7 @@ async fn a_browser_from_an_origin_the_creator_did_not_allow_is_refused() {
         nudges: Default::default(),
         model: Default::default(),
         channels: Default::default(),
+        user_tokens: None,
     };
     twin_api::startup::import(&app.db.store, &Bundle { profile, documents: vec![], programs: vec![] }).await.unwrap();
     let token = app.token_for("strict", "u1", std::time::Duration::from_secs(60));

@@ -140,8 +140,15 @@ async fn a_claimed_nudge_fires_once_after_sigkill(kind: Kind) {
 }
 
 fn token(data_dir: &std::path::Path) -> String {
-    let secret = std::fs::read_to_string(data_dir.join("jwt-dev-secret")).unwrap();
-    let keys = twin_api::auth::TokenKeys::from_secret(secret.trim().as_bytes(), "twin", "twin");
+    // The development key ring the server keeps in its data dir.
+    let keys = twin_api::auth::TokenKeys::from_settings(
+        &twin_api::Settings::defaults(&twin_api::settings::Overrides {
+            data_dir: Some(data_dir.to_path_buf()),
+            ..Default::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
     let creator = Slug::parse("coach").unwrap().creator_id();
     keys.mint(creator, &UserId::parse("ana").unwrap(), twin_api::auth::Role::User, Duration::from_secs(600)).unwrap()
 }

@@ -97,6 +97,7 @@ fn twin() -> TwinSnapshot {
         nudges: Default::default(),
         model: Default::default(),
         channels: Default::default(),
+        user_tokens: None,
     };
     assert_eq!(profile.replies.history_window, 20, "the benchmarks assume the default history window");
     TwinSnapshot::new(profile, &documents(), &[]).0

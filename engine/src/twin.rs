@@ -1,6 +1,6 @@
 //! What a conversation needs to know about its creator's twin, shared read-only by all of them.
 
-use crate::channel::ChannelsConfig;
+use crate::channel::{ChannelsConfig, SecretRef};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CreatorId, ProgramId, Slug};
@@ -31,6 +31,29 @@ pub struct CreatorProfile {
     /// (`env:NAME` references, normally); the server resolves them when it uses them.
     #[serde(default, skip_serializing_if = "ChannelsConfig::is_empty")]
     pub channels: ChannelsConfig,
+    /// `[user_tokens]` in `creator.toml`: the creator's own backend signs its end users' tokens.
+    /// Absent in profiles stored before it existed, which still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_tokens: Option<UserTokens>,
+}
+
+/// How the creator's own platform vouches for its end users: tokens it signs with `issuer` as
+/// their `iss`, verified with a shared secret (HS256) or the public keys at `jwks_url`. Such a
+/// token only ever makes its bearer an end user (`role: user`) of this creator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserTokens {
+    /// The `iss` these tokens carry; unique across creators, never the server's own issuer.
+    pub issuer: String,
+    /// The `aud` they must carry; the server's `TWIN_JWT_AUDIENCE` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// An HS256 secret shared with the creator's backend (at least 32 bytes), `env:NAME` normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretRef>,
+    /// Where the creator's platform publishes its public keys (RS256, ES256 or EdDSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
 }
 
 /// The creator's model choices (`[model]` in `creator.toml`); unset fields use the server's.

@@ -383,6 +383,7 @@ impl Harness {
             nudges,
             model: Default::default(),
             channels: Default::default(),
+            user_tokens: None,
         };
         let programs: Vec<ProgramSource> =
             program.map(|source| ProgramSource { id: program_id, source: source.to_owned() }).into_iter().collect();

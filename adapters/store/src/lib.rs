@@ -9,6 +9,7 @@ mod channels;
 mod content_hash;
 mod embedded_index;
 mod error;
+mod issuers;
 mod knowledge;
 mod migrations;
 mod plan;
@@ -88,6 +89,19 @@ impl Store {
         match &self.backend {
             Backend::Postgres(_) => "postgres",
             Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The creator whose `[user_tokens] issuer` is `issuer` (a foreign end-user token's `iss`),
+    /// with its profile; `None` when no creator has it. Cross-tenant: the token is not verified
+    /// yet. Several creators with the same issuer is an error, never a guess.
+    pub async fn creator_by_token_issuer(
+        &self,
+        issuer: &str,
+    ) -> Result<Option<(CreatorId, CreatorProfile)>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.creator_by_token_issuer(issuer).await,
+            Backend::Sqlite(s) => s.creator_by_token_issuer(issuer).await,
         }
     }
 

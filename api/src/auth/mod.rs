@@ -5,6 +5,11 @@
 //! that creator's (nor an admin) gets the same 404 as for a creator that does not exist, so ids
 //! cannot be probed.
 
+pub mod authenticator;
+pub mod issuers;
+pub mod jwks;
+pub mod keyfiles;
+mod remote_jwks;
 pub mod tokens;
 
 use axum::extract::FromRequestParts;
@@ -16,6 +21,7 @@ use crate::problem::ApiError;
 use crate::routes::AppState;
 use crate::telemetry as t;
 
+pub use authenticator::Authenticator;
 pub use tokens::{AuthError, Claims, Identity, Role, TokenKeys};
 
 /// The verified identity of a REST request (`Authorization: Bearer …`). Rejects with 401 before
@@ -79,7 +85,7 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
     let result = match bearer.or(query_token) {
-        Some(token) => state.keys.verify(token.trim()),
+        Some(token) => state.auth.verify(token.trim()).await,
         None => Err(AuthError::Missing),
     };
     result.map_err(|e| {

@@ -14,6 +14,7 @@ fn twin() -> TwinSnapshot {
         nudges: Default::default(),
         model: Default::default(),
         channels: Default::default(),
+        user_tokens: None,
     };
     TwinSnapshot::new(
         profile,

@@ -165,6 +165,7 @@ pub fn profile(slug: &str, name: &str) -> CreatorProfile {
         nudges: Default::default(),
         model: Default::default(),
         channels: Default::default(),
+        user_tokens: None,
     }
 }
 

@@ -25,6 +25,7 @@ fn twin_with(program: &str, nudges: NudgeSettings) -> TwinSnapshot {
         nudges,
         model: Default::default(),
         channels: Default::default(),
+        user_tokens: None,
     };
     let stored = StoredProgram { id: ProgramId::parse("p").unwrap(), version: 1, source: program.to_owned() };
     let (twin, broken) = TwinSnapshot::new(profile, &[], &[stored]);
