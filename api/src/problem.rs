@@ -110,3 +110,45 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// The largest error body of a handler or an extractor that is turned into a problem's detail.
+const MAX_PLAIN_ERROR_BYTES: usize = 4 * 1024;
+
+/// Middleware: every error answer is `application/problem+json`, also those written by axum
+/// itself (a malformed JSON body, an unknown field, a wrong content type, a body over the limit,
+/// an unknown path or method). Their plain-text message becomes the problem's detail.
+pub async fn normalize(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    // Upgrades and successes pass; so do errors that already are problems.
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_PLAIN_ERROR_BYTES).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let detail = match (status, text.is_empty()) {
+        (StatusCode::NOT_FOUND, true) => format!("no endpoint at {path}"),
+        (StatusCode::METHOD_NOT_ALLOWED, true) => format!("{path} does not take {method}"),
+        (StatusCode::PAYLOAD_TOO_LARGE, true) => "the request body is larger than this endpoint accepts".to_owned(),
+        (_, true) => status.canonical_reason().unwrap_or("error").to_owned(),
+        (_, false) => text,
+    };
+    let title: &'static str = status.canonical_reason().unwrap_or("Error");
+    let mut problem = ApiError { status, title, detail, retry_after: None }.into_response();
+    // Keep what the original answer told the client besides its body (`Allow`, `Retry-After`, …).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
+}

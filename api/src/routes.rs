@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
                 .post(channels::whatsapp_webhook)
                 .layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),
         )
+        .layer(axum::middleware::from_fn(crate::problem::normalize))
         // Spans carry the method and path only: never the query, where `?token=` lives.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())

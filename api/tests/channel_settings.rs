@@ -177,3 +177,46 @@ async fn roles_tenants_and_bad_values_are_refused() {
     .await;
     assert_eq!(status, 409);
 }
+
+#[tokio::test]
+async fn every_error_is_a_problem_even_the_frameworks() {
+    let (app, _fake) = start(Kind::Sqlite).await;
+    let creator = token(&app, "demo", Role::Creator);
+    let client = reqwest::Client::new();
+    let cases = [
+        // Malformed JSON, an unknown field, a wrong content type, a body over the limit.
+        client
+            .put(app.url("/v1/creators/demo/channels/telegram"))
+            .bearer_auth(&creator)
+            .header("content-type", "application/json")
+            .body("{not json"),
+        client
+            .put(app.url("/v1/creators/demo/channels/telegram"))
+            .bearer_auth(&creator)
+            .json(&json!({"bot_token": "x", "extra": 1})),
+        client
+            .put(app.url("/v1/creators/demo/channels/telegram"))
+            .bearer_auth(&creator)
+            .header("content-type", "text/plain")
+            .body("bot_token=x"),
+        client
+            .put(app.url("/v1/creators/demo/channels/telegram"))
+            .bearer_auth(&creator)
+            .header("content-type", "application/json")
+            .body(vec![b' '; 200 * 1024]),
+        // An unknown path, a wrong method.
+        client.get(app.url("/v1/nothing-here")),
+        client.post(app.url("/v1/creators/demo/channels")).bearer_auth(&creator),
+    ];
+    let mut statuses = Vec::new();
+    for request in cases {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{status}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], status);
+        assert!(!body["detail"].as_str().unwrap().is_empty());
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [400, 422, 415, 413, 404, 405]);
+}
