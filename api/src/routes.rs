@@ -4,17 +4,20 @@ pub mod channels;
 pub mod chat;
 pub mod health;
 pub mod openapi;
+pub mod rest;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 use twin_actors::EngineHandle;
 use twin_channels::websocket::SessionHub;
 use twin_store::Store;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::auth::TokenKeys;
 use crate::channels::{ChannelRegistry, Inbox};
@@ -38,30 +41,28 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
+/// Every route with its OpenAPI description: each handler is registered through `routes!`, which
+/// takes its path and methods from the handler's `#[utoipa::path]` annotation, so the served
+/// routes and the generated document (`/v1/openapi.json`) cannot drift apart. A new handler is one
+/// `.routes(routes!(module::handler))` line; handlers of one path share a `routes!`.
+pub fn api() -> OpenApiRouter<AppState> {
+    let webhook_limit = || DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES);
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(openapi::document))
+        .routes(routes!(chat::upgrade))
+        .routes(routes!(channels::link_code))
+        .routes(routes!(channels::telegram_webhook).layer(webhook_limit()))
+        .routes(routes!(channels::whatsapp_shared_handshake, channels::whatsapp_shared_webhook).layer(webhook_limit()))
+        .routes(routes!(channels::whatsapp_handshake, channels::whatsapp_webhook).layer(webhook_limit()))
+        .merge(rest::api())
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/v1/openapi.json", get(openapi::document))
-        .route("/v1/chat", get(chat::upgrade))
-        .route("/v1/channels/link-code", post(channels::link_code))
-        .route(
-            "/v1/channels/telegram/{slug}/webhook",
-            post(channels::telegram_webhook).layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),
-        )
-        .route(
-            "/v1/channels/whatsapp/webhook",
-            get(channels::whatsapp_shared_handshake)
-                .post(channels::whatsapp_shared_webhook)
-                .layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),
-        )
-        .route(
-            "/v1/channels/whatsapp/{slug}/webhook",
-            get(channels::whatsapp_handshake)
-                .post(channels::whatsapp_webhook)
-                .layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),
-        )
+    let (router, _) = api().split_for_parts();
+    router
         // Spans carry the method and path only: never the query, where `?token=` lives.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
