@@ -1,5 +1,5 @@
-//! The creator REST API on SQLite (the embedded default): the generated OpenAPI document against
-//! the routes the server answers, and the happy paths of every endpoint.
+//! The creator REST API: the generated OpenAPI document against the routes the server answers,
+//! and the happy paths of every endpoint on SQLite (the embedded default) and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "rest/common.rs"]
@@ -136,9 +136,8 @@ async fn open_chat(app: &support::TestApp, origin: &str) -> u16 {
     }
 }
 
-#[tokio::test]
-async fn creators_are_listed_read_created_and_changed_and_the_twin_uses_the_change() {
-    let app = spawn_app_with(Kind::Sqlite, &[creator("alpha")]).await;
+async fn creators_are_listed_read_created_and_changed_and_the_twin_uses_the_change(kind: Kind) {
+    let app = spawn_app_with(kind, &[creator("alpha")]).await;
     let owner = staff(&app, "alpha", Role::Creator);
     let admin = staff(&app, "alpha", Role::Admin);
 
@@ -196,9 +195,8 @@ async fn creators_are_listed_read_created_and_changed_and_the_twin_uses_the_chan
     assert!(rest.body.get("next").is_none());
 }
 
-#[tokio::test]
-async fn conversations_users_messages_and_nudges_are_read_and_a_cancelled_nudge_is_gone() {
-    let app = spawn_app_with(Kind::Sqlite, &[creator("alpha")]).await;
+async fn conversations_users_messages_and_nudges_are_read_and_a_cancelled_nudge_is_gone(kind: Kind) {
+    let app = spawn_app_with(kind, &[creator("alpha")]).await;
     let owner = staff(&app, "alpha", Role::Creator);
     for user in ["u1", "u2", "u3"] {
         chat_once(&app, "alpha", user).await;
@@ -275,9 +273,8 @@ async fn conversations_users_messages_and_nudges_are_read_and_a_cancelled_nudge_
     assert!(bad.body["detail"].as_str().unwrap().starts_with("status"));
 }
 
-#[tokio::test]
-async fn knowledge_and_programs_are_written_through_the_import_path() {
-    let app = spawn_app_with(Kind::Sqlite, &[creator("alpha")]).await;
+async fn knowledge_and_programs_are_written_through_the_import_path(kind: Kind) {
+    let app = spawn_app_with(kind, &[creator("alpha")]).await;
     let owner = staff(&app, "alpha", Role::Creator);
 
     let listed = get(&app, "/v1/creators/alpha/knowledge", &owner).await;
@@ -332,4 +329,34 @@ async fn knowledge_and_programs_are_written_through_the_import_path() {
     chat_once(&app, "alpha", "fresh").await;
     let user = get(&app, "/v1/creators/alpha/users/fresh", &owner).await;
     assert_eq!(user.body["program"]["version"], 2, "{user:?}");
+}
+
+#[tokio::test]
+async fn creators_are_listed_read_created_and_changed_and_the_twin_uses_the_change_on_sqlite() {
+    creators_are_listed_read_created_and_changed_and_the_twin_uses_the_change(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn creators_are_listed_read_created_and_changed_and_the_twin_uses_the_change_on_postgres() {
+    creators_are_listed_read_created_and_changed_and_the_twin_uses_the_change(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn conversations_users_messages_and_nudges_are_read_and_a_cancelled_nudge_is_gone_on_sqlite() {
+    conversations_users_messages_and_nudges_are_read_and_a_cancelled_nudge_is_gone(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn conversations_users_messages_and_nudges_are_read_and_a_cancelled_nudge_is_gone_on_postgres() {
+    conversations_users_messages_and_nudges_are_read_and_a_cancelled_nudge_is_gone(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn knowledge_and_programs_are_written_through_the_import_path_on_sqlite() {
+    knowledge_and_programs_are_written_through_the_import_path(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn knowledge_and_programs_are_written_through_the_import_path_on_postgres() {
+    knowledge_and_programs_are_written_through_the_import_path(Kind::Postgres).await;
 }

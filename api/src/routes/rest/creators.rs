@@ -169,9 +169,10 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<NewCreator>,
+    body: Result<JsonBody<NewCreator>, ApiError>,
 ) -> Result<(StatusCode, Json<CreatorView>), ApiError> {
     caller.require(&[Role::Admin])?;
+    let JsonBody(body) = body?;
     let slug = Slug::parse(&body.slug).map_err(|e| unprocessable(format!("slug: {e}")))?;
     let profile = CreatorProfile {
         slug: slug.clone(),
@@ -240,9 +241,10 @@ pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(slug): Path<String>,
-    JsonBody(body): JsonBody<CreatorPatch>,
+    body: Result<JsonBody<CreatorPatch>, ApiError>,
 ) -> Result<Json<CreatorView>, ApiError> {
     let creator = writer(&caller, &slug)?;
+    let JsonBody(body) = body?;
     let _writing = super::creator_write_lock().await;
     let stored = state.store.creator(creator).await.map_err(store_error)?.ok_or_else(|| no_creator(&slug))?;
     let mut profile = stored.profile.clone();

@@ -105,7 +105,9 @@ pub fn engine_error(slug: &str) -> impl Fn(EngineError) -> ApiError + '_ {
 
 /// A JSON body whose refusals are problem+json naming the field (axum's own answer is plain text):
 /// 400 for malformed JSON, 415 without `Content-Type: application/json`, 413 over the size limit,
-/// 422 when it does not fit the type (unknown or missing fields, wrong types).
+/// 422 when it does not fit the type (unknown or missing fields, wrong types). Handlers take it as
+/// `Result<JsonBody<T>, ApiError>` and look at it after the caller's scope and role, so a caller
+/// who may not write learns nothing from how a body is refused.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {

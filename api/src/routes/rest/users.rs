@@ -159,9 +159,10 @@ pub async fn enrol(
     State(state): State<AppState>,
     caller: Caller,
     Path((slug, user)): Path<(String, String)>,
-    JsonBody(body): JsonBody<NewEnrolment>,
+    body: Result<JsonBody<NewEnrolment>, ApiError>,
 ) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
     let creator = writer(&caller, &slug)?;
+    let JsonBody(body) = body?;
     existing(&state, creator, &slug).await?;
     let known = find(&state, creator, &user).await?;
     let program = ProgramId::parse(&body.program).map_err(|e| unprocessable(format!("program: {e}")))?;
