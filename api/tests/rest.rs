@@ -266,6 +266,18 @@ async fn conversations_users_messages_and_nudges_are_read_and_a_cancelled_nudge_
     assert!(pending.body["items"].as_array().unwrap().iter().all(|n| n["id"] != victim.as_str()));
     let cancelled = get(&app, "/v1/creators/alpha/nudges?status=cancelled", &owner).await;
     assert!(cancelled.body["items"].as_array().unwrap().iter().any(|n| n["id"] == victim.as_str()), "{cancelled:?}");
+    // The conversation forgets it too (its program timer is held until the user writes again).
+    let u1 = get(&app, "/v1/creators/alpha/users/u1", &owner).await.body["conversation"].as_str().unwrap().to_owned();
+    let mut forgotten = false;
+    for _ in 0..200 {
+        let conversation = get(&app, &format!("/v1/creators/alpha/conversations/{u1}"), &owner).await;
+        if conversation.body["pending_nudges"] == 0 {
+            forgotten = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(forgotten, "the conversation still lists the cancelled nudge");
     let again = call(&app, Method::DELETE, &format!("/v1/creators/alpha/nudges/{victim}"), Some(&owner), None).await;
     assert_eq!(again.status, 404);
     let bad = get(&app, "/v1/creators/alpha/nudges?status=sent", &owner).await;

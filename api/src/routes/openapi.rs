@@ -76,3 +76,21 @@ fn spec_json() -> &'static str {
 pub async fn document() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], spec_json())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_document_names_every_schema_it_refers_to() {
+        let json: serde_json::Value = serde_json::from_str(spec_json()).unwrap();
+        let schemas = json["components"]["schemas"].as_object().unwrap();
+        let text = spec_json();
+        for piece in text.split("\"#/components/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap();
+            assert!(schemas.contains_key(name), "{name} is referred to but not defined");
+        }
+    }
+}

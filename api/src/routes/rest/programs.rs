@@ -19,7 +19,7 @@ use twin_engine::program::{self, Problems};
 use utoipa::{IntoParams, ToSchema};
 
 use super::creators::unprocessable;
-use super::{bytes_rejection, engine_error, no_creator, problem, query_rejection, store_error, writer};
+use super::{bytes_rejection, no_creator, problem, query_rejection, store_error, writer};
 use crate::auth::Caller;
 use crate::problem::ApiError;
 use crate::routes::AppState;
@@ -241,9 +241,9 @@ pub async fn put(
     let before = latest(&current.programs, &program_id);
     let sources = [ProgramSource { id: program_id.clone(), source }];
     state.store.put_creator(&current.profile, &current.documents, &sources).await.map_err(store_error)?;
-    state.engine.reload_twin(creator).await.map_err(engine_error(&slug))?;
     let after = state.store.creator(creator).await.map_err(store_error)?.ok_or_else(|| no_creator(&slug))?;
     let version = latest(&after.programs, &program_id).unwrap_or(0);
+    super::creators::reload(&state, &slug, |twin| twin.programs.version(&program_id, version).is_some()).await?;
     let published = Published { id: program_id.to_string(), version, changed: Some(version) != before };
     Ok((StatusCode::OK, Json(published)).into_response())
 }
