@@ -174,6 +174,13 @@ async fn creators_are_listed_read_created_and_changed_and_the_twin_uses_the_chan
         call(&app, Method::PATCH, "/v1/creators/alpha", Some(&owner), json(&json!({"persona": {"name": ""}}))).await;
     assert_eq!(bad.status, 422, "{bad:?}");
 
+    let huge = json!({"allowed_origins": [format!("https://{}.example", "x".repeat(300 * 1024))]});
+    let too_large = call(&app, Method::PATCH, "/v1/creators/alpha", Some(&owner), json(&huge)).await;
+    assert_eq!((too_large.status, too_large.problem), (413, true), "{:?}", too_large.status);
+    let not_json =
+        call(&app, Method::PATCH, "/v1/creators/alpha", Some(&owner), Some(("application/json", b"{".to_vec()))).await;
+    assert_eq!((not_json.status, not_json.problem), (400, true));
+
     // Agents read, but do not change the twin.
     let agent = staff(&app, "alpha", Role::Agent);
     assert_eq!(get(&app, "/v1/creators/alpha", &agent).await.status, 200);
@@ -303,6 +310,19 @@ async fn knowledge_and_programs_are_written_through_the_import_path(kind: Kind) 
     assert_eq!(again.status, 200);
     let read = get(&app, &format!("/v1/creators/alpha/knowledge/{path}"), &owner).await;
     assert_eq!(read.body["body"], "# Focus\n\nOne thing at a time.");
+    // The reloaded twin embeds it in the background; the list shows when it is done.
+    let mut status = Value::Null;
+    for _ in 0..400 {
+        let listed = get(&app, "/v1/creators/alpha/knowledge", &owner).await;
+        let document = listed.body.as_array().unwrap().iter().find(|d| d["path"] == "guides/focus.md").unwrap().clone();
+        status = document["status"].clone();
+        if status == "ready" {
+            assert!(document["chunks_total"].as_u64().unwrap() >= 1, "{document}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "ready");
     let wrong = Some(("image/png", vec![1, 2, 3]));
     let refused = call(&app, Method::PUT, "/v1/creators/alpha/knowledge/x.md", Some(&owner), wrong).await;
     assert_eq!(refused.status, 415);
