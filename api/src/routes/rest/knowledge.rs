@@ -5,6 +5,8 @@
 //! path: the creator's document set changes, then the twin reloads) and embedded in the
 //! background by the reloaded twin; `GET …/knowledge` shows how far each document got.
 
+use std::collections::BTreeSet;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -16,7 +18,7 @@ use twin_engine::knowledge::KnowledgeDocument;
 use twin_engine::ports::{CreatorStore, DocumentStatus, KnowledgeStore, StoredCreator};
 use utoipa::ToSchema;
 
-use super::creators::{store_profile, unprocessable};
+use super::creators::{reload, unprocessable};
 use super::{bytes_rejection, no_creator, problem, store_error, to_json, writer};
 use crate::auth::Caller;
 use crate::bundle::MAX_KNOWLEDGE_FILE_BYTES;
@@ -252,13 +254,27 @@ pub async fn delete(
 }
 
 /// The import path with a changed document set: the store replaces the documents (their vectors
-/// and statuses go with removed ones), and the reloaded twin embeds what changed.
+/// and statuses go with removed ones), and the reloaded twin searches them at once (lexically) and
+/// embeds what changed in the background.
 async fn store_documents(
     state: &AppState,
     slug: &str,
     current: &StoredCreator,
     documents: &[KnowledgeDocument],
 ) -> Result<(), ApiError> {
-    let with_documents = StoredCreator { documents: documents.to_vec(), ..current.clone() };
-    store_profile(state, slug, &current.profile, &with_documents).await.map(|_| ())
+    state.store.put_creator(&current.profile, documents, &[]).await.map_err(store_error)?;
+    reload(state, slug, |twin| {
+        // The snapshot's chunks are cut from exactly these documents (empty ones have none).
+        let chunked: BTreeSet<(&str, &str)> =
+            twin.knowledge.chunks().iter().map(|c| (c.document.as_str(), c.content_hash.as_str())).collect();
+        let hashes: Vec<String> = documents.iter().map(|d| d.content_hash()).collect();
+        let expected: BTreeSet<(&str, &str)> = documents
+            .iter()
+            .zip(&hashes)
+            .filter(|(d, _)| !d.body.trim().is_empty())
+            .map(|(d, h)| (d.path.as_str(), h.as_str()))
+            .collect();
+        chunked == expected
+    })
+    .await
 }
