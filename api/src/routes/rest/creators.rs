@@ -90,8 +90,9 @@ pub struct NewCreator {
     pub allowed_origins: Option<Vec<String>>,
 }
 
-/// `PATCH /v1/creators/{slug}`: each field given replaces that part of the profile; fields left out
-/// stay. `default_program: null` clears it.
+/// `PATCH /v1/creators/{slug}`: each field given replaces that part of the profile whole (keys left
+/// out of a given `persona`, `replies`, `nudges` or `model` take their defaults, as in a
+/// `creator.toml`); fields left out stay. `default_program: null` clears it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatorPatch {
