@@ -84,10 +84,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_document_names_every_schema_it_refers_to() {
+    fn the_document_names_every_schema_it_refers_to_and_keeps_the_hand_written_parameters() {
         let json: serde_json::Value = serde_json::from_str(spec_json()).unwrap();
         let schemas = json["components"]["schemas"].as_object().unwrap();
         let text = spec_json();
+        let handshake = &json["paths"]["/v1/channels/whatsapp/webhook"]["get"]["parameters"];
+        let names: Vec<&str> = handshake.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["hub.mode", "hub.verify_token", "hub.challenge"]);
+        let chat = &json["paths"]["/v1/chat"]["get"];
+        assert_eq!(chat["parameters"][0]["name"], "token");
+        assert_eq!(chat["security"], serde_json::json!([{"bearer": []}, {"queryToken": []}]));
         for piece in text.split("\"#/components/schemas/").skip(1) {
             let name = piece.split('"').next().unwrap();
             assert!(schemas.contains_key(name), "{name} is referred to but not defined");
