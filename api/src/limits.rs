@@ -106,11 +106,23 @@ fn client_address(state: &AppState, parts: &Parts) -> IpAddr {
     state.limits.client_address(peer, &parts.headers)
 }
 
-/// Middleware: the per-address budget of the REST API.
+/// Middleware: the per-address budget of the REST API. Health, metrics, the published documents,
+/// chat sockets and provider webhooks are not counted (sockets and webhooks have their own
+/// protections, and a load balancer's address would otherwise carry every webhook).
 pub async fn by_address(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if !is_rest(request.uri().path()) {
+        return Ok(next.run(request).await);
+    }
     let (parts, body) = request.into_parts();
     state.limits.address(client_address(&state, &parts)).await?;
     Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// Whether a path is part of the REST API (every `/v1/…` path but the exceptions above).
+fn is_rest(path: &str) -> bool {
+    const NOT_REST: [&str; 5] =
+        ["/v1/chat", "/v1/openapi.json", "/v1/auth/jwks.json", "/v1/channels/telegram/", "/v1/channels/whatsapp/"];
+    path.starts_with("/v1/") && !NOT_REST.iter().any(|p| path.starts_with(p))
 }
 
 #[cfg(test)]
@@ -148,6 +160,25 @@ mod tests {
         // Garbage or a missing header: the proxy's address.
         assert_eq!(behind_lb.client_address(ip("10.0.0.1"), &forwarded("not-an-ip")), ip("10.0.0.1"));
         assert_eq!(behind_lb.client_address(ip("10.0.0.1"), &HeaderMap::new()), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn only_rest_paths_count() {
+        for rest in ["/v1/creators", "/v1/creators/a/conversations", "/v1/channels/link-code", "/v1/auth/login"] {
+            assert!(is_rest(rest), "{rest}");
+        }
+        for other in [
+            "/healthz",
+            "/metrics",
+            "/v1/chat",
+            "/v1/openapi.json",
+            "/v1/auth/jwks.json",
+            "/.well-known/jwks.json",
+            "/v1/channels/telegram/a/webhook",
+            "/v1/channels/whatsapp/webhook",
+        ] {
+            assert!(!is_rest(other), "{other}");
+        }
     }
 
     #[tokio::test]

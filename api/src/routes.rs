@@ -5,17 +5,20 @@ pub mod channels;
 pub mod chat;
 pub mod health;
 pub mod openapi;
+pub mod rest;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 use twin_actors::EngineHandle;
 use twin_channels::websocket::SessionHub;
 use twin_store::Store;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::auth::{Authenticator, TokenKeys};
 use crate::channels::{ChannelRegistry, Inbox};
@@ -46,48 +49,41 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
+/// Every route with its OpenAPI description: each handler is registered through `routes!`, which
+/// takes its path and methods from the handler's `#[utoipa::path]` annotation, so the served
+/// routes and the generated document (`/v1/openapi.json`) cannot drift apart. A new handler is one
+/// `.routes(routes!(module::handler))` line; handlers of one path share a `routes!`.
+pub fn api() -> OpenApiRouter<AppState> {
+    let webhook_limit = || DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES);
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(openapi::document))
+        .routes(routes!(chat::upgrade))
+        .routes(routes!(channels::link_code))
+        .routes(routes!(crate::auth::jwks::jwks))
+        .routes(routes!(crate::auth::jwks::well_known_jwks))
+        .routes(routes!(channel_settings::get_channels))
+        .routes(
+            routes!(channel_settings::put_telegram, channel_settings::delete_telegram)
+                .layer(DefaultBodyLimit::max(channel_settings::MAX_BODY_BYTES)),
+        )
+        .routes(
+            routes!(channel_settings::put_whatsapp, channel_settings::delete_whatsapp)
+                .layer(DefaultBodyLimit::max(channel_settings::MAX_BODY_BYTES)),
+        )
+        .routes(routes!(channels::telegram_webhook).layer(webhook_limit()))
+        .routes(routes!(channels::whatsapp_shared_handshake, channels::whatsapp_shared_webhook).layer(webhook_limit()))
+        .routes(routes!(channels::whatsapp_handshake, channels::whatsapp_webhook).layer(webhook_limit()))
+        .merge(rest::api())
+}
+
 pub fn router(state: AppState) -> Router {
+    let (router, _) = api().split_for_parts();
     let by_address = axum::middleware::from_fn_with_state(state.clone(), crate::limits::by_address);
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/v1/openapi.json", get(openapi::document))
-        .route("/v1/auth/jwks.json", get(crate::auth::jwks::jwks))
-        .route("/.well-known/jwks.json", get(crate::auth::jwks::well_known_jwks))
-        .route("/v1/chat", get(chat::upgrade))
-        .route("/v1/channels/link-code", post(channels::link_code).layer(by_address.clone()))
-        .route("/v1/creators/{slug}/channels", get(channel_settings::get_channels).layer(by_address.clone()))
-        .route(
-            "/v1/creators/{slug}/channels/telegram",
-            put(channel_settings::put_telegram)
-                .delete(channel_settings::delete_telegram)
-                .layer(DefaultBodyLimit::max(channel_settings::MAX_BODY_BYTES))
-                .layer(by_address.clone()),
-        )
-        .route(
-            "/v1/creators/{slug}/channels/whatsapp",
-            put(channel_settings::put_whatsapp)
-                .delete(channel_settings::delete_whatsapp)
-                .layer(DefaultBodyLimit::max(channel_settings::MAX_BODY_BYTES))
-                .layer(by_address),
-        )
-        .route(
-            "/v1/channels/telegram/{slug}/webhook",
-            post(channels::telegram_webhook).layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),
-        )
-        .route(
-            "/v1/channels/whatsapp/webhook",
-            get(channels::whatsapp_shared_handshake)
-                .post(channels::whatsapp_shared_webhook)
-                .layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),
-        )
-        .route(
-            "/v1/channels/whatsapp/{slug}/webhook",
-            get(channels::whatsapp_handshake)
-                .post(channels::whatsapp_webhook)
-                .layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),
-        )
+    router
+        .layer(by_address)
         .layer(axum::middleware::from_fn(crate::problem::normalize))
         // Spans carry the method and path only: never the query, where `?token=` lives.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {

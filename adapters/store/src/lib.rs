@@ -5,6 +5,7 @@
 //! The `twin` binary opens a [`Store`] from the database URL, runs [`Store::migrate`] when asked,
 //! and hands the store to the actors and the channel adapters as these ports.
 
+mod admin;
 mod channels;
 mod content_hash;
 mod embedded_index;
@@ -31,6 +32,7 @@ use twin_engine::ports::{
 use twin_engine::twin::CreatorProfile;
 use twin_engine::{CreatorId, Message, Timestamp};
 
+pub use admin::{ConversationFilter, ConversationSummary, NUDGE_STATUSES, NudgeCancel, NudgeSummary};
 pub use embedded_index::EmbeddedIndex;
 pub use error::{MigrationPending, UnsupportedUrl};
 

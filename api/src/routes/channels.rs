@@ -36,6 +36,22 @@ use crate::problem::ApiError;
 /// WhatsApp notifications are a few KiB; Meta batches stay far below it.
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 
+#[utoipa::path(
+    post,
+    path = "/v1/channels/telegram/{slug}/webhook",
+    tag = "channels",
+    summary = "Telegram Bot API updates for one creator's bot",
+    params(("slug" = String, Path, description = "The creator"), ("X-Telegram-Bot-Api-Secret-Token" = String, Header, description = "The secret set with setWebhook")),
+    request_body(content = Object, content_type = "application/json", description = "A Telegram Update"),
+    responses(
+        (status = 200, description = "Stored in the inbox (or acknowledged and ignored); processed after the answer"),
+        (status = 400, description = "Malformed body", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 401, description = "Missing or wrong secret / signature; nothing stored", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 404, description = "No such creator or channel", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 413, description = "Body over 1 MiB"),
+        (status = 503, description = "The channel is misconfigured or the store is unavailable; the provider retries", content_type = "application/problem+json", body = super::openapi::Problem),
+    )
+)]
 pub async fn telegram_webhook(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -50,7 +66,9 @@ pub async fn telegram_webhook(
     accept(&state, creator, ChannelKind::Telegram, &items).await
 }
 
-#[derive(serde::Deserialize)]
+/// Meta's subscription check: echo `hub.challenge` when `hub.verify_token` is right.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Handshake {
     #[serde(rename = "hub.mode")]
     mode: Option<String>,
@@ -68,6 +86,19 @@ impl Handshake {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/channels/whatsapp/{slug}/webhook",
+    tag = "channels",
+    summary = "WhatsApp subscription handshake for one creator's number",
+    params(("slug" = String, Path, description = "The creator"), Handshake),
+    responses(
+        (status = 200, description = "The challenge, echoed", content_type = "text/plain", body = String),
+        (status = 400, description = "Missing parameters", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 403, description = "Wrong verify token", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 404, description = "No such creator or channel", content_type = "application/problem+json", body = super::openapi::Problem),
+    )
+)]
 pub async fn whatsapp_handshake(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -77,6 +108,22 @@ pub async fn whatsapp_handshake(
     query.answer(&client.config().verify_token)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/channels/whatsapp/{slug}/webhook",
+    tag = "channels",
+    summary = "WhatsApp Cloud API notifications for one creator's number",
+    params(("slug" = String, Path, description = "The creator"), ("X-Hub-Signature-256" = String, Header, description = "sha256=<hex HMAC-SHA256 of the raw body with the app secret>")),
+    request_body(content = Object, content_type = "application/json", description = "A WhatsApp notification"),
+    responses(
+        (status = 200, description = "Stored in the inbox (or acknowledged and ignored); processed after the answer"),
+        (status = 400, description = "Malformed body", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 403, description = "Missing or wrong secret / signature; nothing stored", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 404, description = "No such creator or channel", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 413, description = "Body over 1 MiB"),
+        (status = 503, description = "The channel is misconfigured or the store is unavailable; the provider retries", content_type = "application/problem+json", body = super::openapi::Problem),
+    )
+)]
 pub async fn whatsapp_webhook(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -99,6 +146,19 @@ pub async fn whatsapp_webhook(
 
 /// The shared endpoint's handshake: Meta checks the URL once per app, before any creator is known,
 /// so it answers with the server's `TWIN_WHATSAPP_VERIFY_TOKEN`.
+#[utoipa::path(
+    get,
+    path = "/v1/channels/whatsapp/webhook",
+    tag = "channels",
+    summary = "WhatsApp subscription handshake of the shared endpoint (TWIN_WHATSAPP_VERIFY_TOKEN)",
+    params(Handshake),
+    responses(
+        (status = 200, description = "The challenge, echoed", content_type = "text/plain", body = String),
+        (status = 400, description = "Missing parameters", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 403, description = "Wrong verify token", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 404, description = "No such creator or channel", content_type = "application/problem+json", body = super::openapi::Problem),
+    )
+)]
 pub async fn whatsapp_shared_handshake(
     State(state): State<AppState>,
     Query(query): Query<Handshake>,
@@ -113,6 +173,22 @@ pub async fn whatsapp_shared_handshake(
 /// body is signed with the app's secret, which every creator on that app configured: the signature
 /// is checked with the secret of the first creator named, and items of creators whose secret
 /// differs are dropped. Unknown numbers are acknowledged and dropped.
+#[utoipa::path(
+    post,
+    path = "/v1/channels/whatsapp/webhook",
+    tag = "channels",
+    summary = "WhatsApp notifications for every creator on one Meta app, routed by metadata.phone_number_id",
+    params(("X-Hub-Signature-256" = String, Header, description = "sha256=<hex HMAC-SHA256 of the raw body with the app secret>")),
+    request_body(content = Object, content_type = "application/json", description = "A WhatsApp notification"),
+    responses(
+        (status = 200, description = "Stored in the inbox (or acknowledged and ignored); processed after the answer"),
+        (status = 400, description = "Malformed body", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 403, description = "Missing or wrong secret / signature; nothing stored", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 404, description = "No such creator or channel", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 413, description = "Body over 1 MiB"),
+        (status = 503, description = "The channel is misconfigured or the store is unavailable; the provider retries", content_type = "application/problem+json", body = super::openapi::Problem),
+    )
+)]
 pub async fn whatsapp_shared_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -172,7 +248,7 @@ pub async fn whatsapp_shared_webhook(
     Ok(StatusCode::OK)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LinkCode {
     /// Send `LINK <code>` on WhatsApp or Telegram, or open `telegram_url`.
     pub code: String,
@@ -184,6 +260,21 @@ pub struct LinkCode {
 }
 
 /// `POST /v1/channels/link-code` with an end user's token.
+#[utoipa::path(
+    post,
+    path = "/v1/channels/link-code",
+    tag = "channels",
+    summary = "A one-time code that links a Telegram or WhatsApp chat to the calling end user",
+    description = "Send `LINK <code>` on Telegram or WhatsApp, or open `telegram_url`. Single use; expires after 15 minutes.",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The code", body = LinkCode),
+        (status = 401, description = "Missing, expired or invalid token", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 403, description = "Not an end-user token", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 404, description = "The token's creator does not exist", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 503, description = "The store is unavailable", content_type = "application/problem+json", body = super::openapi::Problem),
+    )
+)]
 pub async fn link_code(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let identity = crate::auth::authenticate(&state, &headers, None).await?;
     if identity.role != Role::User {

@@ -33,11 +33,29 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a socket closed for an oversized frame is kept before it is dropped.
 const CLOSE_LINGER: Duration = Duration::from_millis(250);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
+    /// The end user's token, where `Authorization` cannot be set (browsers).
     token: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/chat",
+    tag = "chat",
+    summary = "End-user chat (WebSocket upgrade)",
+    description = "JSON text frames follow the upgrade; the protocol is in CONTRACT.md and docs/PROTOCOL.md.",
+    params(TokenQuery),
+    security(("bearer" = []), ("queryToken" = [])),
+    responses(
+        (status = 101, description = "Switching protocols; JSON text frames follow"),
+        (status = 400, description = "Not a WebSocket upgrade", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 401, description = "Missing, expired or invalid token", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 403, description = "Not an end-user token, unknown creator or origin not allowed", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 503, description = "The engine is unavailable", content_type = "application/problem+json", body = super::openapi::Problem),
+    )
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1,129 +1,102 @@
-//! `GET /v1/openapi.json`: the OpenAPI document of the HTTP surface, written by hand and kept next
-//! to the routes it describes.
+//! `GET /v1/openapi.json`: the OpenAPI 3.1 document of the HTTP surface, generated from the code.
+//!
+//! Every path item comes from its handler's `#[utoipa::path]` annotation, collected by the
+//! `OpenApiRouter` in [`super::api`] (so a route cannot be served without being described); this
+//! module adds what no handler owns: the title, the security schemes and the `Problem` schema.
 
-use axum::Json;
-use serde_json::{Value, json};
+use std::sync::OnceLock;
 
-pub async fn document() -> Json<Value> {
-    Json(spec())
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// The parts of the document no handler owns.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Twin",
+        description = "Realtime conversation engine for creator digital twins. The chat protocol over the \
+                       WebSocket at /v1/chat is described in CONTRACT.md and docs/PROTOCOL.md. Errors are \
+                       `application/problem+json` (RFC 9457). Creator paths (`/v1/creators/{slug}/...`) answer \
+                       404 to a token of another tenant, exactly as for a creator that does not exist."
+    ),
+    components(schemas(Problem)),
+    modifiers(&SecuritySchemes)
+)]
+pub struct ApiDoc;
+
+/// RFC 9457 problem details: the body of every error answer (see `crate::problem::ApiError`).
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status and title say what happened.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What was wrong, naming the field or id; generic for server errors.
+    pub detail: String,
 }
 
-pub fn spec() -> Value {
-    let problem = json!({"$ref": "#/components/schemas/Problem"});
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Twin",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Realtime conversation engine for creator digital twins. The chat protocol over the \
-                            WebSocket at /v1/chat is described in CONTRACT.md and docs/PROTOCOL.md."
-        },
-        "paths": {
-            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The process is up"}}}},
-            "/readyz": {"get": {"summary": "Readiness: the store answers and migrations are applied",
-                "responses": {"200": {"description": "Ready"},
-                              "503": {"description": "Not ready", "content": {"application/problem+json": {"schema": problem}}}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text exposition format"}}}},
-            "/v1/chat": {"get": {
-                "summary": "End-user chat (WebSocket upgrade)",
-                "security": [{"bearer": []}, {"queryToken": []}],
-                "responses": {
-                    "101": {"description": "Switching protocols; JSON text frames follow"},
-                    "401": {"description": "Missing, expired or invalid token", "content": {"application/problem+json": {"schema": problem}}},
-                    "403": {"description": "Unknown creator or origin not allowed", "content": {"application/problem+json": {"schema": problem}}}
-                }
-            }},
-            "/v1/channels/link-code": {"post": {
-                "summary": "A one-time code that links a Telegram or WhatsApp chat to the calling end user",
-                "description": "Send `LINK <code>` on Telegram or WhatsApp, or open `telegram_url`. Single use; expires after 15 minutes.",
-                "security": [{"bearer": []}],
-                "responses": {
-                    "201": {"description": "The code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LinkCode"}}}},
-                    "401": {"description": "Missing, expired or invalid token", "content": {"application/problem+json": {"schema": problem}}},
-                    "403": {"description": "Not an end-user token", "content": {"application/problem+json": {"schema": problem}}}
-                }
-            }},
-            "/v1/channels/telegram/{slug}/webhook": {"post": {
-                "summary": "Telegram Bot API updates for one creator's bot",
-                "parameters": [slug_parameter(), {"name": "X-Telegram-Bot-Api-Secret-Token", "in": "header", "required": true, "schema": {"type": "string"}}],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "A Telegram Update"}}}},
-                "responses": webhook_responses(&problem, "401")
-            }},
-            "/v1/channels/whatsapp/{slug}/webhook": {
-                "get": {
-                    "summary": "WhatsApp subscription handshake for one creator's number",
-                    "parameters": [slug_parameter(), query("hub.mode"), query("hub.verify_token"), query("hub.challenge")],
-                    "responses": handshake_responses(&problem)
-                },
-                "post": {
-                    "summary": "WhatsApp Cloud API notifications for one creator's number",
-                    "parameters": [slug_parameter(), signature_header()],
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "A WhatsApp notification"}}}},
-                    "responses": webhook_responses(&problem, "403")
-                }
-            },
-            "/v1/channels/whatsapp/webhook": {
-                "get": {
-                    "summary": "WhatsApp subscription handshake of the shared endpoint (TWIN_WHATSAPP_VERIFY_TOKEN)",
-                    "parameters": [query("hub.mode"), query("hub.verify_token"), query("hub.challenge")],
-                    "responses": handshake_responses(&problem)
-                },
-                "post": {
-                    "summary": "WhatsApp notifications for every creator on one Meta app, routed by metadata.phone_number_id",
-                    "parameters": [signature_header()],
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "A WhatsApp notification"}}}},
-                    "responses": webhook_responses(&problem, "403")
-                }
-            }
-        },
-        "components": {
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "queryToken": {"type": "apiKey", "in": "query", "name": "token"}
-            },
-            "schemas": {
-                "LinkCode": {"type": "object", "required": ["code", "expires_at"],
-                    "properties": {"code": {"type": "string"}, "expires_at": {"type": "integer", "description": "milliseconds since the Unix epoch"},
-                                   "telegram_url": {"type": "string"}}},
-                "Problem": {"type": "object", "description": "RFC 9457 problem details",
-                    "properties": {"type": {"type": "string"}, "title": {"type": "string"},
-                                   "status": {"type": "integer"}, "detail": {"type": "string"}}}
-            }
+/// `bearer`: `Authorization: Bearer <JWT>`; `queryToken`: `?token=<JWT>`, for browsers opening the
+/// chat socket (they cannot set headers on a WebSocket).
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme("queryToken", SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))));
+    }
+}
+
+/// The document, generated once per process (the routes do not change while it runs).
+pub fn spec() -> &'static utoipa::openapi::OpenApi {
+    static SPEC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    SPEC.get_or_init(|| super::api().into_openapi())
+}
+
+fn spec_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    // Serializing a document of strings and maps cannot fail; an empty object is a safe fallback.
+    JSON.get_or_init(|| spec().to_json().unwrap_or_else(|_| "{}".to_owned()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "meta",
+    summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
+)]
+pub async fn document() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], spec_json())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_document_names_every_schema_it_refers_to_and_keeps_the_hand_written_parameters() {
+        let json: serde_json::Value = serde_json::from_str(spec_json()).unwrap();
+        let schemas = json["components"]["schemas"].as_object().unwrap();
+        let text = spec_json();
+        let handshake = &json["paths"]["/v1/channels/whatsapp/webhook"]["get"]["parameters"];
+        let names: Vec<&str> = handshake.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["hub.mode", "hub.verify_token", "hub.challenge"]);
+        let chat = &json["paths"]["/v1/chat"]["get"];
+        assert_eq!(chat["parameters"][0]["name"], "token");
+        assert_eq!(chat["security"], serde_json::json!([{"bearer": []}, {"queryToken": []}]));
+        for piece in text.split("\"#/components/schemas/").skip(1) {
+            let name = piece.split('"').next().unwrap();
+            assert!(schemas.contains_key(name), "{name} is referred to but not defined");
         }
-    })
-}
-
-fn slug_parameter() -> Value {
-    json!({"name": "slug", "in": "path", "required": true, "schema": {"type": "string"}})
-}
-
-fn query(name: &str) -> Value {
-    json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}})
-}
-
-fn signature_header() -> Value {
-    json!({"name": "X-Hub-Signature-256", "in": "header", "required": true,
-           "description": "sha256=<hex HMAC-SHA256 of the raw body with the app secret>", "schema": {"type": "string"}})
-}
-
-fn webhook_responses(problem: &Value, unauthenticated: &str) -> Value {
-    let body = json!({"application/problem+json": {"schema": problem}});
-    json!({
-        "200": {"description": "Stored in the inbox (or acknowledged and ignored); processed after the answer"},
-        "400": {"description": "Malformed body", "content": body},
-        unauthenticated: {"description": "Missing or wrong secret / signature; nothing stored", "content": body},
-        "404": {"description": "No such creator or channel", "content": body},
-        "413": {"description": "Body over 1 MiB"},
-        "503": {"description": "The channel is misconfigured or the store is unavailable; the provider retries", "content": body}
-    })
-}
-
-fn handshake_responses(problem: &Value) -> Value {
-    let body = json!({"application/problem+json": {"schema": problem}});
-    json!({
-        "200": {"description": "The challenge, echoed", "content": {"text/plain": {"schema": {"type": "string"}}}},
-        "400": {"description": "Missing parameters", "content": body},
-        "403": {"description": "Wrong verify token", "content": body},
-        "404": {"description": "No such creator or channel", "content": body}
-    })
+    }
 }
