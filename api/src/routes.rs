@@ -1,5 +1,6 @@
 //! The HTTP surface: which path goes to which handler, and the state they share.
 
+pub mod auth;
 pub mod channels;
 pub mod chat;
 pub mod health;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 use twin_actors::EngineHandle;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// `TWIN_WHATSAPP_VERIFY_TOKEN`: the handshake of the shared WhatsApp endpoint.
     pub whatsapp_verify_token: Option<twin_channels::Secret>,
+    /// The login throttle's delays.
+    pub throttle: crate::accounts::ThrottlePolicy,
     /// Turns true when the server shuts down; open sessions close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -45,6 +48,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/chat", get(chat::upgrade))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/refresh", post(auth::refresh))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/me", get(auth::me))
+        .route("/v1/accounts", post(auth::create_account))
+        .route("/v1/creators/{slug}/agents", post(auth::create_agent).get(auth::list_agents))
+        .route("/v1/creators/{slug}/agents/{id}", delete(auth::disable_agent))
+        .route("/v1/creators/{slug}/audit", get(auth::audit_log))
         .route("/v1/channels/link-code", post(channels::link_code))
         .route(
             "/v1/channels/telegram/{slug}/webhook",

@@ -70,6 +70,9 @@ pub struct Settings {
     pub idle_ttl: Duration,
     /// How long shutdown waits for conversations and the writer.
     pub shutdown_grace: Duration,
+    /// The first delay of the login throttle (`TWIN_LOGIN_THROTTLE_BASE_MS`, default 1000); each
+    /// further failed login doubles it, up to 15 minutes.
+    pub login_throttle_base: Duration,
 }
 
 /// Values given on the command line (they win over everything else).
@@ -106,6 +109,7 @@ const KEYS: &[&str] = &[
     "log",
     "idle_ttl_secs",
     "shutdown_grace_secs",
+    "login_throttle_base_ms",
 ];
 
 /// Reads one environment variable.
@@ -189,6 +193,12 @@ impl Settings {
             log: s.get("log").unwrap_or_else(|| "info".to_owned()),
             idle_ttl: seconds("idle_ttl_secs", 300)?,
             shutdown_grace: seconds("shutdown_grace_secs", 10)?,
+            login_throttle_base: match s.get("login_throttle_base_ms") {
+                None => Duration::from_secs(1),
+                Some(v) => v.parse::<u64>().map(Duration::from_millis).with_context(|| {
+                    format!("login_throttle_base_ms must be a whole number of milliseconds, not {v:?}")
+                })?,
+            },
             listen,
         })
     }
