@@ -299,4 +299,16 @@ mod tests {
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("pw@"), "{printed}");
     }
+
+    #[test]
+    fn the_login_throttle_base_is_milliseconds_and_defaults_to_a_second() {
+        assert_eq!(settings(Overrides::default(), "", &[]).login_throttle_base, Duration::from_secs(1));
+        let s = settings(Overrides::default(), "", &[("TWIN_LOGIN_THROTTLE_BASE_MS", "250")]);
+        assert_eq!(s.login_throttle_base, Duration::from_millis(250));
+        let env: BTreeMap<String, String> = [("TWIN_LOGIN_THROTTLE_BASE_MS".to_owned(), "soon".to_owned())].into();
+        let error =
+            Settings::from_sources(&Overrides::default(), BTreeMap::new(), Box::new(move |k| env.get(k).cloned()))
+                .unwrap_err();
+        assert!(format!("{error:#}").contains("login_throttle_base_ms"), "{error:#}");
+    }
 }

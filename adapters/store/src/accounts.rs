@@ -949,15 +949,14 @@ impl SqliteStore {
     ) -> Result<Rotation, StoreError> {
         // One writer connection and BEGIN IMMEDIATE: two uses of one token run one after the other.
         let mut tx = self.writer.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
-        let found: Option<(Hyphenated, Hyphenated, Option<Hyphenated>, Option<i64>, Option<i64>, i64, Option<i64>)> =
-            sqlx::query_as(
-                "SELECT t.family_id, t.account_id, t.creator_id, t.used_at, t.revoked_at, t.expires_at, a.disabled_at \
+        let found: Option<SqliteRefreshTuple> = sqlx::query_as(
+            "SELECT t.family_id, t.account_id, t.creator_id, t.used_at, t.revoked_at, t.expires_at, a.disabled_at \
                  FROM refresh_tokens t JOIN accounts a ON a.id = t.account_id WHERE t.token_hash = ?",
-            )
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
         let outcome = match found {
             None => Rotation::Invalid,
             Some((family, account, creator, used, revoked, expires, disabled)) => {
@@ -1043,6 +1042,10 @@ impl SqliteStore {
         rows.into_iter().map(audit_of).collect()
     }
 }
+
+/// A refresh token as SQLite's rotation reads it: family, account, tenant, used at, revoked at,
+/// expires at, and its account's disabled at.
+type SqliteRefreshTuple = (Hyphenated, Hyphenated, Option<Hyphenated>, Option<i64>, Option<i64>, i64, Option<i64>);
 
 async fn sqlite_insert_refresh<'e>(
     executor: impl sqlx::SqliteExecutor<'e>,
