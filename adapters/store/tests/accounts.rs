@@ -322,3 +322,45 @@ async fn postgres_tenant_a_sees_neither_b_s_accounts_nor_audit_nor_any_password_
     assert_eq!(all, 3);
     conn.close().await.unwrap();
 }
+
+/// `twin_system` reaches only what a login, a refresh and an admin-level audit need: it cannot read
+/// the audit log, create a tenant's account, or change an account's email, role, hash or tenant.
+#[tokio::test]
+async fn postgres_twin_system_only_counts_logins_and_rotates_tokens() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let alice = creator("alice");
+    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some(alice)).await;
+    db.store.audit(&entry(Some(alice), "login.failed", 0)).await.unwrap();
+
+    let mut conn: PgConnection = db.superuser().await;
+    sqlx::query("SET ROLE twin_system").execute(&mut conn).await.unwrap();
+    let refused = [
+        "SELECT count(*) FROM audit_log",
+        "UPDATE accounts SET email = 'eve@example.com'",
+        "UPDATE accounts SET role = 'admin', creator_id = NULL",
+        "UPDATE accounts SET password_hash = 'x'",
+        "UPDATE accounts SET disabled_at = 1",
+        "DELETE FROM refresh_tokens",
+        "DELETE FROM login_throttles",
+        "SELECT count(*) FROM conversations",
+    ];
+    for sql in refused {
+        assert!(sqlx::query(sql).execute(&mut conn).await.is_err(), "twin_system may not: {sql}");
+    }
+    let tenant_account = sqlx::query(
+        "INSERT INTO accounts (id, creator_id, email, role, password_hash, created_at) \
+         VALUES ($1, $2, 'x@example.com', 'agent', 'h', 0)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(alice.0)
+    .execute(&mut conn)
+    .await;
+    assert!(tenant_account.is_err(), "twin_system creates admins only");
+    let counted = sqlx::query("UPDATE accounts SET failed_count = failed_count + 1 WHERE id = $1")
+        .bind(ana.id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(counted.rows_affected(), 1);
+    conn.close().await.unwrap();
+}

@@ -4,6 +4,7 @@
 use std::sync::LazyLock;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use tokio::sync::Semaphore;
 
 /// Shorter passwords are refused.
 pub const MIN_CHARS: usize = 12;
@@ -29,6 +30,11 @@ pub fn check(password: &str) -> Result<(), PasswordError> {
     }
 }
 
+/// Hashes computed at once. Each takes 19 MiB and a core for a while: a burst of logins queues
+/// here instead of exhausting memory and the blocking pool.
+const CONCURRENT_HASHES: usize = 4;
+static HASHING: Semaphore = Semaphore::const_new(CONCURRENT_HASHES);
+
 fn argon2() -> Argon2<'static> {
     // These parameters are within argon2's bounds, so `Params::new` cannot fail.
     let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
@@ -47,6 +53,7 @@ fn hash_now(password: &str) -> anyhow::Result<String> {
 
 /// The argon2id PHC string of `password`, with a fresh random salt.
 pub async fn hash(password: String) -> anyhow::Result<String> {
+    let _permit = HASHING.acquire().await?;
     tokio::task::spawn_blocking(move || hash_now(&password)).await?
 }
 
@@ -54,6 +61,9 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 /// the answer is `false`. A malformed stored hash never matches.
 pub async fn verify(password: String, hash: Option<String>) -> bool {
     let known = hash.is_some();
+    let Ok(_permit) = HASHING.acquire().await else {
+        return false;
+    };
     let result = tokio::task::spawn_blocking(move || {
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
         argon2().verify_password(password.as_bytes(), hash.as_str()).is_ok()

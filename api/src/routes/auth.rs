@@ -64,7 +64,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> 
 }
 
 fn json_rejection(rejection: &JsonRejection) -> ApiError {
-    ApiError { status: rejection.status(), title: "Bad Request", detail: rejection.body_text() }
+    let status = rejection.status();
+    ApiError { status, title: status.canonical_reason().unwrap_or("Bad Request"), detail: rejection.body_text() }
 }
 
 fn store_error(error: impl std::fmt::Display) -> ApiError {
