@@ -692,3 +692,46 @@ pub async fn create_account(
     let account = accounts::create(&state.store, request, &actor, state.clock.now()).await.map_err(create_error)?;
     Ok((StatusCode::CREATED, Json(AccountView::from(&account))))
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    #[derive(OpenApi)]
+    #[openapi(paths(
+        super::login,
+        super::refresh,
+        super::logout,
+        super::me,
+        super::create_agent,
+        super::list_agents,
+        super::disable_agent,
+        super::audit_log,
+        super::create_account
+    ))]
+    struct AccountsApi;
+
+    #[test]
+    fn every_route_is_in_the_openapi_document_with_its_schemas() {
+        let doc = serde_json::to_value(AccountsApi::openapi()).unwrap_or_default();
+        for (path, method) in [
+            ("/v1/auth/login", "post"),
+            ("/v1/auth/refresh", "post"),
+            ("/v1/auth/logout", "post"),
+            ("/v1/auth/me", "get"),
+            ("/v1/accounts", "post"),
+            ("/v1/creators/{slug}/agents", "post"),
+            ("/v1/creators/{slug}/agents", "get"),
+            ("/v1/creators/{slug}/agents/{id}", "delete"),
+            ("/v1/creators/{slug}/audit", "get"),
+        ] {
+            assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing");
+        }
+        for schema in ["LoginRequest", "LoginResponse", "AccountView", "AuditPage", "MeResponse"] {
+            assert!(doc["components"]["schemas"][schema].is_object(), "schema {schema} is missing");
+        }
+        let query = &doc["paths"]["/v1/creators/{slug}/audit"]["get"]["parameters"];
+        let names: Vec<&str> = query.as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
+        assert_eq!(names, vec!["slug", "before", "limit"]);
+    }
+}
