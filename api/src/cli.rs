@@ -422,8 +422,7 @@ async fn create_account(
         (AccountRole::Admin, Some(_)) => anyhow::bail!("an admin account belongs to no creator; leave out --creator"),
         (_, None) => anyhow::bail!("a {} account needs --creator SLUG", role.as_str()),
         (_, Some(slug)) => {
-            let id = Slug::parse(&slug).map_err(|_| anyhow::anyhow!("{slug:?} is not a valid creator slug"))?;
-            Some((id.creator_id(), slug))
+            Some(Slug::parse(&slug).map_err(|_| anyhow::anyhow!("{slug:?} is not a valid creator slug"))?)
         }
     };
     let (password, generated) = if password_stdin {

@@ -7,6 +7,8 @@ CREATE TABLE accounts (
     id                           uuid   PRIMARY KEY,
     -- the tenant; NULL for admins (operators of the whole server)
     creator_id                   uuid,
+    -- the tenant's slug, what creator paths name (a creator's id derives from it: it never changes)
+    creator_slug                 text,
     -- stored lowercased: one account per address whatever its case
     email                        text   NOT NULL CHECK (email = lower(email)),
     role                         text   NOT NULL CHECK (role IN ('admin', 'creator', 'agent')),
@@ -24,7 +26,8 @@ CREATE TABLE accounts (
     reported_failed_count        bigint NOT NULL DEFAULT 0 CHECK (reported_failed_count >= 0),
     reported_last_failed_at      bigint,
     reported_last_failed_address text,
-    CHECK ((role = 'admin') = (creator_id IS NULL))
+    CHECK ((role = 'admin') = (creator_id IS NULL)),
+    CHECK ((creator_id IS NULL) = (creator_slug IS NULL))
 );
 
 CREATE UNIQUE INDEX accounts_email ON accounts (email);
@@ -98,10 +101,10 @@ CREATE POLICY audit_log_tenant ON audit_log TO twin_app
     WITH CHECK (creator_id = nullif(current_setting('app.creator_id', true), '')::uuid);
 
 -- The password hash is never readable as a tenant; accounts are disabled, never deleted.
-GRANT SELECT (id, creator_id, email, role, created_at, disabled_at, last_login_at, failed_count, last_failed_at,
+GRANT SELECT (id, creator_id, creator_slug, email, role, created_at, disabled_at, last_login_at, failed_count, last_failed_at,
               last_failed_address, reported_failed_count, reported_last_failed_at, reported_last_failed_address)
     ON accounts TO twin_app;
-GRANT INSERT (id, creator_id, email, role, password_hash, created_at) ON accounts TO twin_app;
+GRANT INSERT (id, creator_id, creator_slug, email, role, password_hash, created_at) ON accounts TO twin_app;
 GRANT UPDATE (disabled_at) ON accounts TO twin_app;
 GRANT SELECT (id, family_id, account_id, creator_id, revoked_at) ON refresh_tokens TO twin_app;
 GRANT UPDATE (revoked_at) ON refresh_tokens TO twin_app;
@@ -114,7 +117,7 @@ CREATE POLICY accounts_system_login ON accounts FOR SELECT TO twin_system
     USING (true);
 CREATE POLICY accounts_system_counters ON accounts FOR UPDATE TO twin_system
     USING (true) WITH CHECK (true);
-GRANT SELECT (id, creator_id, email, role, password_hash, created_at, disabled_at, last_login_at, failed_count,
+GRANT SELECT (id, creator_id, creator_slug, email, role, password_hash, created_at, disabled_at, last_login_at, failed_count,
               last_failed_at, last_failed_address, reported_failed_count, reported_last_failed_at,
               reported_last_failed_address)
     ON accounts TO twin_system;
@@ -124,8 +127,8 @@ GRANT UPDATE (last_login_at, failed_count, last_failed_at, last_failed_address, 
 -- Admins belong to no tenant, so they are created outside one (`twin account create --role admin`,
 -- `POST /v1/accounts`).
 CREATE POLICY accounts_system_admins ON accounts FOR INSERT TO twin_system
-    WITH CHECK (creator_id IS NULL AND role = 'admin');
-GRANT INSERT (id, creator_id, email, role, password_hash, created_at) ON accounts TO twin_system;
+    WITH CHECK (creator_id IS NULL AND creator_slug IS NULL AND role = 'admin');
+GRANT INSERT (id, creator_id, creator_slug, email, role, password_hash, created_at) ON accounts TO twin_system;
 
 -- Cross-tenant, refresh and logout: a refresh token is all the caller presents, so it is found by
 -- its hash before the tenant is known; a login starts a family, a use rotates it, a reuse or a

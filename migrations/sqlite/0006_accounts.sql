@@ -4,6 +4,7 @@
 CREATE TABLE accounts (
     id                           TEXT    NOT NULL PRIMARY KEY,
     creator_id                   TEXT,
+    creator_slug                 TEXT,
     email                        TEXT    NOT NULL CHECK (email = lower(email)),
     role                         TEXT    NOT NULL CHECK (role IN ('admin', 'creator', 'agent')),
     password_hash                TEXT    NOT NULL,
@@ -16,7 +17,8 @@ CREATE TABLE accounts (
     reported_failed_count        INTEGER NOT NULL DEFAULT 0 CHECK (reported_failed_count >= 0),
     reported_last_failed_at      INTEGER,
     reported_last_failed_address TEXT,
-    CHECK ((role = 'admin') = (creator_id IS NULL))
+    CHECK ((role = 'admin') = (creator_id IS NULL)),
+    CHECK ((creator_id IS NULL) = (creator_slug IS NULL))
 );
 
 CREATE UNIQUE INDEX accounts_email ON accounts (email);

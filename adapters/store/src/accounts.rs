@@ -10,7 +10,7 @@
 use serde_json::Value;
 use sqlx::types::Json;
 use twin_engine::ports::StoreError;
-use twin_engine::{CreatorId, Timestamp};
+use twin_engine::{CreatorId, Slug, Timestamp};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
@@ -49,11 +49,12 @@ impl AccountRole {
     }
 }
 
-/// An account to create. The email is stored lowercased; `creator` is `None` exactly for admins.
+/// An account to create. The email is stored lowercased; `creator` (the tenant, by its slug) is
+/// `None` exactly for admins.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
     pub id: Uuid,
-    pub creator: Option<CreatorId>,
+    pub creator: Option<Slug>,
     pub email: String,
     pub role: AccountRole,
     /// An argon2id PHC string; never the password.
@@ -73,7 +74,10 @@ pub struct LoginFailures {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub id: Uuid,
+    /// The tenant; `None` for admins.
     pub creator: Option<CreatorId>,
+    /// The tenant's slug (what creator paths name).
+    pub creator_slug: Option<Slug>,
     pub email: String,
     pub role: AccountRole,
     pub created_at: Timestamp,
@@ -157,13 +161,14 @@ pub struct AuditRecord {
     pub entry: AuditEntry,
 }
 
-const ACCOUNT_COLUMNS: &str = "id, creator_id, email, role, created_at, disabled_at, last_login_at, failed_count, \
+const ACCOUNT_COLUMNS: &str = "id, creator_id, creator_slug, email, role, created_at, disabled_at, last_login_at, failed_count, \
      last_failed_at, last_failed_address, reported_failed_count, reported_last_failed_at, reported_last_failed_address";
 
 /// [`ACCOUNT_COLUMNS`] in order; ids as each backend decodes them.
 type AccountTuple<I> = (
     I,
     Option<I>,
+    Option<String>,
     String,
     String,
     i64,
@@ -193,6 +198,7 @@ fn account_of<I: Into<Uuid>>(
     (
         id,
         creator,
+        creator_slug,
         email,
         role,
         created,
@@ -209,6 +215,9 @@ fn account_of<I: Into<Uuid>>(
     Ok(Account {
         id: id.into(),
         creator: creator.map(|c| CreatorId(c.into())),
+        creator_slug: creator_slug
+            .map(|raw| Slug::parse(&raw).map_err(|e| StoreError::Corrupt(format!("account slug {raw:?}: {e}"))))
+            .transpose()?,
         email,
         role: AccountRole::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown account role {role:?}")))?,
         created_at: Timestamp::from_millis(created),
@@ -244,7 +253,8 @@ fn audit_of<I: Into<Uuid>>(
 fn account_from_new(new: &NewAccount, email: String) -> Account {
     Account {
         id: new.id,
-        creator: new.creator,
+        creator: new.creator.as_ref().map(Slug::creator_id),
+        creator_slug: new.creator.clone(),
         email,
         role: new.role,
         created_at: new.created_at,
@@ -416,18 +426,19 @@ impl PgStore {
     async fn create_account(&self, new: &NewAccount) -> Result<Created, StoreError> {
         let email = new.email.to_lowercase();
         let insert = sqlx::query(
-            "INSERT INTO accounts (id, creator_id, email, role, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO accounts (id, creator_id, creator_slug, email, role, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(new.id)
-        .bind(new.creator.map(|c| c.0))
+        .bind(new.creator.as_ref().map(|slug| slug.creator_id().0))
+        .bind(new.creator.as_ref().map(Slug::as_str))
         .bind(&email)
         .bind(new.role.as_str())
         .bind(&new.password_hash)
         .bind(new.created_at.millis());
-        let result = match new.creator {
-            Some(creator) => {
-                let mut tx = self.tenant_tx(creator, "BEGIN").await?;
+        let result = match &new.creator {
+            Some(slug) => {
+                let mut tx = self.tenant_tx(slug.creator_id(), "BEGIN").await?;
                 let result = insert.execute(&mut *tx).await;
                 if result.is_ok() {
                     tx.commit().await.map_err(from_sqlx)?;
@@ -749,6 +760,7 @@ async fn pg_revoke_family<'e>(
 type CredentialsTuple<I> = (
     I,
     Option<I>,
+    Option<String>,
     String,
     String,
     i64,
@@ -764,9 +776,9 @@ type CredentialsTuple<I> = (
 );
 
 fn split_credentials<I>(
-    (a, b, c, d, e, f, g, h, i, j, k, l, m, hash): CredentialsTuple<I>,
+    (a, b, c, d, e, f, g, h, i, j, k, l, m, n, hash): CredentialsTuple<I>,
 ) -> (AccountTuple<I>, String) {
-    ((a, b, c, d, e, f, g, h, i, j, k, l, m), hash)
+    ((a, b, c, d, e, f, g, h, i, j, k, l, m, n), hash)
 }
 
 fn address_failures_of(row: Option<(i64, i64)>) -> Result<AddressFailures, StoreError> {
@@ -791,10 +803,12 @@ impl SqliteStore {
     async fn create_account(&self, new: &NewAccount) -> Result<Created, StoreError> {
         let email = new.email.to_lowercase();
         let result = sqlx::query(
-            "INSERT INTO accounts (id, creator_id, email, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (id, creator_id, creator_slug, email, role, password_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(new.id.hyphenated())
-        .bind(new.creator.map(|c| c.0.hyphenated()))
+        .bind(new.creator.as_ref().map(|slug| slug.creator_id().0.hyphenated()))
+        .bind(new.creator.as_ref().map(Slug::as_str))
         .bind(&email)
         .bind(new.role.as_str())
         .bind(&new.password_hash)

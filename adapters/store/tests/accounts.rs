@@ -44,10 +44,10 @@ fn creator(slug: &str) -> CreatorId {
     Slug::parse(slug).unwrap().creator_id()
 }
 
-fn new_account(email: &str, role: AccountRole, creator: Option<CreatorId>) -> NewAccount {
+fn new_account(email: &str, role: AccountRole, creator: Option<&str>) -> NewAccount {
     NewAccount {
         id: Uuid::new_v4(),
-        creator,
+        creator: creator.map(|slug| Slug::parse(slug).unwrap()),
         email: email.to_owned(),
         role,
         password_hash: HASH.to_owned(),
@@ -55,7 +55,7 @@ fn new_account(email: &str, role: AccountRole, creator: Option<CreatorId>) -> Ne
     }
 }
 
-async fn create(store: &Store, email: &str, role: AccountRole, creator: Option<CreatorId>) -> twin_store::Account {
+async fn create(store: &Store, email: &str, role: AccountRole, creator: Option<&str>) -> twin_store::Account {
     match store.create_account(&new_account(email, role, creator)).await.unwrap() {
         Created::Account(account) => account,
         Created::EmailTaken => panic!("{email} is taken"),
@@ -81,12 +81,13 @@ fn entry(creator: Option<CreatorId>, action: &str, ms: i64) -> AuditEntry {
 async fn an_account_is_stored_lowercased_and_an_email_is_taken_in_any_case(kind: Kind) {
     let db = TestDb::new(kind).await;
     let alice = creator("alice");
-    let account = create(&db.store, "Ana@Example.COM", AccountRole::Creator, Some(alice)).await;
+    let account = create(&db.store, "Ana@Example.COM", AccountRole::Creator, Some("alice")).await;
     assert_eq!(account.email, "ana@example.com");
+    assert_eq!((account.creator, account.creator_slug.as_ref().map(Slug::as_str)), (Some(alice), Some("alice")));
     assert_eq!(db.store.account(Some(alice), account.id).await.unwrap(), Some(account));
 
     // Taken in another case, by another tenant, or by an admin.
-    let again = new_account("ANA@example.com", AccountRole::Agent, Some(creator("bob")));
+    let again = new_account("ANA@example.com", AccountRole::Agent, Some("bob"));
     assert_eq!(db.store.create_account(&again).await.unwrap(), Created::EmailTaken);
     let admin = new_account("ana@example.com", AccountRole::Admin, None);
     assert_eq!(db.store.create_account(&admin).await.unwrap(), Created::EmailTaken);
@@ -94,14 +95,14 @@ async fn an_account_is_stored_lowercased_and_an_email_is_taken_in_any_case(kind:
     // Admins have no tenant and everyone else has one.
     let admin = create(&db.store, "root@example.com", AccountRole::Admin, None).await;
     assert_eq!(db.store.account(None, admin.id).await.unwrap().unwrap().role, AccountRole::Admin);
-    assert!(db.store.create_account(&new_account("x@example.com", AccountRole::Admin, Some(alice))).await.is_err());
+    assert!(db.store.create_account(&new_account("x@example.com", AccountRole::Admin, Some("alice"))).await.is_err());
     assert!(db.store.create_account(&new_account("y@example.com", AccountRole::Agent, None)).await.is_err());
 }
 
 async fn credentials_are_found_by_email_and_accounts_only_in_their_tenant(kind: Kind) {
     let db = TestDb::new(kind).await;
     let (alice, bob) = (creator("alice"), creator("bob"));
-    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some(alice)).await;
+    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some("alice")).await;
     let found = db.store.credentials("ANA@EXAMPLE.com").await.unwrap().unwrap();
     assert_eq!(found.account, ana);
     assert_eq!(found.password_hash, HASH);
@@ -110,8 +111,8 @@ async fn credentials_are_found_by_email_and_accounts_only_in_their_tenant(kind: 
     assert!(db.store.account(Some(bob), ana.id).await.unwrap().is_none());
     assert!(db.store.account(None, ana.id).await.unwrap().is_none(), "a creator is not an admin account");
 
-    let agent = create(&db.store, "agent@example.com", AccountRole::Agent, Some(alice)).await;
-    create(&db.store, "other@example.com", AccountRole::Agent, Some(bob)).await;
+    let agent = create(&db.store, "agent@example.com", AccountRole::Agent, Some("alice")).await;
+    create(&db.store, "other@example.com", AccountRole::Agent, Some("bob")).await;
     assert_eq!(
         db.store.agents(alice).await.unwrap(),
         vec![agent],
@@ -122,8 +123,8 @@ async fn credentials_are_found_by_email_and_accounts_only_in_their_tenant(kind: 
 async fn disabling_an_agent_revokes_its_refresh_families(kind: Kind) {
     let db = TestDb::new(kind).await;
     let (alice, bob) = (creator("alice"), creator("bob"));
-    let agent = create(&db.store, "agent@example.com", AccountRole::Agent, Some(alice)).await;
-    let owner = create(&db.store, "ana@example.com", AccountRole::Creator, Some(alice)).await;
+    let agent = create(&db.store, "agent@example.com", AccountRole::Agent, Some("alice")).await;
+    let owner = create(&db.store, "ana@example.com", AccountRole::Creator, Some("alice")).await;
     db.store.start_refresh_family(&agent, &token("a1", 0)).await.unwrap();
 
     assert!(!db.store.disable_agent(bob, agent.id, at(1)).await.unwrap(), "another tenant's agent");
@@ -141,7 +142,7 @@ async fn disabling_an_agent_revokes_its_refresh_families(kind: Kind) {
 
 async fn a_refresh_token_rotates_once_and_its_reuse_revokes_the_family(kind: Kind) {
     let db = TestDb::new(kind).await;
-    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some(creator("alice"))).await;
+    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some("alice")).await;
     let family = db.store.start_refresh_family(&ana, &token("t1", 0)).await.unwrap();
     let grant = match db.store.rotate_refresh("t1", &token("t2", 1), at(1)).await.unwrap() {
         Rotation::Rotated(grant) => grant,
@@ -165,7 +166,7 @@ async fn a_refresh_token_rotates_once_and_its_reuse_revokes_the_family(kind: Kin
 
 async fn of_two_concurrent_uses_of_one_refresh_token_exactly_one_rotates(kind: Kind) {
     let db = TestDb::new(kind).await;
-    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some(creator("alice"))).await;
+    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some("alice")).await;
     for round in 0..5 {
         let first = format!("r{round}");
         db.store.start_refresh_family(&ana, &token(&first, 0)).await.unwrap();
@@ -188,7 +189,7 @@ async fn of_two_concurrent_uses_of_one_refresh_token_exactly_one_rotates(kind: K
 
 async fn expired_and_unknown_refresh_tokens_are_invalid_and_logout_revokes(kind: Kind) {
     let db = TestDb::new(kind).await;
-    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some(creator("alice"))).await;
+    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some("alice")).await;
     db.store.start_refresh_family(&ana, &token("e1", 0)).await.unwrap();
     assert_eq!(db.store.rotate_refresh("e1", &token("e2", 0), at(60_000)).await.unwrap(), Rotation::Invalid);
     assert_eq!(db.store.rotate_refresh("nope", &token("n2", 0), at(1)).await.unwrap(), Rotation::Invalid);
@@ -210,7 +211,7 @@ async fn expired_and_unknown_refresh_tokens_are_invalid_and_logout_revokes(kind:
 
 async fn login_failures_are_counted_cleared_on_success_and_age_out(kind: Kind) {
     let db = TestDb::new(kind).await;
-    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some(creator("alice"))).await;
+    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some("alice")).await;
     let forget = at(-3_600_000);
     db.store.record_login_failure(Some(ana.id), "10.0.0.1", at(1), forget).await.unwrap();
     db.store.record_login_failure(Some(ana.id), "10.0.0.2", at(2), forget).await.unwrap();
@@ -269,8 +270,8 @@ async fn audit_entries_come_newest_first_by_cursor_and_per_tenant(kind: Kind) {
 async fn postgres_tenant_a_sees_neither_b_s_accounts_nor_audit_nor_any_password_hash() {
     let db = TestDb::new(Kind::Postgres).await;
     let (alice, bob) = (creator("alice"), creator("bob"));
-    let a_agent = create(&db.store, "a@example.com", AccountRole::Agent, Some(alice)).await;
-    let b_agent = create(&db.store, "b@example.com", AccountRole::Agent, Some(bob)).await;
+    let a_agent = create(&db.store, "a@example.com", AccountRole::Agent, Some("alice")).await;
+    let b_agent = create(&db.store, "b@example.com", AccountRole::Agent, Some("bob")).await;
     db.store.start_refresh_family(&b_agent, &token("bt", 0)).await.unwrap();
     db.store.audit(&entry(Some(alice), "login.failed", 0)).await.unwrap();
     db.store.audit(&entry(Some(bob), "login.failed", 0)).await.unwrap();
@@ -329,7 +330,7 @@ async fn postgres_tenant_a_sees_neither_b_s_accounts_nor_audit_nor_any_password_
 async fn postgres_twin_system_only_counts_logins_and_rotates_tokens() {
     let db = TestDb::new(Kind::Postgres).await;
     let alice = creator("alice");
-    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some(alice)).await;
+    let ana = create(&db.store, "ana@example.com", AccountRole::Creator, Some("alice")).await;
     db.store.audit(&entry(Some(alice), "login.failed", 0)).await.unwrap();
 
     let mut conn: PgConnection = db.superuser().await;

@@ -13,9 +13,8 @@ pub mod throttle;
 use std::time::Duration;
 
 use serde_json::json;
-use twin_engine::CreatorId;
-use twin_engine::Timestamp;
 use twin_engine::ports::CreatorStore;
+use twin_engine::{CreatorId, Slug, Timestamp};
 use twin_store::{Account, AccountRole, AuditEntry, Created, NewAccount, Store};
 use uuid::Uuid;
 
@@ -73,8 +72,8 @@ pub struct AccountRequest {
     pub email: String,
     pub password: String,
     pub role: AccountRole,
-    /// The tenant (its slug for messages); `None` for admins.
-    pub creator: Option<(CreatorId, String)>,
+    /// The tenant; `None` for admins.
+    pub creator: Option<Slug>,
 }
 
 /// Who asked, for the audit entry.
@@ -94,16 +93,16 @@ pub async fn create(
 ) -> Result<Account, CreateError> {
     let email = normalize_email(&request.email)?;
     password::check(&request.password)?;
-    if let Some((id, slug)) = &request.creator {
-        let exists = store.creator(*id).await.map_err(anyhow::Error::from)?.is_some();
+    if let Some(slug) = &request.creator {
+        let exists = store.creator(slug.creator_id()).await.map_err(anyhow::Error::from)?.is_some();
         if !exists {
-            return Err(CreateError::UnknownCreator(slug.clone()));
+            return Err(CreateError::UnknownCreator(slug.to_string()));
         }
     }
     let password_hash = password::hash(request.password).await?;
     let new = NewAccount {
         id: Uuid::new_v4(),
-        creator: request.creator.map(|(id, _)| id),
+        creator: request.creator,
         email,
         role: request.role,
         password_hash,

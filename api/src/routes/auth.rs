@@ -110,8 +110,10 @@ pub struct AccountView {
     pub email: String,
     /// `admin`, `creator` or `agent`.
     pub role: String,
+    /// The tenant's slug; absent for admins.
+    pub creator: Option<String>,
     /// The tenant's creator id; absent for admins.
-    pub creator: Option<Uuid>,
+    pub creator_id: Option<Uuid>,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
     pub last_login_at: Option<i64>,
@@ -123,7 +125,8 @@ impl From<&Account> for AccountView {
             id: account.id,
             email: account.email.clone(),
             role: account.role.as_str().to_owned(),
-            creator: account.creator.map(|c| c.0),
+            creator: account.creator_slug.as_ref().map(|slug| slug.to_string()),
+            creator_id: account.creator.map(|c| c.0),
             created_at: account.created_at.millis(),
             disabled_at: account.disabled_at.map(Timestamp::millis),
             last_login_at: account.last_login_at.map(Timestamp::millis),
@@ -551,13 +554,11 @@ pub async fn create_agent(
     Path(slug): Path<String>,
     Body(body): Body<NewAgentRequest>,
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
-    let creator = managed_creator(&caller, &slug)?;
-    let request = AccountRequest {
-        email: body.email,
-        password: body.password,
-        role: AccountRole::Agent,
-        creator: Some((creator, slug)),
-    };
+    managed_creator(&caller, &slug)?;
+    // `scope` has parsed the slug already.
+    let slug = Slug::parse(&slug).map_err(|_| ApiError::not_found(format!("no creator {slug:?}")))?;
+    let request =
+        AccountRequest { email: body.email, password: body.password, role: AccountRole::Agent, creator: Some(slug) };
     let actor = Actor { name: caller.identity().subject.to_string(), client_address: Some(address.text()) };
     let account = accounts::create(&state.store, request, &actor, state.clock.now()).await.map_err(create_error)?;
     Ok((StatusCode::CREATED, Json(AccountView::from(&account))))
@@ -676,8 +677,8 @@ pub async fn create_account(
     let (role, creator) = match (body.role.as_str(), body.creator) {
         ("admin", None) => (AccountRole::Admin, None),
         ("creator", Some(slug)) => {
-            let id = Slug::parse(&slug).map_err(|_| ApiError::bad_request(format!("there is no creator {slug}")))?;
-            (AccountRole::Creator, Some((id.creator_id(), slug)))
+            let slug = Slug::parse(&slug).map_err(|_| ApiError::bad_request(format!("there is no creator {slug}")))?;
+            (AccountRole::Creator, Some(slug))
         }
         ("admin", Some(_)) => return Err(ApiError::bad_request("an admin account belongs to no creator")),
         ("creator", None) => return Err(ApiError::bad_request("a creator account needs `creator` (a slug)")),
