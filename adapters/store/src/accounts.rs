@@ -99,7 +99,7 @@ pub struct Credentials {
 /// The outcome of [`Store::create_account`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
-    Account(Account),
+    Account(Box<Account>),
     /// Another account (of any tenant) has this email.
     EmailTaken,
 }
@@ -448,7 +448,7 @@ impl PgStore {
             None => insert.execute(self.system_pool()).await,
         };
         match result {
-            Ok(_) => Ok(Created::Account(account_from_new(new, email))),
+            Ok(_) => Ok(Created::Account(Box::new(account_from_new(new, email)))),
             Err(e) if is_unique_violation(&e) => Ok(Created::EmailTaken),
             Err(e) => Err(from_sqlx(e)),
         }
@@ -816,7 +816,7 @@ impl SqliteStore {
         .execute(&self.writer)
         .await;
         match result {
-            Ok(_) => Ok(Created::Account(account_from_new(new, email))),
+            Ok(_) => Ok(Created::Account(Box::new(account_from_new(new, email)))),
             Err(e) if is_unique_violation(&e) => Ok(Created::EmailTaken),
             Err(e) => Err(from_sqlx(e)),
         }

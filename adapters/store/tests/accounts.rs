@@ -57,7 +57,7 @@ fn new_account(email: &str, role: AccountRole, creator: Option<&str>) -> NewAcco
 
 async fn create(store: &Store, email: &str, role: AccountRole, creator: Option<&str>) -> twin_store::Account {
     match store.create_account(&new_account(email, role, creator)).await.unwrap() {
-        Created::Account(account) => account,
+        Created::Account(account) => *account,
         Created::EmailTaken => panic!("{email} is taken"),
     }
 }

@@ -109,7 +109,7 @@ pub async fn create(
         created_at: now,
     };
     let account = match store.create_account(&new).await.map_err(anyhow::Error::from)? {
-        Created::Account(account) => account,
+        Created::Account(account) => *account,
         Created::EmailTaken => return Err(CreateError::EmailTaken),
     };
     let entry = AuditEntry {
