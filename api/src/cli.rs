@@ -115,6 +115,11 @@ enum Command {
         #[command(subcommand)]
         command: ChannelsCommand,
     },
+    /// Creator, agent and admin accounts (password login).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Chat with a twin in the terminal, over the WebSocket API of a running server.
     Chat {
         #[arg(long, value_name = "SLUG")]
@@ -146,6 +151,34 @@ enum KeysCommand {
         #[command(flatten)]
         state: StateArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Create an account in the configured store: the first admin, a creator's own account, or an
+    /// agent. The password is read from stdin with --password-stdin (up to the first line break);
+    /// without it a random password is generated and printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum)]
+        role: AccountRoleArg,
+        /// The creator (tenant) of a creator or agent account; admins have none.
+        #[arg(long, value_name = "SLUG")]
+        creator: Option<String>,
+        /// Read the password from stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AccountRoleArg {
+    Admin,
+    Creator,
+    Agent,
 }
 
 #[derive(Debug, Subcommand)]
@@ -365,6 +398,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("the bot of {slug} now delivers to {url}");
             store.close().await;
         }
+        Command::Account { command: AccountCommand::Create { email, role, creator, password_stdin, state } } => {
+            create_account(email, role, creator, password_stdin, &state).await?;
+        }
         Command::Chat { creator, user, url, state } => {
             let settings = state.settings(None)?;
             let slug = Slug::parse(&creator).with_context(|| format!("{creator:?} is not a valid creator slug"))?;
@@ -422,6 +458,69 @@ fn key_source(settings: &Settings) -> String {
     } else {
         format!("{} (Ed25519)", settings.data_dir.join(crate::auth::keyfiles::KEYS_DIR).display())
     }
+}
+
+/// `twin account create`: one clear sentence on any refusal.
+async fn create_account(
+    email: String,
+    role: AccountRoleArg,
+    creator: Option<String>,
+    password_stdin: bool,
+    state: &StateArgs,
+) -> anyhow::Result<()> {
+    use crate::accounts::{AccountRequest, Actor, CreateError};
+    use twin_store::AccountRole;
+
+    let role = match role {
+        AccountRoleArg::Admin => AccountRole::Admin,
+        AccountRoleArg::Creator => AccountRole::Creator,
+        AccountRoleArg::Agent => AccountRole::Agent,
+    };
+    let creator = match (role, creator) {
+        (AccountRole::Admin, None) => None,
+        (AccountRole::Admin, Some(_)) => anyhow::bail!("an admin account belongs to no creator; leave out --creator"),
+        (_, None) => anyhow::bail!("a {} account needs --creator SLUG", role.as_str()),
+        (_, Some(slug)) => {
+            Some(Slug::parse(&slug).map_err(|_| anyhow::anyhow!("{slug:?} is not a valid creator slug"))?)
+        }
+    };
+    let (password, generated) = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("cannot read the password from stdin")?;
+        (line.trim_end_matches(['\n', '\r']).to_owned(), false)
+    } else {
+        (generate_password(), true)
+    };
+    let settings = state.settings(None)?;
+    let store = startup::open_store(&settings).await?;
+    let request = AccountRequest { email, password: password.clone(), role, creator };
+    let actor = Actor { name: "cli".to_owned(), client_address: None };
+    let created = crate::accounts::create(
+        &store,
+        request,
+        &actor,
+        twin_engine::ports::Clock::now(&twin_engine::ports::SystemClock),
+    )
+    .await;
+    store.close().await;
+    let account = match created {
+        Ok(account) => account,
+        Err(CreateError::Failed(cause)) => return Err(cause.context("cannot create the account")),
+        Err(refused) => anyhow::bail!("{refused}"),
+    };
+    println!("created {} account {} (id {})", account.role.as_str(), account.email, account.id);
+    if generated {
+        println!("password (shown once): {password}");
+    }
+    Ok(())
+}
+
+/// 24 random letters and digits (about 140 bits).
+fn generate_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..24).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
 }
 
 fn subject(user: Option<String>, role: Role, slug: &Slug) -> anyhow::Result<UserId> {

@@ -2,6 +2,7 @@
 //! the command line, HTTP and WebSocket routes, authentication, and the wiring of adapters into the
 //! actor tree. The only crate that names concrete adapters.
 
+pub mod accounts;
 pub mod auth;
 pub mod bundle;
 pub mod channels;

@@ -1,5 +1,6 @@
 //! The HTTP surface: which path goes to which handler, and the state they share.
 
+pub mod auth;
 pub mod channel_settings;
 pub mod channels;
 pub mod chat;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// `TWIN_WHATSAPP_VERIFY_TOKEN`: the handshake of the shared WhatsApp endpoint.
     pub whatsapp_verify_token: Option<twin_channels::Secret>,
+    /// The login throttle's delays.
+    pub throttle: crate::accounts::ThrottlePolicy,
     /// Turns true when the server shuts down; open sessions close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -62,6 +65,14 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::document))
         .routes(routes!(chat::upgrade))
         .routes(routes!(channels::link_code))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::create_account))
+        .routes(routes!(auth::create_agent, auth::list_agents))
+        .routes(routes!(auth::disable_agent))
+        .routes(routes!(auth::audit_log))
         .routes(routes!(crate::auth::jwks::jwks))
         .routes(routes!(crate::auth::jwks::well_known_jwks))
         .routes(routes!(channel_settings::get_channels))

@@ -89,6 +89,9 @@ pub struct Settings {
     pub idle_ttl: Duration,
     /// How long shutdown waits for conversations and the writer.
     pub shutdown_grace: Duration,
+    /// The first delay of the login throttle (`TWIN_LOGIN_THROTTLE_BASE_MS`, default 1000); each
+    /// further failed login doubles it, up to 15 minutes.
+    pub login_throttle_base: Duration,
 }
 
 /// Values given on the command line (they win over everything else).
@@ -128,6 +131,7 @@ const KEYS: &[&str] = &[
     "log",
     "idle_ttl_secs",
     "shutdown_grace_secs",
+    "login_throttle_base_ms",
 ];
 
 /// Reads one environment variable.
@@ -231,6 +235,12 @@ impl Settings {
             log: s.get("log").unwrap_or_else(|| "info".to_owned()),
             idle_ttl: seconds("idle_ttl_secs", 300)?,
             shutdown_grace: seconds("shutdown_grace_secs", 10)?,
+            login_throttle_base: match s.get("login_throttle_base_ms") {
+                None => Duration::from_secs(1),
+                Some(v) => v.parse::<u64>().map(Duration::from_millis).with_context(|| {
+                    format!("login_throttle_base_ms must be a whole number of milliseconds, not {v:?}")
+                })?,
+            },
             listen,
         })
     }
@@ -327,5 +337,17 @@ mod tests {
         );
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("pw@"), "{printed}");
+    }
+
+    #[test]
+    fn the_login_throttle_base_is_milliseconds_and_defaults_to_a_second() {
+        assert_eq!(settings(Overrides::default(), "", &[]).login_throttle_base, Duration::from_secs(1));
+        let s = settings(Overrides::default(), "", &[("TWIN_LOGIN_THROTTLE_BASE_MS", "250")]);
+        assert_eq!(s.login_throttle_base, Duration::from_millis(250));
+        let env: BTreeMap<String, String> = [("TWIN_LOGIN_THROTTLE_BASE_MS".to_owned(), "soon".to_owned())].into();
+        let error =
+            Settings::from_sources(&Overrides::default(), BTreeMap::new(), Box::new(move |k| env.get(k).cloned()))
+                .unwrap_err();
+        assert!(format!("{error:#}").contains("login_throttle_base_ms"), "{error:#}");
     }
 }

@@ -152,6 +152,7 @@ impl Application {
                 .whatsapp_verify_token
                 .as_ref()
                 .map(|token| twin_channels::Secret::new(token.expose())),
+            throttle: crate::accounts::ThrottlePolicy { base: settings.login_throttle_base },
             shutdown: shutdown.subscribe(),
         };
         let background = vec![sweeper, outbox_task, inbox_task];
@@ -207,10 +208,9 @@ impl Application {
             // Sockets are long-lived; tell each session to close so the server can drain.
             let _ = shutdown.send(true);
         };
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop)
-            .await
-            .context("the HTTP server failed")?;
+        // Each request knows its client address (the login throttle counts failures per address).
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(stop).await.context("the HTTP server failed")?;
         for task in background {
             task.abort();
         }

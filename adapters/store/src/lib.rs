@@ -5,6 +5,7 @@
 //! The `twin` binary opens a [`Store`] from the database URL, runs [`Store::migrate`] when asked,
 //! and hands the store to the actors and the channel adapters as these ports.
 
+mod accounts;
 mod admin;
 mod channels;
 mod content_hash;
@@ -32,6 +33,10 @@ use twin_engine::ports::{
 use twin_engine::twin::CreatorProfile;
 use twin_engine::{CreatorId, Message, Timestamp};
 
+pub use accounts::{
+    Account, AccountRole, AddressFailures, AuditEntry, AuditRecord, Created, Credentials, LoginFailures, NewAccount,
+    NewRefreshToken, RefreshGrant, Rotation,
+};
 pub use admin::{ConversationFilter, ConversationSummary, NUDGE_STATUSES, NudgeCancel, NudgeSummary};
 pub use embedded_index::EmbeddedIndex;
 pub use error::{MigrationPending, UnsupportedUrl};
