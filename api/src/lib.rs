@@ -3,6 +3,7 @@
 //! actor tree. The only crate that names concrete adapters.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod bundle;
 pub mod channels;

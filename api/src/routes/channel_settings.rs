@@ -11,9 +11,11 @@ use twin_engine::ports::{ChannelStore, CreatorStore};
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::audit;
 use crate::auth::{Caller, Role};
 use crate::creators::update_profile;
 use crate::problem::ApiError;
+use crate::routes::auth::ClientAddress;
 
 /// The largest secret accepted (bot tokens and app secrets are well under 1 KiB).
 const MAX_SECRET_LEN: usize = 4096;
@@ -138,6 +140,7 @@ pub async fn get_channels(
 pub async fn put_telegram(
     State(state): State<AppState>,
     caller: Caller,
+    address: ClientAddress,
     Path(slug): Path<String>,
     Json(input): Json<TelegramInput>,
 ) -> Result<Json<ChannelsView>, ApiError> {
@@ -157,6 +160,8 @@ pub async fn put_telegram(
         Ok(())
     })
     .await?;
+    let detail = serde_json::json!({"channel": "telegram"});
+    audit::record(&state, creator, caller.identity(), &address, "channel.updated", Some(slug), detail).await?;
     Ok(Json(view(&profile.channels)))
 }
 
@@ -178,6 +183,7 @@ pub async fn put_telegram(
 pub async fn put_whatsapp(
     State(state): State<AppState>,
     caller: Caller,
+    address: ClientAddress,
     Path(slug): Path<String>,
     Json(input): Json<WhatsAppInput>,
 ) -> Result<Json<ChannelsView>, ApiError> {
@@ -208,6 +214,8 @@ pub async fn put_whatsapp(
         Ok(())
     })
     .await?;
+    let detail = serde_json::json!({"channel": "whatsapp"});
+    audit::record(&state, creator, caller.identity(), &address, "channel.updated", Some(slug), detail).await?;
     Ok(Json(view(&profile.channels)))
 }
 
@@ -226,9 +234,10 @@ pub async fn put_whatsapp(
 pub async fn delete_telegram(
     State(state): State<AppState>,
     caller: Caller,
+    address: ClientAddress,
     Path(slug): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    remove(&state, &caller, &slug, ChannelKind::Telegram).await
+    remove(&state, &caller, &address, &slug, ChannelKind::Telegram).await
 }
 
 #[utoipa::path(
@@ -246,12 +255,19 @@ pub async fn delete_telegram(
 pub async fn delete_whatsapp(
     State(state): State<AppState>,
     caller: Caller,
+    address: ClientAddress,
     Path(slug): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    remove(&state, &caller, &slug, ChannelKind::WhatsApp).await
+    remove(&state, &caller, &address, &slug, ChannelKind::WhatsApp).await
 }
 
-async fn remove(state: &AppState, caller: &Caller, slug: &str, channel: ChannelKind) -> Result<StatusCode, ApiError> {
+async fn remove(
+    state: &AppState,
+    caller: &Caller,
+    address: &ClientAddress,
+    slug: &str,
+    channel: ChannelKind,
+) -> Result<StatusCode, ApiError> {
     let creator = caller.scope(slug)?;
     caller.require(&[Role::Creator, Role::Admin])?;
     update_profile(state, slug, creator, |profile| {
@@ -263,6 +279,8 @@ async fn remove(state: &AppState, caller: &Caller, slug: &str, channel: ChannelK
         if removed { Ok(()) } else { Err(ApiError::not_found(format!("{slug} has no {} channel", channel.as_str()))) }
     })
     .await?;
+    let detail = serde_json::json!({"channel": channel.as_str()});
+    audit::record(state, creator, caller.identity(), address, "channel.removed", Some(slug.to_owned()), detail).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
