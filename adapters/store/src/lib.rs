@@ -9,6 +9,7 @@ mod channels;
 mod content_hash;
 mod embedded_index;
 mod error;
+pub mod gdpr;
 mod knowledge;
 mod migrations;
 mod plan;
