@@ -425,8 +425,7 @@ impl Conn<'_> {
 const CONVERSATIONS: &str = "SELECT id{t}, user_id, version, created_at, state{t} FROM conversations";
 const MESSAGES: &str = "SELECT conversation_id{t}, seq, origin, body, client_id, stream, choices{t}, consistency{b}, \
      created_at FROM messages";
-const NUDGES: &str =
-    "SELECT id{t}, conversation_id{t}, user_id, due_at, status, created_at, settled_at FROM nudges";
+const NUDGES: &str = "SELECT id{t}, conversation_id{t}, user_id, due_at, status, created_at, settled_at FROM nudges";
 const OUTBOX: &str = "SELECT conversation_id{t}, seq, channel, chat, body{t}, state, attempts, provider_message_id, \
      error, created_at, updated_at FROM outbox";
 const INBOX: &str = "SELECT id, channel, dedup_key, sender, payload, received_at, processed_at FROM inbox";
@@ -473,7 +472,9 @@ fn message(
     })
 }
 
-fn nudge((id, conversation, user, due_at, status, created_at, settled_at): NudgeTuple) -> Result<NudgeExport, StoreError> {
+fn nudge(
+    (id, conversation, user, due_at, status, created_at, settled_at): NudgeTuple,
+) -> Result<NudgeExport, StoreError> {
     Ok(NudgeExport {
         id: uuid_of("nudge id", &id)?,
         conversation: uuid_of("conversation id", &conversation)?,
@@ -558,7 +559,10 @@ async fn user_export(conn: &mut Conn<'_>, creator: CreatorId, user: &UserId) -> 
         .fetch(&format!("{MESSAGES} WHERE creator_id = $1 AND conversation_id = $2 ORDER BY seq"), &by_conversation)
         .await?;
     let nudges: Vec<NudgeTuple> = conn
-        .fetch(&format!("{NUDGES} WHERE creator_id = $1 AND conversation_id = $2 ORDER BY due_at, id"), &by_conversation)
+        .fetch(
+            &format!("{NUDGES} WHERE creator_id = $1 AND conversation_id = $2 ORDER BY due_at, id"),
+            &by_conversation,
+        )
         .await?;
     let outbox_rows: Vec<OutboxTuple> = conn
         .fetch(&format!("{OUTBOX} WHERE creator_id = $1 AND conversation_id = $2 ORDER BY seq"), &by_conversation)
