@@ -269,6 +269,13 @@ impl EngineHandle {
         outcome
     }
 
+    /// Removes every vector of the creator from the vector index the engine retrieves from (the
+    /// embedded index or Qdrant), of every embedder. Part of a creator erasure: the database
+    /// transaction cannot reach a vector server, so this runs after it (and again on a retry).
+    pub async fn remove_creator_vectors(&self, creator: CreatorId) -> Result<(), EngineError> {
+        self.engine.ports.knowledge.index.remove_creator(creator).await.map_err(unavailable)
+    }
+
     /// What the nudge scheduler holds and has claimed; `None` without a scheduler.
     pub async fn scheduler_stats(&self) -> Option<SchedulerStats> {
         let scheduler = self.engine.scheduler.get()?;

@@ -8,6 +8,7 @@ pub mod channels;
 pub mod chat_client;
 pub mod cli;
 pub mod extract;
+pub mod gdpr;
 pub mod models;
 pub mod problem;
 pub mod routes;

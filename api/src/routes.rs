@@ -2,6 +2,7 @@
 
 pub mod channels;
 pub mod chat;
+pub mod gdpr;
 pub mod health;
 pub mod openapi;
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 use twin_actors::EngineHandle;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// `TWIN_WHATSAPP_VERIFY_TOKEN`: the handshake of the shared WhatsApp endpoint.
     pub whatsapp_verify_token: Option<twin_channels::Secret>,
+    /// Where GDPR exports and erasures are audited (`crate::gdpr::TracingAudit` until the audit
+    /// table is wired in).
+    pub audit: Arc<dyn crate::gdpr::AuditSink>,
     /// Turns true when the server shuts down; open sessions close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -46,6 +50,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/chat", get(chat::upgrade))
         .route("/v1/channels/link-code", post(channels::link_code))
+        .route("/v1/creators/{slug}", delete(gdpr::erase_creator))
+        .route("/v1/creators/{slug}/export", get(gdpr::export_creator))
+        .route("/v1/creators/{slug}/users/{user}", delete(gdpr::erase_user))
+        .route("/v1/creators/{slug}/users/{user}/export", get(gdpr::export_user))
         .route(
             "/v1/channels/telegram/{slug}/webhook",
             post(channels::telegram_webhook).layer(DefaultBodyLimit::max(channels::MAX_WEBHOOK_BYTES)),

@@ -141,6 +141,7 @@ impl Application {
                 .whatsapp_verify_token
                 .as_ref()
                 .map(|token| twin_channels::Secret::new(token.expose())),
+            audit: Arc::new(crate::gdpr::TracingAudit),
             shutdown: shutdown.subscribe(),
         };
         let background = vec![sweeper, outbox_task, inbox_task];
