@@ -271,13 +271,13 @@ impl Store {
         match &self.backend {
             Backend::Postgres(s) => {
                 let mut tx = s.tenant_tx(creator, READ_TX).await?;
-                let export = user_export(&mut Conn::Pg(&mut *tx), creator, user).await?;
+                let export = user_export(&mut Conn::Pg(&mut tx), creator, user).await?;
                 tx.commit().await.map_err(from_sqlx)?;
                 Ok(export)
             }
             Backend::Sqlite(s) => {
                 let mut tx = s.pool.begin().await.map_err(from_sqlx)?;
-                let export = user_export(&mut Conn::Lite(&mut *tx), creator, user).await?;
+                let export = user_export(&mut Conn::Lite(&mut tx), creator, user).await?;
                 tx.commit().await.map_err(from_sqlx)?;
                 Ok(export)
             }
@@ -290,13 +290,13 @@ impl Store {
         match &self.backend {
             Backend::Postgres(s) => {
                 let mut tx = s.tenant_tx(creator, "BEGIN").await?;
-                let report = user_erase(&mut Conn::Pg(&mut *tx), creator, user).await?;
+                let report = user_erase(&mut Conn::Pg(&mut tx), creator, user).await?;
                 tx.commit().await.map_err(from_sqlx)?;
                 Ok(report)
             }
             Backend::Sqlite(s) => {
                 let mut tx = s.writer.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
-                let report = user_erase(&mut Conn::Lite(&mut *tx), creator, user).await?;
+                let report = user_erase(&mut Conn::Lite(&mut tx), creator, user).await?;
                 tx.commit().await.map_err(from_sqlx)?;
                 Ok(report)
             }
@@ -308,13 +308,13 @@ impl Store {
         match &self.backend {
             Backend::Postgres(s) => {
                 let mut tx = s.tenant_tx(creator, READ_TX).await?;
-                let export = creator_export(&mut Conn::Pg(&mut *tx), creator).await?;
+                let export = creator_export(&mut Conn::Pg(&mut tx), creator).await?;
                 tx.commit().await.map_err(from_sqlx)?;
                 Ok(export)
             }
             Backend::Sqlite(s) => {
                 let mut tx = s.pool.begin().await.map_err(from_sqlx)?;
-                let export = creator_export(&mut Conn::Lite(&mut *tx), creator).await?;
+                let export = creator_export(&mut Conn::Lite(&mut tx), creator).await?;
                 tx.commit().await.map_err(from_sqlx)?;
                 Ok(export)
             }
@@ -327,13 +327,13 @@ impl Store {
         match &self.backend {
             Backend::Postgres(s) => {
                 let mut tx = s.tenant_tx(creator, "BEGIN").await?;
-                let report = creator_erase(&mut Conn::Pg(&mut *tx), creator).await?;
+                let report = creator_erase(&mut Conn::Pg(&mut tx), creator).await?;
                 tx.commit().await.map_err(from_sqlx)?;
                 Ok(report)
             }
             Backend::Sqlite(s) => {
                 let mut tx = s.writer.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
-                let report = creator_erase(&mut Conn::Lite(&mut *tx), creator).await?;
+                let report = creator_erase(&mut Conn::Lite(&mut tx), creator).await?;
                 tx.commit().await.map_err(from_sqlx)?;
                 Ok(report)
             }
