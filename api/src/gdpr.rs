@@ -265,6 +265,16 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) -> anyho
 mod tests {
     use super::*;
 
+    /// The store finds an unlinked channel user's inbox rows by inverting the inbox's own naming.
+    #[test]
+    fn the_stores_default_identity_inverts_the_inboxs_default_user() {
+        use twin_engine::channel::ChannelKind;
+        for channel in [ChannelKind::Telegram, ChannelKind::WhatsApp, ChannelKind::Web] {
+            let user = crate::channels::identity::default_user(channel, "4915112345").unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(twin_store::gdpr::default_identity(&user), Some((channel, "4915112345")));
+        }
+    }
+
     #[test]
     fn a_pseudonym_is_stable_per_tenant_and_does_not_contain_the_user_id() {
         let user = UserId::parse("alice-42").unwrap_or_else(|e| panic!("{e}"));

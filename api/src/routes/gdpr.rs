@@ -280,3 +280,43 @@ fn attachment(bytes: Vec<u8>, filename: &str) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use super::*;
+
+    #[derive(OpenApi)]
+    #[openapi(paths(export_user, erase_user, export_creator, erase_creator), components(schemas(ErasureResponse)))]
+    struct Gdpr;
+
+    #[test]
+    fn the_annotations_describe_every_gdpr_route() {
+        let doc = Gdpr::openapi();
+        let paths = &doc.paths.paths;
+        for path in [
+            "/v1/creators/{slug}/users/{user}/export",
+            "/v1/creators/{slug}/users/{user}",
+            "/v1/creators/{slug}/export",
+            "/v1/creators/{slug}",
+        ] {
+            assert!(paths.contains_key(path), "{path} is missing: {:?}", paths.keys());
+        }
+        let json = doc.to_json().unwrap();
+        assert!(json.contains("application/zip"), "the exports are zip archives");
+        assert!(json.contains("\"confirm\""), "the creator erasure's confirmation is a parameter");
+    }
+
+    #[test]
+    fn each_program_is_exported_at_its_latest_version() {
+        let stored = |id: &str, version: u32| twin_engine::ports::StoredProgram {
+            id: twin_engine::ProgramId::parse(id).unwrap_or_else(|e| panic!("{e}")),
+            version,
+            source: format!("{id} v{version}"),
+        };
+        let latest = latest_programs(vec![stored("a", 1), stored("a", 3), stored("a", 2), stored("b", 1)]);
+        let sources: Vec<&str> = latest.iter().map(|p| p.source.as_str()).collect();
+        assert_eq!(sources, vec!["a v3", "b v1"]);
+    }
+}
