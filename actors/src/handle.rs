@@ -20,7 +20,7 @@ use crate::creator_twin::CreatorTwinMsg;
 use crate::knowledge::KnowledgePorts;
 use crate::metrics as m;
 use crate::nudge_scheduler::{NudgeScheduler, NudgeSchedulerArgs, NudgeSchedulerMsg, SchedulerConfig, SchedulerStats};
-use crate::registry::{Offer, Registry};
+use crate::registry::{Fence, Offer, Registry};
 use crate::root::{RootActor, RootArgs, RootMsg};
 use crate::twin_supervisor::TwinSupervisorMsg;
 use crate::writer::{CommitError, WriterArgs, WriterMsg};
@@ -143,6 +143,9 @@ pub(crate) struct Engine {
     /// Which conversation each live actor serves, to restart it after a crash.
     pub(crate) actors: DashMap<ActorId, ConversationKey>,
     twins: DashMap<CreatorId, TwinEntry>,
+    /// Creators being erased: their events are refused and no twin or conversation of theirs
+    /// starts until the erasure ends.
+    erasing: dashmap::DashSet<CreatorId>,
     root: ActorRef<RootMsg>,
     supervisor: ActorRef<TwinSupervisorMsg>,
     writer: ActorRef<WriterMsg>,
@@ -179,6 +182,7 @@ impl EngineHandle {
             registry: Registry::default(),
             actors: DashMap::new(),
             twins: DashMap::new(),
+            erasing: dashmap::DashSet::new(),
             root,
             supervisor,
             writer,
@@ -220,6 +224,56 @@ impl EngineHandle {
     /// Enrols the user in the latest version of a program (an explicit call rather than a trigger).
     pub async fn enrol(&self, key: &ConversationKey, program: ProgramId) -> Result<(), EngineError> {
         self.route(key, Event::Enrol { program }).await
+    }
+
+    /// Runs `erase` (the store's erasure of this user) serialised with the conversation's own
+    /// events, so nothing the engine holds can write the erased data back:
+    ///
+    /// 1. the conversation is fenced in the registry: events routed from now on wait, and no actor
+    ///    starts for it (an actor being started is waited for, then fenced);
+    /// 2. its actor, if any, is stopped and awaited: the handler running now finishes (a commit it
+    ///    started lands before the erasure), events still in its mailbox are dropped (they are of
+    ///    the history being erased), its reply streams are aborted;
+    /// 3. the group-commit writer is drained, so no record queued before the fence lands after it;
+    /// 4. `erase` runs; then the fence is lifted and the events that waited start a fresh
+    ///    conversation, loaded from the store as it is now: empty.
+    ///
+    /// A pending nudge of the conversation cannot fire afterwards: the scheduler claims a nudge in
+    /// the store before routing it, and the erased row can no longer be claimed.
+    pub async fn erase_user<T>(&self, key: &ConversationKey, erase: impl Future<Output = T>) -> Result<T, EngineError> {
+        let engine = &self.engine;
+        let id = key.id();
+        let fenced = engine.fence(id).await?;
+        if let Some(actor) = fenced {
+            // Ends after the handler running now; `None`: a handler is bounded by the commit and
+            // load timeouts, and the erasure must not start while it could still commit.
+            let _ = actor.stop_and_wait(Some("erased".to_owned()), None).await;
+        }
+        engine.drain_writer().await;
+        let outcome = erase.await;
+        engine.unfence(key.clone());
+        Ok(outcome)
+    }
+
+    /// Runs `erase` (the store's erasure of a whole creator) with the creator's twin and every one
+    /// of its conversations stopped: events for the creator are refused meanwhile, no twin or
+    /// conversation of it starts, and afterwards the twin is gone from memory (the next event finds
+    /// no creator, unless it was imported again).
+    pub async fn erase_creator<T>(&self, creator: CreatorId, erase: impl Future<Output = T>) -> Result<T, EngineError> {
+        let engine = &self.engine;
+        if !engine.erasing.insert(creator) {
+            return Err(EngineError::Unavailable("this creator is being erased already".to_owned()));
+        }
+        let outcome = engine.erase_creator(creator, erase).await;
+        engine.erasing.remove(&creator);
+        outcome
+    }
+
+    /// Removes every vector of the creator from the vector index the engine retrieves from (the
+    /// embedded index or Qdrant), of every embedder. Part of a creator erasure: the database
+    /// transaction cannot reach a vector server, so this runs after it (and again on a retry).
+    pub async fn remove_creator_vectors(&self, creator: CreatorId) -> Result<(), EngineError> {
+        self.engine.ports.knowledge.index.remove_creator(creator).await.map_err(unavailable)
     }
 
     /// What the nudge scheduler holds and has claimed; `None` without a scheduler.
@@ -301,6 +355,9 @@ impl EngineHandle {
 
 impl Engine {
     pub(crate) async fn twin(self: &Arc<Self>, creator: CreatorId) -> Result<TwinEntry, EngineError> {
+        if self.erasing.contains(&creator) {
+            return Err(EngineError::Unavailable("this creator is being erased".to_owned()));
+        }
         if let Some(entry) = self.twins.get(&creator) {
             return Ok(entry.clone());
         }
@@ -308,6 +365,13 @@ impl Engine {
         let entry = ractor::call!(self.supervisor, |reply| TwinSupervisorMsg::Load { creator, engine, reply })
             .map_err(unavailable)??;
         self.twins.insert(creator, entry.clone());
+        // Checked after the insert, as for conversations: an erasure that started meanwhile either
+        // finds this twin in `twins` or is seen here.
+        if self.erasing.contains(&creator) {
+            self.twins.remove(&creator);
+            entry.actor.stop(Some("erased".to_owned()));
+            return Err(EngineError::Unavailable("this creator is being erased".to_owned()));
+        }
         Ok(entry)
     }
 
@@ -318,6 +382,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         if self.is_closed() {
             return Err(EngineError::Unavailable("the server is shutting down".to_owned()));
+        }
+        if self.erasing.contains(&key.creator) {
+            return Err(EngineError::Unavailable("this creator is being erased".to_owned()));
         }
         match self.registry.offer(key.id(), message) {
             Offer::Delivered | Offer::Held => Ok(()),
@@ -349,6 +416,14 @@ impl Engine {
                     metrics::counter!(m::CONVERSATION_SPAWNS).increment(1);
                     metrics::gauge!(m::CONVERSATIONS_ACTIVE).increment(1.0);
                     self.actors.insert(actor.get_id(), key.clone());
+                    // Checked after the actor is in `actors`: a creator erasure marks the creator
+                    // before it lists the actors to stop, so it either lists this one or this
+                    // check sees the mark.
+                    if self.erasing.contains(&key.creator) {
+                        actor.stop(Some("erased".to_owned()));
+                        error = EngineError::Unavailable("this creator is being erased".to_owned());
+                        break;
+                    }
                     if self.registry.go_live(id, actor) {
                         return Ok(());
                     }
@@ -378,6 +453,84 @@ impl Engine {
         let (actor, _) =
             Actor::spawn_linked(None, ConversationActor, args, twin.actor.get_cell()).await.map_err(unavailable)?;
         Ok(actor)
+    }
+
+    /// Fences a conversation for an erasure (waiting while an actor of it is being started);
+    /// returns the actor to stop, if one was running.
+    async fn fence(&self, id: ConversationId) -> Result<Option<ActorRef<ConversationMsg>>, EngineError> {
+        /// How often a conversation whose actor is starting is looked at again.
+        const RETRY: Duration = Duration::from_millis(10);
+        let waited_at_most = self.config.commit_timeout;
+        let started = tokio::time::Instant::now();
+        loop {
+            if self.is_closed() {
+                return Err(EngineError::Unavailable("the server is shutting down".to_owned()));
+            }
+            match self.registry.fence(id) {
+                Fence::Idle => return Ok(None),
+                Fence::Actor(actor) => return Ok(Some(actor)),
+                Fence::Busy if started.elapsed() < waited_at_most => tokio::time::sleep(RETRY).await,
+                Fence::Busy => {
+                    return Err(EngineError::Unavailable("the conversation is busy; try again".to_owned()));
+                }
+            }
+        }
+    }
+
+    /// Lifts an erasure's fence; events that waited start a fresh actor.
+    fn unfence(self: &Arc<Self>, key: ConversationKey) {
+        if self.registry.unfence(key.id()) {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let _ = engine.spawn_conversation(key, Spawner::Successor).await;
+            });
+        }
+    }
+
+    /// Waits until every record handed to the writer so far is committed (or failed).
+    async fn drain_writer(&self) {
+        let _ = self.writer.call(WriterMsg::Drain, Some(self.config.commit_timeout)).await;
+    }
+
+    /// The body of [`EngineHandle::erase_creator`], with the creator marked as being erased.
+    async fn erase_creator<T>(
+        self: &Arc<Self>,
+        creator: CreatorId,
+        erase: impl Future<Output = T>,
+    ) -> Result<T, EngineError> {
+        // Every conversation actor of the creator: each is fenced, so its exit starts no successor,
+        // and stopped. Actors started from now on stop themselves (see spawn_conversation).
+        let keys: Vec<ConversationKey> =
+            self.actors.iter().filter(|entry| entry.value().creator == creator).map(|e| e.value().clone()).collect();
+        let mut fenced = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.fence(key.id()).await {
+                Ok(actor) => {
+                    if let Some(actor) = actor {
+                        let _ = actor.stop_and_wait(Some("erased".to_owned()), None).await;
+                    }
+                    fenced.push(key);
+                }
+                Err(error) => {
+                    for key in fenced {
+                        self.unfence(key);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        if let Some((_, twin)) = self.twins.remove(&creator) {
+            // Its knowledge ingestion is aborted with it.
+            let _ = twin.actor.stop_children_and_wait(Some("erased".to_owned()), None).await;
+            let _ = twin.actor.stop_and_wait(Some("erased".to_owned()), None).await;
+        }
+        self.drain_writer().await;
+        let outcome = erase.await;
+        // Events that waited meet a creator that no longer exists: their senders are told.
+        for key in fenced {
+            self.unfence(key);
+        }
+        Ok(outcome)
     }
 
     /// Tells the sender of an event that could not be handled, when it can be told.

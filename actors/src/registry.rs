@@ -3,7 +3,9 @@
 //!
 //! A slot is `Live` (events are cast straight to the actor), `Stopping` (the actor asked to
 //! passivate; events wait in the slot, in order, for whoever comes next) or `Held` (an actor is
-//! being started; events wait for it). Every transition happens under the map's shard lock, and
+//! being started; events wait for it) or `Erasing` (the conversation's data is being erased: its
+//! actor was stopped and no new one starts until the erasure ends; events wait, in order, for the
+//! fresh conversation that follows). Every transition happens under the map's shard lock, and
 //! casting is non-blocking, so an event is either in the old actor's mailbox before it was told to
 //! stop, or held for the next one: never both, never neither.
 
@@ -21,6 +23,17 @@ enum Slot {
     Live(ActorRef<ConversationMsg>),
     Stopping { actor: ActorRef<ConversationMsg>, held: Vec<ConversationMsg> },
     Held(Vec<ConversationMsg>),
+    Erasing(Vec<ConversationMsg>),
+}
+
+/// What [`Registry::fence`] found.
+pub(crate) enum Fence {
+    /// No actor: the slot is fenced.
+    Idle,
+    /// The slot is fenced; this actor (live or passivating) must be stopped before the erasure.
+    Actor(ActorRef<ConversationMsg>),
+    /// An actor is being started or restarted, or another erasure runs: try again shortly.
+    Busy,
 }
 
 pub(crate) enum Offer {
@@ -55,8 +68,10 @@ impl Registry {
                         Offer::MustSpawn
                     }
                 },
-                Slot::Stopping { held, .. } | Slot::Held(held) if held.len() >= MAX_HELD => Offer::Refused,
-                Slot::Stopping { held, .. } | Slot::Held(held) => {
+                Slot::Stopping { held, .. } | Slot::Held(held) | Slot::Erasing(held) if held.len() >= MAX_HELD => {
+                    Offer::Refused
+                }
+                Slot::Stopping { held, .. } | Slot::Held(held) | Slot::Erasing(held) => {
                     held.push(message);
                     Offer::Held
                 }
@@ -76,7 +91,7 @@ impl Registry {
         let held = match &mut *slot {
             Slot::Held(held) => std::mem::take(held),
             // Only the spawner of a held slot calls go_live; anything else is left alone.
-            Slot::Live(_) | Slot::Stopping { .. } => return false,
+            Slot::Live(_) | Slot::Stopping { .. } | Slot::Erasing(_) => return false,
         };
         let mut undelivered = Vec::new();
         for message in held {
@@ -162,12 +177,51 @@ impl Registry {
         }
     }
 
+    /// Fences the conversation for an erasure: from now on its events are held and no actor
+    /// starts for it until [`Registry::unfence`]. A passivating actor's held events stay held; the
+    /// actor it returns must be stopped by the caller (its late `finish_stop` or `crashed` finds
+    /// the slot fenced and changes nothing, so no successor is started).
+    pub(crate) fn fence(&self, id: ConversationId) -> Fence {
+        match self.slots.entry(id) {
+            Entry::Vacant(slot) => {
+                slot.insert(Slot::Erasing(Vec::new()));
+                Fence::Idle
+            }
+            Entry::Occupied(mut slot) => {
+                let (actor, held) = match slot.get_mut() {
+                    Slot::Live(actor) => (actor.clone(), Vec::new()),
+                    Slot::Stopping { actor, held } => (actor.clone(), std::mem::take(held)),
+                    Slot::Held(_) | Slot::Erasing(_) => return Fence::Busy,
+                };
+                slot.insert(Slot::Erasing(held));
+                Fence::Actor(actor)
+            }
+        }
+    }
+
+    /// The erasure is over. Returns true when events arrived meanwhile: the caller spawns an actor
+    /// for them (the slot stays held until it is live); it starts from the store, as new.
+    pub(crate) fn unfence(&self, id: ConversationId) -> bool {
+        let Entry::Occupied(mut slot) = self.slots.entry(id) else { return false };
+        let held = match slot.get_mut() {
+            Slot::Erasing(held) => std::mem::take(held),
+            _ => return false,
+        };
+        if held.is_empty() {
+            slot.remove();
+            false
+        } else {
+            slot.insert(Slot::Held(held));
+            true
+        }
+    }
+
     pub(crate) fn live_actors(&self) -> Vec<ActorRef<ConversationMsg>> {
         self.slots
             .iter()
             .filter_map(|slot| match slot.value() {
                 Slot::Live(actor) => Some(actor.clone()),
-                Slot::Stopping { .. } | Slot::Held(_) => None,
+                Slot::Stopping { .. } | Slot::Held(_) | Slot::Erasing(_) => None,
             })
             .collect()
     }
@@ -277,6 +331,43 @@ mod tests {
         registry.offer(ID, ConversationMsg::IdleCheck);
         assert!(registry.finish_stop(ID, old.get_id()));
         assert_eq!(registry.abandon(ID).len(), 1, "the event waits in a held slot");
+    }
+
+    #[tokio::test]
+    async fn a_fenced_conversation_holds_its_events_and_starts_no_actor_until_unfenced() {
+        let registry = Registry::default();
+        registry.offer(ID, ConversationMsg::IdleCheck);
+        let (old, _) = counter().await;
+        registry.go_live(ID, old.clone());
+        assert!(matches!(registry.fence(ID), Fence::Actor(a) if a.get_id() == old.get_id()));
+        assert!(matches!(registry.offer(ID, ConversationMsg::IdleCheck), Offer::Held), "held, no spawn");
+        assert!(matches!(registry.fence(ID), Fence::Busy), "one erasure at a time");
+        assert!(!registry.crashed(ID, old.get_id()), "the stopped actor's exit restarts nothing");
+        assert!(!registry.finish_stop(ID, old.get_id()));
+        assert!(!registry.begin_stop(ID, &old));
+        assert!(registry.actor(ID).is_none());
+        assert!(registry.unfence(ID), "an event waits: a fresh actor must take it");
+        let (new, count) = counter().await;
+        assert!(registry.go_live(ID, new));
+        received(&count, 1).await;
+    }
+
+    #[tokio::test]
+    async fn a_passivating_actor_is_fenced_with_its_held_events_and_a_starting_one_is_waited_for() {
+        let registry = Registry::default();
+        registry.offer(ID, ConversationMsg::IdleCheck);
+        assert!(matches!(registry.fence(ID), Fence::Busy), "an actor is starting");
+        let (old, _) = counter().await;
+        registry.go_live(ID, old.clone());
+        assert!(registry.begin_stop(ID, &old));
+        registry.offer(ID, ConversationMsg::IdleCheck);
+        assert!(matches!(registry.fence(ID), Fence::Actor(_)));
+        assert!(!registry.finish_stop(ID, old.get_id()), "no successor while fenced");
+        assert!(registry.unfence(ID), "the event held during the passivation still waits");
+        assert_eq!(registry.abandon(ID).len(), 1);
+        assert!(matches!(registry.fence(ID), Fence::Idle), "nobody owns it now");
+        assert!(!registry.unfence(ID), "nothing waited");
+        assert!(matches!(registry.offer(ID, ConversationMsg::IdleCheck), Offer::MustSpawn));
     }
 
     #[tokio::test]

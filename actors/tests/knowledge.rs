@@ -193,6 +193,10 @@ impl VectorIndex for DownIndex {
         Err(IndexError::Unavailable("connection refused".into()))
     }
 
+    async fn remove_creator(&self, _: CreatorId) -> Result<(), IndexError> {
+        Err(IndexError::Unavailable("connection refused".into()))
+    }
+
     async fn search(&self, _: CreatorId, _: &EmbedderId, _: &[f32], _: usize) -> Result<Vec<VectorHit>, IndexError> {
         Err(IndexError::Unavailable("connection refused".into()))
     }

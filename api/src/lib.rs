@@ -11,6 +11,7 @@ pub mod chat_client;
 pub mod cli;
 pub mod creators;
 pub mod extract;
+pub mod gdpr;
 pub mod limits;
 pub mod models;
 pub mod problem;

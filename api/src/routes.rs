@@ -4,6 +4,7 @@ pub mod auth;
 pub mod channel_settings;
 pub mod channels;
 pub mod chat;
+pub mod gdpr;
 pub mod health;
 pub mod openapi;
 pub mod rest;
@@ -48,6 +49,9 @@ pub struct AppState {
     pub whatsapp_verify_token: Option<twin_channels::Secret>,
     /// The login throttle's delays.
     pub throttle: crate::accounts::ThrottlePolicy,
+    /// Where GDPR exports and erasures are audited (`crate::gdpr::TracingAudit` until the audit
+    /// table is wired in).
+    pub audit: Arc<dyn crate::gdpr::AuditSink>,
     /// Turns true when the server shuts down; open sessions close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -62,6 +62,23 @@ impl MemoryStore {
     pub fn messages(&self, id: ConversationId) -> Vec<Message> {
         self.messages.lock().unwrap().get(&id).map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
+
+    /// What a GDPR erasure of the conversation does to the store: its rows are gone.
+    pub fn erase(&self, id: ConversationId) {
+        self.conversations.lock().unwrap().remove(&id);
+        self.messages.lock().unwrap().remove(&id);
+        self.nudges.lock().unwrap().retain(|_, row| row.nudge.conversation != id);
+    }
+
+    /// What a GDPR erasure of a whole creator does to the store.
+    pub fn erase_creator(&self, creator: CreatorId) {
+        self.creators.lock().unwrap().remove(&creator);
+        let ids: Vec<ConversationId> =
+            self.conversations.lock().unwrap().values().filter(|h| h.creator == creator).map(|h| h.id).collect();
+        for id in ids {
+            self.erase(id);
+        }
+    }
 }
 
 #[async_trait::async_trait]

@@ -103,6 +103,16 @@ fn inbox_rows(
         .collect()
 }
 
+/// The channel identity an inbox item is about, for erasure (`inbox.sender`): the sender of a
+/// message, edit or block (`event.from.user`), the recipient of a status report
+/// (`event.recipient`); `None` for a payload that names nobody.
+pub(crate) fn inbox_sender(payload: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let event = value.get("event")?;
+    let sender = event.get("from").and_then(|from| from.get("user")).or_else(|| event.get("recipient"))?;
+    sender.as_str().map(str::to_owned)
+}
+
 /// At most one creator may own a WhatsApp number: the shared webhook must never route one user's
 /// messages to whichever of two creators the database returns first, so two is refused.
 fn one_creator(phone_number_id: &str, ids: Vec<Uuid>) -> Result<Option<CreatorId>, StoreError> {
@@ -134,11 +144,13 @@ impl PgStore {
         }
         let keys: Vec<&str> = items.iter().map(|(key, _)| key.as_str()).collect();
         let payloads: Vec<&str> = items.iter().map(|(_, payload)| payload.as_str()).collect();
+        let senders: Vec<Option<String>> = items.iter().map(|(_, payload)| inbox_sender(payload)).collect();
         let mut tx = self.tenant_tx(creator, "BEGIN").await?;
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "INSERT INTO inbox (creator_id, channel, dedup_key, payload, received_at) \
-             SELECT $1, $2, u.dedup_key, u.payload, $5 \
-             FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS u(dedup_key, payload, n) ORDER BY u.n \
+            "INSERT INTO inbox (creator_id, channel, dedup_key, payload, received_at, sender) \
+             SELECT $1, $2, u.dedup_key, u.payload, $5, u.sender \
+             FROM UNNEST($3::text[], $4::text[], $6::text[]) WITH ORDINALITY AS u(dedup_key, payload, sender, n) \
+             ORDER BY u.n \
              ON CONFLICT (creator_id, channel, dedup_key) DO NOTHING RETURNING id, dedup_key, payload",
         )
         .bind(creator.0)
@@ -146,6 +158,7 @@ impl PgStore {
         .bind(&keys)
         .bind(&payloads)
         .bind(now.millis())
+        .bind(&senders)
         .fetch_all(&mut *tx)
         .await
         .map_err(from_sqlx)?;
@@ -492,14 +505,15 @@ impl SqliteStore {
         let mut rows = Vec::new();
         for chunk in items.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO inbox (creator_id, channel, dedup_key, payload, received_at) ",
+                "INSERT INTO inbox (creator_id, channel, dedup_key, payload, received_at, sender) ",
             );
             insert.push_values(chunk, |mut row, (key, payload)| {
                 row.push_bind(creator.0.hyphenated())
                     .push_bind(channel.as_str())
                     .push_bind(key.clone())
                     .push_bind(payload.clone())
-                    .push_bind(now.millis());
+                    .push_bind(now.millis())
+                    .push_bind(inbox_sender(payload));
             });
             insert.push(" ON CONFLICT (creator_id, channel, dedup_key) DO NOTHING RETURNING id, dedup_key, payload");
             let inserted: Vec<(i64, String, String)> =

@@ -125,6 +125,15 @@ impl VectorIndex for EmbeddedIndex {
         Ok(())
     }
 
+    /// The vectors live in the store: a creator erasure deletes them in its own transaction; this
+    /// deletes them too (every embedder: none is kept when the kept list is empty and the embedder
+    /// key matches no embedder) and forgets the cached copy, which is what a search would read.
+    async fn remove_creator(&self, creator: CreatorId) -> Result<(), IndexError> {
+        self.store.retain_vectors(creator, "", &[]).await.map_err(|e| IndexError::Unavailable(e.to_string()))?;
+        self.cache().forget_creator(creator);
+        Ok(())
+    }
+
     async fn search(
         &self,
         creator: CreatorId,

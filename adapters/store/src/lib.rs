@@ -11,6 +11,7 @@ mod channels;
 mod content_hash;
 mod embedded_index;
 mod error;
+pub mod gdpr;
 mod issuers;
 mod knowledge;
 mod migrations;

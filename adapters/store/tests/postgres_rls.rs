@@ -389,6 +389,15 @@ async fn with_tenant_a_set_b_s_channel_rows_cannot_be_seen_or_written() {
         "UPDATE link_codes SET expires_at = 0 WHERE creator_id = $1",
         "DELETE FROM link_codes WHERE creator_id = $1",
         "UPDATE outbox SET state = 'failed' WHERE creator_id = $1",
+        // DELETE is granted for GDPR erasure (0011); the tenant policies keep it to a's rows.
+        "DELETE FROM outbox WHERE creator_id = $1",
+        "DELETE FROM inbox WHERE creator_id = $1",
+        "DELETE FROM channel_identities WHERE creator_id = $1",
+        "DELETE FROM messages WHERE creator_id = $1",
+        "DELETE FROM nudges WHERE creator_id = $1",
+        "DELETE FROM conversations WHERE creator_id = $1",
+        "DELETE FROM programs WHERE creator_id = $1",
+        "DELETE FROM creators WHERE id = $1",
     ] {
         let done = sqlx::query(sql).bind(b.0).execute(&mut *tx).await.unwrap();
         assert_eq!(done.rows_affected(), 0, "{sql}: b's rows are out of reach");
@@ -405,8 +414,6 @@ async fn with_tenant_a_set_b_s_channel_rows_cannot_be_seen_or_written() {
          updated_at) SELECT $1, conversation_id, seq, 'telegram', '777', '{}'::jsonb, 0, 0, 0 FROM messages WHERE seq = 1",
         "UPDATE outbox SET body = '{}'::jsonb WHERE creator_id <> $1",
         "UPDATE inbox SET payload = '{}' WHERE creator_id <> $1",
-        "DELETE FROM outbox WHERE creator_id <> $1",
-        "DELETE FROM inbox WHERE creator_id <> $1",
     ] {
         tx.execute("SAVEPOINT attempt").await.unwrap();
         let refused = sqlx::query(sql).bind(b.0).execute(&mut *tx).await.expect_err(sql);

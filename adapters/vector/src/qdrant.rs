@@ -155,6 +155,20 @@ impl VectorIndex for QdrantIndex {
         Ok(())
     }
 
+    /// Every collection under our prefix (one per embedder, current or earlier) loses the
+    /// creator's points; no collection is created.
+    async fn remove_creator(&self, creator: CreatorId) -> Result<(), IndexError> {
+        for collection in self.collections().await? {
+            self.client
+                .delete_points(
+                    DeletePointsBuilder::new(&collection).points(Filter::must([of_creator(creator)])).wait(true),
+                )
+                .await
+                .map_err(|e| error::from_qdrant("delete the creator's points", e))?;
+        }
+        Ok(())
+    }
+
     async fn search(
         &self,
         creator: CreatorId,

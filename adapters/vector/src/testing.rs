@@ -31,6 +31,7 @@ pub async fn vector_index_contract(index: &dyn VectorIndex) {
     retaining_documents_removes_the_others(index).await;
     a_vector_of_the_wrong_size_is_invalid_and_nothing_is_stored(index).await;
     embedders_are_kept_apart_and_retain_drops_other_embedders(index).await;
+    removing_a_creator_removes_its_vectors_of_every_embedder_and_no_one_elses(index).await;
 }
 
 pub fn embedder_a() -> EmbedderId {
@@ -191,4 +192,19 @@ pub async fn embedders_are_kept_apart_and_retain_drops_other_embedders(index: &d
     assert!(search_all(index, creator, &a).await.is_empty(), "embedder A's vectors survived a retain under B");
     assert_eq!(keys(&search_all(index, creator, &b).await), vec![key("b.md", "h", 0)]);
     assert_eq!(search_all(index, other, &a).await.len(), 1, "another creator's vectors of A must stay");
+}
+
+/// `remove_creator` (GDPR erasure) removes the creator's vectors of every embedder; another
+/// creator's vectors stay.
+pub async fn removing_a_creator_removes_its_vectors_of_every_embedder_and_no_one_elses(index: &dyn VectorIndex) {
+    let (creator, other, a, b) = (fresh_creator(), fresh_creator(), embedder_a(), embedder_b());
+    replace(index, creator, &a, "a.md", "h", 2).await;
+    replace(index, creator, &b, "b.md", "h", 1).await;
+    replace(index, other, &a, "a.md", "h", 1).await;
+
+    index.remove_creator(creator).await.expect("remove_creator");
+    assert!(search_all(index, creator, &a).await.is_empty(), "embedder A's vectors survived");
+    assert!(search_all(index, creator, &b).await.is_empty(), "embedder B's vectors survived");
+    assert_eq!(search_all(index, other, &a).await.len(), 1, "another creator's vectors must stay");
+    index.remove_creator(fresh_creator()).await.expect("a creator with no vectors");
 }

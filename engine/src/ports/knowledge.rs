@@ -107,6 +107,12 @@ pub trait VectorIndex: Send + Sync + 'static {
         keep: &[String],
     ) -> Result<(), IndexError>;
 
+    /// Removes every vector of the creator, of every embedder (GDPR erasure of the creator).
+    /// `retain_documents(creator, embedder, &[])` does the same for the index's current contract,
+    /// but needs an embedder and, on a vector server, creates that embedder's collection if it is
+    /// missing; this needs neither.
+    async fn remove_creator(&self, creator: CreatorId) -> Result<(), IndexError>;
+
     /// The `limit` chunks of `creator` most similar to `query`, best first.
     async fn search(
         &self,

@@ -44,7 +44,8 @@ pub fn api() -> OpenApiRouter<AppState> {
     let json_limit = || DefaultBodyLimit::max(MAX_JSON_BYTES);
     OpenApiRouter::new()
         .routes(routes!(creators::list, creators::create).layer(json_limit()))
-        .routes(routes!(creators::get, creators::patch).layer(json_limit()))
+        .routes(routes!(creators::get, creators::patch, crate::routes::gdpr::erase_creator).layer(json_limit()))
+        .routes(routes!(crate::routes::gdpr::export_creator))
         .routes(routes!(knowledge::list))
         .routes(
             routes!(knowledge::get, knowledge::put, knowledge::delete).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
@@ -53,7 +54,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(programs::validate).layer(json_limit()))
         .routes(routes!(programs::get, programs::put).layer(json_limit()))
         .routes(routes!(users::list))
-        .routes(routes!(users::get))
+        .routes(routes!(users::get, crate::routes::gdpr::erase_user))
+        .routes(routes!(crate::routes::gdpr::export_user))
         .routes(routes!(users::enrol).layer(json_limit()))
         .routes(routes!(conversations::list))
         .routes(routes!(conversations::get))
