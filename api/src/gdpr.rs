@@ -261,31 +261,6 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) -> anyho
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The store finds an unlinked channel user's inbox rows by inverting the inbox's own naming.
-    #[test]
-    fn the_stores_default_identity_inverts_the_inboxs_default_user() {
-        use twin_engine::channel::ChannelKind;
-        for channel in [ChannelKind::Telegram, ChannelKind::WhatsApp, ChannelKind::Web] {
-            let user = crate::channels::identity::default_user(channel, "4915112345").unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(twin_store::gdpr::default_identity(&user), Some((channel, "4915112345")));
-        }
-    }
-
-    #[test]
-    fn a_pseudonym_is_stable_per_tenant_and_does_not_contain_the_user_id() {
-        let user = UserId::parse("alice-42").unwrap_or_else(|e| panic!("{e}"));
-        let (a, b) = (CreatorId(uuid::Uuid::from_u128(1)), CreatorId(uuid::Uuid::from_u128(2)));
-        assert_eq!(pseudonym(a, &user), pseudonym(a, &user));
-        assert_ne!(pseudonym(a, &user), pseudonym(b, &user));
-        assert!(!pseudonym(a, &user).contains("alice"));
-        assert_eq!(pseudonym(a, &user).len(), 64);
-    }
-}
-
 /// Audit records into the audit log (`twin_store::Store::audit`), in the tenant acted on. A record
 /// that cannot be written is logged as an error with the same fields, never dropped silently.
 pub struct StoreAudit {
@@ -309,5 +284,30 @@ impl AuditSink for StoreAudit {
             tracing::error!(%error, action = record.action.as_str(), creator = %record.creator, "an audit record could not be stored");
             TracingAudit.record(record).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store finds an unlinked channel user's inbox rows by inverting the inbox's own naming.
+    #[test]
+    fn the_stores_default_identity_inverts_the_inboxs_default_user() {
+        use twin_engine::channel::ChannelKind;
+        for channel in [ChannelKind::Telegram, ChannelKind::WhatsApp, ChannelKind::Web] {
+            let user = crate::channels::identity::default_user(channel, "4915112345").unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(twin_store::gdpr::default_identity(&user), Some((channel, "4915112345")));
+        }
+    }
+
+    #[test]
+    fn a_pseudonym_is_stable_per_tenant_and_does_not_contain_the_user_id() {
+        let user = UserId::parse("alice-42").unwrap_or_else(|e| panic!("{e}"));
+        let (a, b) = (CreatorId(uuid::Uuid::from_u128(1)), CreatorId(uuid::Uuid::from_u128(2)));
+        assert_eq!(pseudonym(a, &user), pseudonym(a, &user));
+        assert_ne!(pseudonym(a, &user), pseudonym(b, &user));
+        assert!(!pseudonym(a, &user).contains("alice"));
+        assert_eq!(pseudonym(a, &user).len(), 64);
     }
 }
