@@ -212,8 +212,10 @@ pub async fn erase_creator(
 
 /// The creator of the path, for a creator (their own) or an admin (any); agents and users 403.
 fn scope(caller: &Caller, slug: &str) -> Result<(CreatorId, Identity), ApiError> {
+    // The tenant first: another tenant's caller gets the 404 of a missing creator whatever its role.
+    let creator = caller.scope(slug)?;
     let identity = caller.require(&[Role::Admin, Role::Creator])?.clone();
-    Ok((caller.scope(slug)?, identity))
+    Ok((creator, identity))
 }
 
 fn user_id(raw: &str) -> Result<UserId, ApiError> {
