@@ -92,6 +92,24 @@ async fn seed_creator(db: &TestDb, slug: &str) -> CreatorId {
         updated_at: T0,
     };
     db.store.set_ingestion(id, &status).await.unwrap();
+    // The creator's own account, signed in once (a refresh-token family).
+    let account = twin_store::NewAccount {
+        id: uuid::Uuid::new_v4(),
+        creator: Some(twin_engine::Slug::parse(slug).unwrap()),
+        email: format!("{slug}@example.com"),
+        role: twin_store::AccountRole::Creator,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        created_at: at(T0),
+    };
+    let twin_store::Created::Account(account) = db.store.create_account(&account).await.unwrap() else {
+        panic!("a fresh email")
+    };
+    let token = twin_store::NewRefreshToken {
+        token_hash: format!("{:064x}", u128::from(id.as_uuid().as_u128())),
+        issued_at: at(T0),
+        expires_at: at(T0 + 86_400_000),
+    };
+    db.store.start_refresh_family(&account, &token).await.unwrap();
     id
 }
 
