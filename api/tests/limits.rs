@@ -82,3 +82,25 @@ async fn two_nodes_share_one_budget_through_redis() {
     assert_eq!(link_code(&node_a, Some(&client)).await.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(link_code(&node_b, Some(&client)).await.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test]
+async fn a_tenant_over_its_budget_gets_429_and_other_tenants_do_not() {
+    let app = spawn_app_configured(Kind::Sqlite, |s| {
+        s.limits.tenant = "1/min burst 2".parse().unwrap();
+    })
+    .await;
+    let token = |slug: &str| {
+        let creator = twin_engine::Slug::parse(slug).unwrap().creator_id();
+        let subject = twin_engine::UserId::parse("acct").unwrap();
+        app.keys.mint(creator, &subject, twin_api::auth::Role::Creator, std::time::Duration::from_secs(60)).unwrap()
+    };
+    let get = |path: &'static str, token: String| {
+        let url = app.url(path);
+        async move { reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().status() }
+    };
+    assert_eq!(get("/v1/creators/demo", token("demo")).await, StatusCode::OK);
+    assert_eq!(get("/v1/creators/demo/conversations", token("demo")).await, StatusCode::OK);
+    assert_eq!(get("/v1/creators/demo", token("demo")).await, StatusCode::TOO_MANY_REQUESTS);
+    // Another tenant has its own budget (its creator does not exist here: 404, not 429).
+    assert_eq!(get("/v1/creators/other", token("other")).await, StatusCode::NOT_FOUND);
+}

@@ -105,7 +105,7 @@ async fn seed_creator(db: &TestDb, slug: &str) -> CreatorId {
         panic!("a fresh email")
     };
     let token = twin_store::NewRefreshToken {
-        token_hash: format!("{:064x}", u128::from(id.as_uuid().as_u128())),
+        token_hash: format!("{:064x}", id.as_uuid().as_u128()),
         issued_at: at(T0),
         expires_at: at(T0 + 86_400_000),
     };

@@ -11,8 +11,9 @@ use twin_engine::ports::{ChannelStore, CreatorStore};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::rest::writer;
 use crate::audit;
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::creators::update_profile;
 use crate::problem::ApiError;
 use crate::routes::auth::ClientAddress;
@@ -144,8 +145,7 @@ pub async fn put_telegram(
     Path(slug): Path<String>,
     Json(input): Json<TelegramInput>,
 ) -> Result<Json<ChannelsView>, ApiError> {
-    let creator = caller.scope(&slug)?;
-    caller.require(&[Role::Creator, Role::Admin])?;
+    let creator = writer(&caller, &slug)?;
     let webhook_secret = match input.webhook_secret {
         Some(secret) => secret,
         None => twin_channels::telegram::config::generate_webhook_secret(),
@@ -187,8 +187,7 @@ pub async fn put_whatsapp(
     Path(slug): Path<String>,
     Json(input): Json<WhatsAppInput>,
 ) -> Result<Json<ChannelsView>, ApiError> {
-    let creator = caller.scope(&slug)?;
-    caller.require(&[Role::Creator, Role::Admin])?;
+    let creator = writer(&caller, &slug)?;
     let phone_number_id = input.phone_number_id.trim().to_owned();
     if phone_number_id.is_empty() || phone_number_id.len() > 64 || !phone_number_id.bytes().all(|b| b.is_ascii_digit())
     {
@@ -268,8 +267,7 @@ async fn remove(
     slug: &str,
     channel: ChannelKind,
 ) -> Result<StatusCode, ApiError> {
-    let creator = caller.scope(slug)?;
-    caller.require(&[Role::Creator, Role::Admin])?;
+    let creator = writer(caller, slug)?;
     update_profile(state, slug, creator, |profile| {
         let removed = match channel {
             ChannelKind::Telegram => profile.channels.telegram.take().is_some(),
