@@ -64,6 +64,9 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Print the OpenAPI document of the REST API (what `GET /v1/openapi.json` serves), for client
+    /// generators and validators.
+    Openapi,
     /// Apply the database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -261,6 +264,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = state.settings(listen)?;
             let app = Application::build(settings, ServeOptions { demo, creators }).await?;
             app.run_until_stopped().await?;
+        }
+        Command::Openapi => {
+            println!("{}", crate::routes::openapi::spec().to_pretty_json().context("cannot write the document")?);
         }
         Command::Migrate { state } => {
             let settings = state.settings(None)?;

@@ -205,6 +205,7 @@ pub struct AgentList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// The `id` of the last entry of the previous page.
     pub before: Option<i64>,

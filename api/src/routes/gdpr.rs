@@ -38,6 +38,7 @@ impl From<&ErasureReport> for ErasureResponse {
 
 /// The confirmation a creator erasure needs: the creator's slug again.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Confirm {
     /// Must equal the slug in the path.
     pub confirm: Option<String>,

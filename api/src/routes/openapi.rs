@@ -57,7 +57,34 @@ impl Modify for SecuritySchemes {
 /// The document, generated once per process (the routes do not change while it runs).
 pub fn spec() -> &'static utoipa::openapi::OpenApi {
     static SPEC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    SPEC.get_or_init(|| super::api().into_openapi())
+    SPEC.get_or_init(|| with_unique_operation_ids(super::api().into_openapi()))
+}
+
+/// utoipa names an operation after its handler function, and handlers in different modules share
+/// names (`list`, `get`, …); operation ids must be unique in a document (client generators name
+/// methods after them). Each becomes `<tag>_<function>` (`conversations_list`).
+fn with_unique_operation_ids(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let tag = operation.tags.as_ref().and_then(|tags| tags.first()).cloned();
+            if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut())
+                && !id.starts_with(&format!("{tag}_"))
+            {
+                *id = format!("{tag}_{id}");
+            }
+        }
+    }
+    document
 }
 
 fn spec_json() -> &'static str {
@@ -82,6 +109,24 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn every_operation_has_a_unique_id() {
+        let json: serde_json::Value = serde_json::from_str(spec_json()).unwrap();
+        let mut ids = Vec::new();
+        for item in json["paths"].as_object().unwrap().values() {
+            for (method, operation) in item.as_object().unwrap() {
+                if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                    ids.push(operation["operationId"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "duplicate operation ids");
+        assert!(ids.contains(&"conversations_list".to_owned()) && ids.contains(&"creators_list".to_owned()));
+    }
 
     #[test]
     fn the_document_names_every_schema_it_refers_to_and_keeps_the_hand_written_parameters() {
