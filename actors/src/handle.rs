@@ -293,6 +293,11 @@ impl EngineHandle {
         ractor::call!(actor, ConversationMsg::Inspect).ok()
     }
 
+    /// The conversations of `creator` that have an actor now (the ones in memory: active lately).
+    pub fn active_conversations(&self, creator: CreatorId) -> Vec<ConversationKey> {
+        self.engine.actors.iter().filter(|entry| entry.value().creator == creator).map(|e| e.value().clone()).collect()
+    }
+
     /// Asks every live conversation whether it has been idle past the TTL (by the engine's clock).
     pub fn sweep_idle(&self) {
         for actor in self.engine.registry.live_actors() {

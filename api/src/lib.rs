@@ -13,6 +13,7 @@ pub mod creators;
 pub mod extract;
 pub mod gdpr;
 pub mod limits;
+pub mod live_wire;
 pub mod models;
 pub mod problem;
 pub mod routes;

@@ -120,8 +120,14 @@ pub async fn by_address(State(state): State<AppState>, request: Request, next: N
 
 /// Whether a path is part of the REST API (every `/v1/…` path but the exceptions above).
 fn is_rest(path: &str) -> bool {
-    const NOT_REST: [&str; 5] =
-        ["/v1/chat", "/v1/openapi.json", "/v1/auth/jwks.json", "/v1/channels/telegram/", "/v1/channels/whatsapp/"];
+    const NOT_REST: [&str; 6] = [
+        "/v1/chat",
+        "/v1/live",
+        "/v1/openapi.json",
+        "/v1/auth/jwks.json",
+        "/v1/channels/telegram/",
+        "/v1/channels/whatsapp/",
+    ];
     path.starts_with("/v1/") && !NOT_REST.iter().any(|p| path.starts_with(p))
 }
 

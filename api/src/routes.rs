@@ -6,6 +6,7 @@ pub mod channels;
 pub mod chat;
 pub mod gdpr;
 pub mod health;
+pub mod live;
 pub mod openapi;
 pub mod rest;
 
@@ -30,6 +31,8 @@ use twin_engine::ports::Clock;
 pub struct AppState {
     pub engine: EngineHandle,
     pub hub: Arc<SessionHub>,
+    /// The creators' live events, for `/v1/live` watchers.
+    pub live: Arc<twin_actors::LiveHub>,
     /// The platform's token keys: what the server signs with (and publishes as a JWKS).
     pub keys: TokenKeys,
     /// Rate limits per client address and per tenant.
@@ -68,6 +71,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(health::metrics))
         .routes(routes!(openapi::document))
         .routes(routes!(chat::upgrade))
+        .routes(routes!(live::upgrade))
         .routes(routes!(channels::link_code))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))

@@ -140,6 +140,7 @@ impl Application {
         let state = AppState {
             engine,
             hub,
+            live,
             keys,
             limits,
             secrets,

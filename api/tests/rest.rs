@@ -22,6 +22,7 @@ const ROUTES: &[&str] = &[
     "GET /metrics",
     "GET /v1/openapi.json",
     "GET /v1/chat",
+    "GET /v1/live",
     "POST /v1/channels/link-code",
     "GET /v1/auth/jwks.json",
     "POST /v1/auth/login",

@@ -180,6 +180,12 @@ impl TestApp {
         connect(url.into_client_request().unwrap()).await
     }
 
+    /// A live-view socket (`/v1/live`) with `token` and extra query (`&creator=…`, `&conversation=…`).
+    pub async fn connect_live(&self, token: &str, query: &str) -> Result<Client, StatusCode> {
+        let url = format!("ws://{}/v1/live?token={token}{query}", self.addr);
+        connect(url.into_client_request().unwrap()).await
+    }
+
     pub async fn connect_with_header(&self, header: (&'static str, &str)) -> Result<Client, StatusCode> {
         let mut request = format!("ws://{}/v1/chat", self.addr).into_client_request().unwrap();
         request.headers_mut().insert(header.0, header.1.parse().unwrap());

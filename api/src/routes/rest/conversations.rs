@@ -108,7 +108,7 @@ pub struct MessagePage {
     pub limit: Option<u32>,
 }
 
-pub(super) fn view(summary: &ConversationSummary) -> ConversationView {
+pub(crate) fn view(summary: &ConversationSummary) -> ConversationView {
     let state = &summary.state;
     ConversationView {
         id: summary.id.0.to_string(),
