@@ -6,7 +6,9 @@
 //! - `knowledge/search`: BM25 retrieval over five documents of about ten paragraphs each;
 //! - `prompt/system_prompt`: system prompt assembly from a complete persona;
 //! - `wire/*`: decoding a client `message` frame, encoding an `ack` and a twin reply `message`;
-//! - `responder/compose`: the built-in responder writing the reply to a typical request.
+//! - `responder/compose`: the built-in responder writing the reply to a typical request;
+//! - `tokens/verify_*`: verifying an end user's token as every chat connect does, HS256 and EdDSA
+//!   (the development default since the accounts work).
 //!
 //! Run with `cargo bench -p twin-bench --bench hot_paths`. Results are reported in
 //! docs/BENCHMARKS.md; the benchmark names are quoted there, so keep them stable.
@@ -251,7 +253,28 @@ fn responder(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, step, knowledge, prompt, wire, responder);
+fn tokens(c: &mut Criterion) {
+    use twin_api::auth::Role;
+    use twin_api::auth::keyfiles::PrivateKey;
+    use twin_api::auth::tokens::TokenKeys;
+
+    let user = UserId::parse("maria").expect("valid user id");
+    let creator = Slug::parse("demo").expect("valid slug").creator_id();
+    let ttl = std::time::Duration::from_secs(3600);
+    let hs256 = TokenKeys::from_secret(&[7; 32], "twin", "twin");
+    let signing = PrivateKey::generate().expect("a key");
+    let eddsa = TokenKeys::from_ed25519(&signing, &[], "twin", "twin").expect("a ring");
+    let hs256_token = hs256.mint(creator, &user, Role::User, ttl).expect("signed");
+    let eddsa_token = eddsa.mint(creator, &user, Role::User, ttl).expect("signed");
+    assert!(hs256.verify(&hs256_token).is_ok() && eddsa.verify(&eddsa_token).is_ok());
+
+    let mut group = c.benchmark_group("tokens");
+    group.bench_function("verify_hs256", |b| b.iter(|| hs256.verify(black_box(&hs256_token))));
+    group.bench_function("verify_eddsa", |b| b.iter(|| eddsa.verify(black_box(&eddsa_token))));
+    group.finish();
+}
+
+criterion_group!(benches, step, knowledge, prompt, wire, responder, tokens);
 criterion_main!(benches);
 
 const FOCUS_BLOCKS: &str = "# Focus blocks
