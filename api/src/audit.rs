@@ -5,9 +5,9 @@
 use serde_json::Value;
 
 use crate::auth::Identity;
+use crate::limits::ClientAddress;
 use crate::problem::ApiError;
 use crate::routes::AppState;
-use crate::routes::auth::ClientAddress;
 
 /// Records `action` on `target` by `caller` in `creator`'s log (the tenant acted on: an admin's
 /// action lands in the log of the creator it changed).

@@ -20,6 +20,7 @@ pub async fn update_profile(
     creator: CreatorId,
     change: impl FnOnce(&mut CreatorProfile) -> Result<(), ApiError>,
 ) -> Result<CreatorProfile, ApiError> {
+    let _writing = crate::routes::rest::creator_write_lock().await;
     let stored =
         state.store.creator(creator).await.map_err(ApiError::internal)?.ok_or_else(|| crate::auth::no_creator(slug))?;
     let mut profile = stored.profile.clone();
@@ -27,9 +28,7 @@ pub async fn update_profile(
     if profile == stored.profile {
         return Ok(profile);
     }
-    // Programs given as none: their versions stay as they are.
-    state.store.put_creator(&profile, &stored.documents, &[]).await.map_err(ApiError::internal)?;
-    state.engine.reload_twin(creator).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    crate::routes::rest::creators::store_profile(state, slug, &profile, &stored).await?;
     tracing::info!(creator = %profile.slug, "creator profile changed through the API");
     Ok(profile)
 }

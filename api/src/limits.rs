@@ -85,25 +85,30 @@ impl Limits {
     }
 }
 
-/// The address a request came from (see [`Limits::client_address`]).
+/// The address a request came from: the peer, or behind a trusted proxy the forwarded client
+/// ([`Limits::client_address`]), so a load balancer's address does not carry every client's
+/// failures. `None` when the server was called without connection info (a router in a test).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
+pub struct ClientAddress(pub Option<IpAddr>);
 
-impl FromRequestParts<AppState> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(client_address(state, parts)))
+        Ok(ClientAddress(client_address(state, parts)))
     }
 }
 
-fn client_address(state: &AppState, parts: &Parts) -> IpAddr {
-    // Served without connection info (a router called directly in a test): an unspecified address.
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
-    state.limits.client_address(peer, &parts.headers)
+impl ClientAddress {
+    /// The address as stored and counted; `unknown` when the server does not know it.
+    pub fn text(&self) -> String {
+        self.0.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    }
+}
+
+fn client_address(state: &AppState, parts: &Parts) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    Some(state.limits.client_address(peer, &parts.headers))
 }
 
 /// Middleware: the per-address budget of the REST API. Health, metrics, the published documents,
@@ -114,7 +119,9 @@ pub async fn by_address(State(state): State<AppState>, request: Request, next: N
         return Ok(next.run(request).await);
     }
     let (parts, body) = request.into_parts();
-    state.limits.address(client_address(&state, &parts)).await?;
+    // Without connection info (a router called directly in a test): the unspecified address.
+    let address = client_address(&state, &parts).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    state.limits.address(address).await?;
     Ok(next.run(Request::from_parts(parts, body)).await)
 }
 

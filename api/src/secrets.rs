@@ -105,7 +105,7 @@ impl SecretSource for SecretBox {
 fn parse_key(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
     let bytes = if text.len() == KEY_LEN * 2 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect::<Option<Vec<u8>>>()?
+        hex::decode(text).ok()?
     } else {
         STANDARD.decode(text).or_else(|_| URL_SAFE_NO_PAD.decode(text)).ok()?
     };
@@ -123,8 +123,7 @@ fn data_dir_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
     let mut bytes = vec![0u8; KEY_LEN];
     rand::rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    if crate::auth::keyfiles::create_private_file(&path, &hex)
+    if crate::auth::keyfiles::create_private_file(&path, &hex::encode(&bytes))
         .with_context(|| format!("cannot write {}", path.display()))?
     {
         tracing::info!(path = %path.display(), "generated the key that seals secrets stored through the API");

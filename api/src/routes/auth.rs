@@ -5,14 +5,11 @@
 //! every outcome is audited. Unknown emails, wrong passwords and disabled accounts get one and the
 //! same 401, after the same amount of hashing work.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -23,65 +20,17 @@ use uuid::Uuid;
 
 use crate::accounts::{self, AccountRequest, Actor, CreateError, password, refresh, throttle};
 use crate::auth::{Caller, Identity, Role};
+pub use crate::limits::ClientAddress;
 use crate::problem::ApiError;
 use crate::routes::AppState;
+use crate::routes::rest::JsonBody;
 
 const GENERIC_LOGIN_FAILURE: &str = "the email or password is wrong";
 const DEFAULT_AUDIT_PAGE: u32 = 50;
 const MAX_AUDIT_PAGE: u32 = 200;
 
-/// The client's IP address (from the connection), when the server was started with it.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddress(pub Option<IpAddr>);
-
-impl FromRequestParts<AppState> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    /// The peer, or behind a trusted proxy the forwarded client (`TWIN_TRUSTED_PROXIES`), so a load
-    /// balancer's address does not carry every client's failures.
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-        Ok(ClientAddress(peer.map(|peer| state.limits.client_address(peer, &parts.headers))))
-    }
-}
-
-impl ClientAddress {
-    /// The address as stored and counted; `unknown` when the server does not know it.
-    fn text(&self) -> String {
-        self.0.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
-    }
-}
-
-/// A JSON body whose rejection is a problem+json 400 (or 413/415 as axum decides).
-pub struct Body<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(json_rejection(&rejection)),
-        }
-    }
-}
-
-fn json_rejection(rejection: &JsonRejection) -> ApiError {
-    let status = rejection.status();
-    ApiError {
-        status,
-        title: status.canonical_reason().unwrap_or("Bad Request"),
-        detail: rejection.body_text(),
-        retry_after: None,
-    }
-}
-
 fn store_error(error: impl std::fmt::Display) -> ApiError {
     ApiError::unavailable(error.to_string())
-}
-
-fn conflict(detail: impl Into<String>) -> ApiError {
-    ApiError::conflict(detail)
 }
 
 /// 429 with `Retry-After`: the login must wait.
@@ -307,7 +256,7 @@ fn issue(state: &AppState, account: &Account, now: Timestamp) -> Result<Issued, 
 pub async fn login(
     State(state): State<AppState>,
     address: ClientAddress,
-    Body(body): Body<LoginRequest>,
+    JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginResponse>, Response> {
     login_inner(&state, &address, body).await
 }
@@ -417,7 +366,7 @@ async fn login_inner(
 pub async fn refresh(
     State(state): State<AppState>,
     address: ClientAddress,
-    Body(body): Body<RefreshRequest>,
+    JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<Json<RefreshResponse>, ApiError> {
     let invalid = || ApiError::unauthorized("the refresh token is invalid");
     let now = state.clock.now();
@@ -464,7 +413,7 @@ pub async fn refresh(
 pub async fn logout(
     State(state): State<AppState>,
     address: ClientAddress,
-    Body(body): Body<RefreshRequest>,
+    JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     let now = state.clock.now();
     let hash = refresh::hash(body.refresh_token.trim());
@@ -520,7 +469,7 @@ fn create_error(error: CreateError) -> ApiError {
         CreateError::InvalidEmail(_) | CreateError::Password(_) | CreateError::UnknownCreator(_) => {
             ApiError::bad_request(error.to_string())
         }
-        CreateError::EmailTaken => conflict(error.to_string()),
+        CreateError::EmailTaken => ApiError::conflict(error.to_string()),
         CreateError::Failed(cause) => store_error(cause),
     }
 }
@@ -554,7 +503,7 @@ pub async fn create_agent(
     caller: Caller,
     address: ClientAddress,
     Path(slug): Path<String>,
-    Body(body): Body<NewAgentRequest>,
+    JsonBody(body): JsonBody<NewAgentRequest>,
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
     managed_creator(&caller, &slug)?;
     // `scope` has parsed the slug already.
@@ -673,7 +622,7 @@ pub async fn create_account(
     State(state): State<AppState>,
     caller: Caller,
     address: ClientAddress,
-    Body(body): Body<NewAccountRequest>,
+    JsonBody(body): JsonBody<NewAccountRequest>,
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
     caller.require(&[Role::Admin])?;
     let (role, creator) = match (body.role.as_str(), body.creator) {

@@ -15,8 +15,8 @@ use super::rest::writer;
 use crate::audit;
 use crate::auth::Caller;
 use crate::creators::update_profile;
+use crate::limits::ClientAddress;
 use crate::problem::ApiError;
-use crate::routes::auth::ClientAddress;
 
 /// The largest secret accepted (bot tokens and app secrets are well under 1 KiB).
 const MAX_SECRET_LEN: usize = 4096;

@@ -8,9 +8,8 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 /// The parts of the document no handler owns.
 #[derive(OpenApi)]
@@ -27,17 +26,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 )]
 pub struct ApiDoc;
 
-/// RFC 9457 problem details: the body of every error answer (see `crate::problem::ApiError`).
-#[derive(Serialize, ToSchema)]
-pub struct Problem {
-    /// Always `about:blank`: the status and title say what happened.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    /// What was wrong, naming the field or id; generic for server errors.
-    pub detail: String,
-}
+pub use crate::problem::Problem;
 
 /// `bearer`: `Authorization: Bearer <JWT>`; `queryToken`: `?token=<JWT>`, for browsers opening the
 /// chat socket (they cannot set headers on a WebSocket).

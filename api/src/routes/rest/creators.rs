@@ -284,7 +284,7 @@ pub async fn patch(
 
 /// Stores a changed profile with the creator's documents (programs are untouched), has the running
 /// twin reload, and returns what is stored now.
-pub(super) async fn store_profile(
+pub(crate) async fn store_profile(
     state: &AppState,
     slug: &str,
     profile: &CreatorProfile,
@@ -292,36 +292,15 @@ pub(super) async fn store_profile(
 ) -> Result<StoredCreator, ApiError> {
     let creator = profile.slug.creator_id();
     state.store.put_creator(profile, &stored.documents, &[]).await.map_err(store_error)?;
-    reload(state, slug, |twin| twin.profile == *profile).await?;
+    reload(state, slug).await?;
     state.store.creator(creator).await.map_err(store_error)?.ok_or_else(|| no_creator(slug))
 }
 
-/// How long a write waits for the running twin to show it.
-const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Has the running twin re-read the creator, and waits (a bounded while) until `shows` says its
-/// snapshot has the change: the reload itself runs on the twin's actor, and a client that writes
-/// and then chats expects the twin it talks to to have the change.
-pub(super) async fn reload(
-    state: &AppState,
-    slug: &str,
-    shows: impl Fn(&twin_engine::TwinSnapshot) -> bool,
-) -> Result<(), ApiError> {
+/// Has the running twin re-read the creator; `reload_twin` answers once the new snapshot is in
+/// place, so a client that writes and then chats talks to a twin that has the change.
+pub(super) async fn reload(state: &AppState, slug: &str) -> Result<(), ApiError> {
     let creator = Slug::parse(slug).map_err(|_| no_creator(slug))?.creator_id();
-    state.engine.reload_twin(creator).await.map_err(engine_error(slug))?;
-    let deadline = tokio::time::Instant::now() + RELOAD_WAIT;
-    loop {
-        let twin = state.engine.twin(creator).await.map_err(engine_error(slug))?;
-        if shows(&twin) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            // Stored all the same; the twin catches up when its reload is done.
-            tracing::warn!(creator = %slug, "the running twin did not show a change in time");
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    state.engine.reload_twin(creator).await.map_err(engine_error(slug))
 }
 
 /// One section of a profile from its JSON, refused with the section's name in front of serde's

@@ -256,7 +256,7 @@ pub async fn put(
     state.store.put_creator(&current.profile, &current.documents, &sources).await.map_err(store_error)?;
     let after = state.store.creator(creator).await.map_err(store_error)?.ok_or_else(|| no_creator(&slug))?;
     let version = latest(&after.programs, &program_id).unwrap_or(0);
-    super::creators::reload(&state, &slug, |twin| twin.programs.version(&program_id, version).is_some()).await?;
+    super::creators::reload(&state, &slug).await?;
     let published = Published { id: program_id.to_string(), version, changed: Some(version) != before };
     Ok((StatusCode::OK, Json(published)).into_response())
 }
