@@ -87,6 +87,9 @@ pub struct Settings {
     pub log: String,
     /// Idle conversations are passivated after this long.
     pub idle_ttl: Duration,
+    /// Live events a watcher of `/v1/live` may fall behind by before it is told it lagged (and
+    /// sent a fresh snapshot). Not read from the environment; tests make it small.
+    pub live_buffer: usize,
     /// How long shutdown waits for conversations and the writer.
     pub shutdown_grace: Duration,
     /// The first delay of the login throttle (`TWIN_LOGIN_THROTTLE_BASE_MS`, default 1000); each
@@ -234,6 +237,7 @@ impl Settings {
             },
             log: s.get("log").unwrap_or_else(|| "info".to_owned()),
             idle_ttl: seconds("idle_ttl_secs", 300)?,
+            live_buffer: twin_actors::LIVE_BUFFER,
             shutdown_grace: seconds("shutdown_grace_secs", 10)?,
             login_throttle_base: match s.get("login_throttle_base_ms") {
                 None => Duration::from_secs(1),

@@ -67,7 +67,7 @@ impl Application {
         let auth = Arc::new(Authenticator::new(keys.clone(), issuers));
         let hub = Arc::new(SessionHub::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let live: Arc<LiveHub> = Arc::new(LiveHub::new());
+        let live: Arc<LiveHub> = Arc::new(LiveHub::with_buffer(settings.live_buffer));
         // The outbox is wired in two steps: conversations need its port before the engine starts,
         // and it needs the engine (to load creators' channels) once it runs.
         let outbox_port = Arc::new(LateOutbox::default());
