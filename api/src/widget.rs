@@ -68,7 +68,10 @@ mod tests {
     fn the_snippet_loads_the_script_from_the_public_url() {
         let widget = Widget {
             visitors: VisitorKey::new(&[0; 32]),
-            tickets: Tickets::with(std::sync::Arc::new(twin_cluster::LocalSingleUse::default()), Duration::from_secs(60)),
+            tickets: Tickets::with(
+                std::sync::Arc::new(twin_cluster::LocalSingleUse::default()),
+                Duration::from_secs(60),
+            ),
             public_url: "https://twin.example".to_owned(),
         };
         assert_eq!(widget.script_url(), "https://twin.example/widget.js");

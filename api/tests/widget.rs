@@ -440,7 +440,8 @@ async fn the_script_is_served_as_javascript() {
 
     let again = reqwest::Client::new().get(app.url("/widget.js")).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
-    let stale = reqwest::Client::new().get(app.url("/widget.js")).header("if-none-match", "\"old\"").send().await.unwrap();
+    let stale =
+        reqwest::Client::new().get(app.url("/widget.js")).header("if-none-match", "\"old\"").send().await.unwrap();
     assert_eq!(stale.status(), StatusCode::OK);
 }
 
@@ -520,11 +521,9 @@ fn the_widget_script_is_valid_javascript() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/web/widget.js");
     let required = std::env::var("TWIN_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
     match std::process::Command::new("node").arg("--check").arg(path).output() {
-        Ok(output) => assert!(
-            output.status.success(),
-            "node --check {path} failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
+        Ok(output) => {
+            assert!(output.status.success(), "node --check {path} failed:\n{}", String::from_utf8_lossy(&output.stderr))
+        }
         Err(error) if !required => {
             println!("skipped: `node` cannot run ({error}); set TWIN_REQUIRE_BROWSER=1 to make this a failure");
         }

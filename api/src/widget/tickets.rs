@@ -101,7 +101,8 @@ impl Tickets {
             return Ok(None);
         }
         let mut parts = text.split('.');
-        let (Some(VERSION), Some(creator), Some(secret), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(VERSION), Some(creator), Some(secret), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Ok(None);
         };
