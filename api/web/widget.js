@@ -583,7 +583,7 @@
     }
     var message = {
       seq: frame.seq,
-      text: String(frame.text || ''),
+      text: displayed(frame),
       origin: frame.origin || 'twin',
       id: frame.id || null,
       choices: Array.isArray(frame.choices) ? frame.choices : [],
@@ -600,6 +600,20 @@
     if (synced && !resuming && message.seq > contiguous + 1) {
       resume();
     }
+  }
+
+  /** A choice the user picked is stored as its value; it is shown with its label. */
+  function displayed(frame) {
+    var text = String(frame.text || '');
+    var asked = frame.origin === 'user' ? messages.get(frame.seq - 1) : null;
+    if (asked) {
+      for (var i = 0; i < asked.choices.length; i++) {
+        if (asked.choices[i].value === text && asked.choices[i].label) {
+          return asked.choices[i].label;
+        }
+      }
+    }
+    return text;
   }
 
   /** Moves `contiguous` over the messages that follow it. */
@@ -828,6 +842,9 @@
   function drawBadge() {
     badge.hidden = unread === 0;
     badge.textContent = unread > 9 ? '9+' : String(unread);
+    if (!isOpen) {
+      launcher.setAttribute('aria-label', unread ? 'Open chat (' + unread + ' new)' : 'Open chat');
+    }
   }
 
   function showError(text) {
