@@ -187,13 +187,13 @@ async fn a_ticket_opens_one_socket_only() {
 
 #[tokio::test]
 async fn a_ticket_is_refused_after_its_lifetime() {
-    let app = spawn_app_configured(Kind::Sqlite, |s| s.widget_ticket_ttl = Duration::from_millis(300)).await;
+    let app = spawn_app_configured(Kind::Sqlite, |s| s.widget_ticket_ttl = Duration::from_millis(800)).await;
     allow_origins(&app, &[SITE]).await;
     let answer = ticket(&app, json!({})).await;
     assert_eq!(answer["expires_in"], 1, "whole seconds, rounded up");
     let fresh = ticket(&app, json!({})).await;
     // Waiting out the lifetime is the point of this test (not synchronisation).
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let late = connect_ticket(&app, answer["ticket"].as_str().unwrap(), Some(SITE)).await;
     assert_eq!(late.err(), Some(http::StatusCode::UNAUTHORIZED));
     let also_late = connect_ticket(&app, fresh["ticket"].as_str().unwrap(), Some(SITE)).await;
@@ -495,7 +495,7 @@ async fn a_ticket_issued_on_one_node_is_redeemed_on_another_through_redis() {
 async fn redis_tickets_expire_and_are_single_use() {
     let app = spawn_app_configured(Kind::Sqlite, |s| {
         with_redis(s);
-        s.widget_ticket_ttl = Duration::from_millis(300);
+        s.widget_ticket_ttl = Duration::from_millis(800);
     })
     .await;
     allow_origins(&app, &[SITE]).await;
@@ -507,7 +507,7 @@ async fn redis_tickets_expire_and_are_single_use() {
         Some(http::StatusCode::UNAUTHORIZED)
     );
     // Waiting out the lifetime is the point here (Redis expires the key).
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
         connect_ticket(&app, expiring["ticket"].as_str().unwrap(), Some(SITE)).await.err(),
         Some(http::StatusCode::UNAUTHORIZED)
