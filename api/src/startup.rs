@@ -136,6 +136,7 @@ impl Application {
         let sweeper = tokio::spawn(sweep_idle(engine.clone(), settings.idle_ttl));
         let limits =
             crate::limits::Limits::connect(&settings.limits, settings.redis_url.as_ref().map(|u| u.expose())).await?;
+        let widget = Arc::new(crate::widget::Widget::from_settings(&settings, &secrets).await?);
         let audit = Arc::new(crate::gdpr::StoreAudit { store: store.clone(), clock: clock.clone() });
         let state = AppState {
             engine,
@@ -156,6 +157,7 @@ impl Application {
                 .map(|token| twin_channels::Secret::new(token.expose())),
             throttle: crate::accounts::ThrottlePolicy { base: settings.login_throttle_base },
             audit,
+            widget,
             shutdown: shutdown.subscribe(),
         };
         let background = vec![sweeper, outbox_task, inbox_task];
