@@ -69,6 +69,7 @@ const ROUTES: &[&str] = &[
     "GET /v1/creators/{slug}/conversations/{id}/messages",
     "GET /v1/creators/{slug}/nudges",
     "DELETE /v1/creators/{slug}/nudges/{id}",
+    "GET /v1/creators/{slug}/stats",
 ];
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "options", "trace"];
