@@ -275,12 +275,14 @@ impl Conversation {
         if !self.is_current(&stream) || text.is_empty() {
             return Vec::new();
         }
-        let to_user = twin.profile.replies.stream_previews && !self.drafting(twin);
-        let user = to_user.then(|| Effect::Send {
-            to: Recipient::User,
-            out: Outbound::Delta { stream: stream.clone(), text: text.clone() },
-        });
-        user.into_iter().chain([self.live(LiveEventKind::Delta { stream, text })]).collect()
+        let mut effects = Vec::with_capacity(2);
+        if twin.profile.replies.stream_previews && !self.drafting(twin) {
+            let out = Outbound::Delta { stream: stream.clone(), text: text.clone() };
+            effects.push(Effect::Send { to: Recipient::User, out });
+        }
+        // The live view streams previews too (in draft mode it is the only one that sees them).
+        effects.push(self.live(LiveEventKind::Delta { stream, text }));
+        effects
     }
 
     fn on_reply_finished(
