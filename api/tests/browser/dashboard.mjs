@@ -1,0 +1,338 @@
+// The dashboard and the widget in headless Chromium, like a creator and a visitor would use them.
+// Run by api/tests/browser.rs, which starts the server and passes, in the environment:
+//   TWIN_URL        the server (its dashboard is at /dashboard/)
+//   TWIN_SITE_URL   the creator's own site: a page on another loopback origin embedding the widget
+//   TWIN_EMAIL, TWIN_PASSWORD, TWIN_CREATOR   the creator's account
+//   TWIN_CHROMIUM   the Chromium binary (Debian's /usr/bin/chromium)
+//   TWIN_SCREENSHOTS=1   also save the main screens to docs/img/*.png
+// Exit 0 and "all browser checks passed" on success; otherwise the failing step and why.
+
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`${name} is not set (run through api/tests/browser.rs)`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const TWIN = required('TWIN_URL');
+const SITE = required('TWIN_SITE_URL');
+const EMAIL = required('TWIN_EMAIL');
+const PASSWORD = required('TWIN_PASSWORD');
+const CREATOR = required('TWIN_CREATOR');
+const CHROMIUM = required('TWIN_CHROMIUM');
+const SHOTS = process.env.TWIN_SCREENSHOTS === '1';
+const IMG = fileURLToPath(new URL('../../../docs/img/', import.meta.url));
+const TIMEOUT = 20_000;
+
+let current = 'start';
+async function step(name, fn) {
+  current = name;
+  const started = Date.now();
+  await fn();
+  console.log(`ok   ${name} (${Date.now() - started} ms)`);
+}
+
+/** Polls `fn` until it returns something truthy, or fails naming `what`. */
+async function until(what, fn, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  let last = null;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function shot(page, name) {
+  if (!SHOTS) return;
+  await mkdir(IMG, { recursive: true });
+  await page.waitForTimeout(300); // let the last frame paint (screenshots only, never a check)
+  await page.screenshot({ path: `${IMG}${name}.png` });
+  console.log(`     screenshot docs/img/${name}.png`);
+}
+
+/** The visitor on the creator's site, chatting through the embedded widget (in its shadow root). */
+function widgetVisitor(page) {
+  const texts = (origin) => page.locator(`[data-testid="twin-message"][data-origin="${origin}"] [data-testid="twin-text"]`).allTextContents();
+  return {
+    async open() {
+      await page.getByTestId('twin-button').click();
+      await page.getByTestId('twin-input').waitFor();
+    },
+    async say(text) {
+      await page.getByTestId('twin-input').fill(text);
+      await page.getByTestId('twin-send').click();
+    },
+    texts,
+  };
+}
+
+/**
+ * Until the widget is served (GET /widget.js answers 404): the visitor chats from the same site
+ * page over a raw /v1/chat socket with an end-user token (TWIN_USER_TOKEN), the page's origin
+ * checked like the widget's.
+ */
+function socketVisitor(page) {
+  return {
+    async open() {
+      const url = `${TWIN.replace(/^http/, 'ws')}/v1/chat?token=${process.env.TWIN_USER_TOKEN}`;
+      await page.evaluate((socketUrl) => new Promise((resolve, reject) => {
+        window.frames_ = [];
+        window.socket_ = new WebSocket(socketUrl);
+        window.socket_.onmessage = (event) => window.frames_.push(JSON.parse(event.data));
+        window.socket_.onopen = resolve;
+        window.socket_.onerror = () => reject(new Error('the visitor socket did not open'));
+      }), url);
+    },
+    async say(text) {
+      await page.evaluate((t) => window.socket_.send(JSON.stringify({ type: 'message', id: `v-${Math.random()}`, text: t })), text);
+    },
+    texts: (origin) => page.evaluate((o) => window.frames_.filter((f) => f.type === 'message' && f.origin === o).map((f) => f.text), origin),
+  };
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+const problems = [];
+try {
+  const creatorContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await creatorContext.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: TWIN });
+  const dash = await creatorContext.newPage();
+  dash.setDefaultTimeout(TIMEOUT);
+  dash.on('pageerror', (error) => problems.push(`dashboard page error: ${error.message}`));
+  dash.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`dashboard console error: ${message.text()}`);
+  });
+  const byId = (id) => dash.getByTestId(id);
+
+  await step('/ redirects to the dashboard, which asks to sign in', async () => {
+    await dash.goto(`${TWIN}/`);
+    check(new URL(dash.url()).pathname === '/dashboard/', `landed on ${dash.url()}`);
+    await byId('signin').waitFor();
+    await byId('signin-email').fill(EMAIL);
+    await shot(dash, 'signin');
+  });
+
+  await step('a wrong password is refused with the server\'s words', async () => {
+    await byId('signin-password').fill('not the password at all');
+    await byId('signin-submit').click();
+    await until('the sign-in error', async () => (await byId('signin-error').textContent()).includes('wrong'));
+  });
+
+  await step('the creator signs in and the live view connects', async () => {
+    await byId('signin-password').fill(PASSWORD);
+    await byId('signin-submit').click();
+    await byId('nav-live').waitFor();
+    check((await byId('creator-name').textContent()).includes(`@${CREATOR}`), 'the header names the creator');
+    await until('the live socket', async () => (await byId('live-status').getAttribute('data-state')) === 'open');
+    await byId('live-empty').waitFor();
+  });
+
+  await step('embed: the snippet is shown and copied, and an origin is allowed', async () => {
+    await byId('nav-embed').click();
+    const snippet = await until('the snippet', async () => {
+      const text = await byId('embed-snippet').textContent();
+      return text.includes('widget.js') ? text : null;
+    });
+    check(snippet.includes(`data-creator="${CREATOR}"`), `the snippet names the creator: ${snippet}`);
+    check(snippet.includes(TWIN), `the snippet loads the widget from this server: ${snippet}`);
+    await byId('embed-copy').click();
+    await until('"Copied."', async () => (await byId('embed-copied').textContent()) === 'Copied.');
+    check((await dash.evaluate(() => navigator.clipboard.readText())) === snippet, 'the clipboard holds the snippet');
+    await until('the site among the allowed origins', async () => (await byId('embed-origins').textContent()).includes(SITE));
+    // The dashboard's own preview chat opens a socket from this origin (see docs/DASHBOARD.md).
+    await byId('origin-input').fill(TWIN);
+    await byId('origin-add').click();
+    await until('the dashboard origin allowed', async () => (await byId('embed-origins').textContent()).includes(TWIN));
+    await shot(dash, 'embed');
+    await byId('nav-live').click();
+  });
+
+  // The visitor: another browser context (no shared storage) on the creator's site.
+  const visitorContext = await browser.newContext({ viewport: { width: 420, height: 720 } });
+  const sitePage = await visitorContext.newPage();
+  sitePage.setDefaultTimeout(TIMEOUT);
+  sitePage.on('pageerror', (error) => problems.push(`site page error: ${error.message}`));
+  await sitePage.goto(SITE);
+  const widgetServed = (await fetch(`${TWIN}/widget.js`)).ok;
+  const visitor = widgetServed ? widgetVisitor(sitePage) : socketVisitor(sitePage);
+  console.log(`     the visitor uses ${widgetServed ? 'the widget' : 'a raw chat socket (no widget served yet)'}`);
+  const first = 'Hi Maya, how do I protect my mornings?';
+  let row;
+  let twinReplies = 0;
+
+  await step('a visitor writes through the widget and the message arrives live', async () => {
+    await visitor.open();
+    await visitor.say(first);
+    row = byId('conversation-row').filter({ hasText: first });
+    await row.waitFor();
+    await until('the twin\'s answer in the widget', async () => (await visitor.texts('twin')).length > 0);
+    twinReplies = (await visitor.texts('twin')).length;
+    await until('the answer in the live list', async () => (await row.getByTestId('row-last-text').textContent()).startsWith('twin:'));
+  });
+
+  await step('the conversation view shows the transcript', async () => {
+    await row.click();
+    await byId('conversation').waitFor();
+    await byId('transcript').getByTestId('message').filter({ hasText: first }).waitFor();
+    await byId('transcript').locator('[data-testid="message"][data-origin="twin"]').first().waitFor();
+    check((await byId('control-state').getAttribute('data-held')) === 'no', 'the twin holds the conversation');
+  });
+
+  const human = 'Hi, it\'s Maya herself. Start with one protected hour tomorrow.';
+  await step('typing takes over; the human message reaches the widget', async () => {
+    await byId('composer').pressSequentially('Hi, it', { delay: 15 });
+    await until('the takeover', async () => (await byId('control-state').getAttribute('data-held')) === 'yes');
+    await byId('composer').fill(human);
+    await byId('send').click();
+    await byId('transcript').locator('[data-testid="message"][data-origin="human"]').filter({ hasText: human }).waitFor();
+    await until('the human message in the widget', async () => (await visitor.texts('human')).includes(human));
+    check((await byId('composer').inputValue()) === '', 'the composer is emptied after sending');
+    await shot(dash, 'conversation');
+  });
+
+  await step('while held, the twin stays silent', async () => {
+    const held = 'Thanks! Should I turn my phone off?';
+    await visitor.say(held);
+    await byId('transcript').getByTestId('message').filter({ hasText: held }).waitFor();
+    // A negative check needs a window: a reply would have started streaming well within it.
+    await dash.waitForTimeout(1500);
+    check((await visitor.texts('twin')).length === twinReplies, 'no twin reply while a human holds the conversation');
+    check(await byId('provisional').count() === 0, 'no reply streaming while held');
+  });
+
+  await step('release: the twin answers the next message', async () => {
+    await byId('release').click();
+    await until('the release', async () => (await byId('control-state').getAttribute('data-held')) === 'no');
+    await visitor.say('And what about evenings?');
+    await until('a new twin reply in the widget', async () => (await visitor.texts('twin')).length > twinReplies);
+    twinReplies = (await visitor.texts('twin')).length;
+    await until('the reply in the transcript', async () =>
+      (await byId('transcript').locator('[data-testid="message"][data-origin="twin"]').count()) >= 2);
+  });
+
+  await step('draft mode: a proposed reply waits, approved it is sent', async () => {
+    await byId('drafts-toggle').check();
+    await until('draft mode on', async () => byId('drafts-toggle').isChecked());
+    await visitor.say('Should I start with ten minutes?');
+    const proposed = await until('the draft', async () => {
+      const text = await byId('draft-text').textContent({ timeout: 500 });
+      return text?.trim() ? text : null;
+    });
+    check((await visitor.texts('twin')).length === twinReplies, 'the draft is not sent before approval');
+    await byId('draft-approve').click();
+    await until('the approved reply in the widget', async () => (await visitor.texts('twin')).includes(proposed));
+    twinReplies = (await visitor.texts('twin')).length;
+    await until('the draft card gone', async () => (await byId('draft').count()) === 0);
+  });
+
+  await step('draft mode: an edited draft is sent as edited, the live list shows the badge', async () => {
+    await visitor.say('And on weekends?');
+    await byId('draft-text').waitFor();
+    await byId('nav-live').click();
+    await row.getByTestId('badge-draft').waitFor();
+    await shot(dash, 'live');
+    await row.click();
+    await byId('draft-edit').click();
+    const edited = 'Weekends count too: keep it to one calm block.';
+    await byId('draft-editor').fill(edited);
+    await byId('draft-send-edit').click();
+    await until('the edited reply in the widget', async () => (await visitor.texts('twin')).includes(edited));
+    twinReplies = (await visitor.texts('twin')).length;
+  });
+
+  await step('draft mode: a rejected draft is not sent', async () => {
+    await visitor.say('ok');
+    await byId('draft-text').waitFor();
+    await byId('draft-reject').click();
+    await until('the draft card gone', async () => (await byId('draft').count()) === 0);
+    check((await visitor.texts('twin')).length === twinReplies, 'nothing was sent');
+    await byId('drafts-toggle').uncheck();
+    await until('draft mode off', async () => !(await byId('drafts-toggle').isChecked()));
+  });
+
+  await step('test my twin: a preview walks through a program, fast-forwarded', async () => {
+    await byId('nav-test').click();
+    await byId('preview-program').selectOption('focus-reset');
+    await byId('preview-start').click();
+    const messages = (origin) => dash.locator(`[data-testid="preview-message"][data-origin="${origin}"]`);
+    await messages('program').filter({ hasText: 'what should I call you' }).waitFor();
+    await until('the preview socket', async () => (await byId('preview-status').getAttribute('data-state')) === 'open');
+    await byId('preview-input').fill('Sam');
+    await byId('preview-send').click();
+    await byId('preview-choice').filter({ hasText: 'Calmer mornings' }).click();
+    await messages('program').filter({ hasText: 'how many hours' }).waitFor();
+    await byId('preview-input').fill('2');
+    await byId('preview-send').click();
+    await messages('program').filter({ hasText: 'time zone' }).waitFor();
+    await byId('preview-input').fill('Europe/Berlin');
+    await byId('preview-send').click();
+    await messages('program').filter({ hasText: 'protect your first hour' }).waitFor();
+    await until('the step in the side panel', async () => (await byId('preview-step').textContent()) === 'morning_task');
+    await byId('preview-next-timer').waitFor();
+    await byId('fast-forward').click();
+    await until('the fast-forward result', async () => (await byId('fast-forward-result').textContent()).startsWith('Fired'));
+    await dash.locator('[data-testid="preview-message"]').filter({ hasText: 'How did your first hour go' }).waitFor();
+    await byId('preview-input').fill('It went well, I read for twenty minutes.');
+    await byId('preview-send').click();
+    await until('the twin answers in the preview', async () => (await messages('twin').count()) > 0);
+    await shot(dash, 'test');
+  });
+
+  await step('stats: the counts are drawn as charts', async () => {
+    await byId('nav-stats').click();
+    await byId('svg-messages').waitFor();
+    const bars = await byId('svg-messages').locator('rect.bar').count();
+    check(bars === 28, `14 days × in/out bars, got ${bars}`);
+    const today = await byId('svg-messages').locator('rect.bar').evaluateAll((rects) => rects.slice(-2).map((r) => Number(r.dataset.value)));
+    check(today[0] >= 6 && today[1] >= 4, `today's messages in and out: ${today}`);
+    check((await byId('svg-latency').locator('circle').count()) >= 1, 'a latency point for today');
+    await byId('svg-nudges').waitFor();
+    await byId('svg-active').waitFor();
+    check((await byId('kpi-day').textContent()).endsWith('1'), 'one active user today (the preview does not count)');
+    await shot(dash, 'stats');
+  });
+
+  await step('a reload keeps the session; a spent refresh token returns to sign-in', async () => {
+    await dash.reload();
+    await byId('nav-live').waitFor();
+    await dash.evaluate(() => sessionStorage.setItem('twin.refresh', 'spent'));
+    await dash.reload();
+    await byId('signin').waitFor();
+  });
+
+  await step('sign out ends the session', async () => {
+    await byId('signin-email').fill(EMAIL);
+    await byId('signin-password').fill(PASSWORD);
+    await byId('signin-submit').click();
+    await byId('signout').click();
+    await byId('signin').waitFor();
+    await dash.reload();
+    await byId('signin').waitFor();
+  });
+
+  // A refused refresh is expected above (the spent token); nothing else may have failed.
+  const unexpected = problems.filter((p) => !p.includes('401'));
+  check(unexpected.length === 0, `errors in the pages:\n${unexpected.join('\n')}`);
+  console.log('all browser checks passed');
+} catch (error) {
+  console.error(`FAILED at "${current}": ${error.stack ?? error}`);
+  if (problems.length) console.error(`page errors:\n${problems.join('\n')}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
