@@ -85,10 +85,14 @@ async fn a_creator_watches_takes_over_and_tests_their_twin_in_a_real_browser() {
     // The site's origin must be among the creator's allowed origins before the server starts.
     let site = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let site_url = format!("http://{}", site.local_addr().unwrap());
-    // The demo creator in free chat (so the twin answers every message), its programs kept for
-    // the preview's program picker.
+    // The demo creator in free chat (so the twin answers every message), its program kept for
+    // the preview's program picker but no longer started by a first message.
     let mut demo = twin_api::bundle::demo();
     demo.profile.default_program = None;
+    for program in &mut demo.programs {
+        program.source = program.source.replace("first_contact: true", "first_contact: false");
+    }
+    assert!(demo.programs.iter().any(|p| p.source.contains("first_contact: false")), "the demo program changed");
     demo.profile.allowed_origins = vec![site_url.clone()];
     let app = spawn_app_with(Kind::Sqlite, &[demo]).await;
     let twin_url = app.url("");
@@ -126,4 +130,60 @@ async fn a_creator_watches_takes_over_and_tests_their_twin_in_a_real_browser() {
     println!("{stdout}");
     assert!(output.status.success(), "the browser driver failed ({}):\n{stdout}\n{stderr}", output.status);
     assert!(stdout.contains("all browser checks passed"), "the driver stopped early:\n{stdout}\n{stderr}");
+}
+
+/// The dashboard's files come from the binary, each with its type and an ETag, revalidated with a
+/// bodiless 304; `/` leads to it; paths outside its fixed file table are 404 problems.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_served_from_the_binary_with_types_and_etags() {
+    use reqwest::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
+    let app = support::spawn_app(Kind::Sqlite).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let get = |path: &str| client.get(app.url(path)).send();
+
+    for path in ["/", "/dashboard"] {
+        let answer = get(path).await.unwrap();
+        assert_eq!(answer.status(), 303, "{path}");
+        assert_eq!(answer.headers()[LOCATION], "/dashboard/", "{path}");
+    }
+
+    let index = get("/dashboard/").await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert_eq!(index.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+    let policy = index.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(index.headers()["cache-control"], "no-cache");
+    assert!(index.text().await.unwrap().contains(r#"<script type="module" src="app.js"></script>"#));
+
+    for (file, kind) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("conversation.js", "text/javascript; charset=utf-8"),
+        ("app.css", "text/css; charset=utf-8"),
+        ("icon.svg", "image/svg+xml"),
+    ] {
+        let answer = get(&format!("/dashboard/{file}")).await.unwrap();
+        assert_eq!(answer.status(), 200, "{file}");
+        assert_eq!(answer.headers()[CONTENT_TYPE], kind, "{file}");
+        assert_eq!(answer.headers()["x-content-type-options"], "nosniff", "{file}");
+        let etag = answer.headers()[ETAG].clone();
+        let bytes = answer.bytes().await.unwrap();
+        let on_disk = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dashboard").join(file)).unwrap();
+        assert_eq!(bytes.as_ref(), on_disk.as_slice(), "{file} is served as written");
+
+        let revalidated = client.get(app.url(&format!("/dashboard/{file}"))).header(IF_NONE_MATCH, &etag).send();
+        let revalidated = revalidated.await.unwrap();
+        assert_eq!(revalidated.status(), 304, "{file}");
+        assert_eq!(revalidated.headers()[ETAG], etag);
+        assert!(revalidated.bytes().await.unwrap().is_empty());
+        let stale = client.get(app.url(&format!("/dashboard/{file}"))).header(IF_NONE_MATCH, "\"old\"").send();
+        assert_eq!(stale.await.unwrap().status(), 200, "{file} with a stale tag");
+    }
+
+    for path in ["/dashboard/missing.js", "/dashboard/%2e%2e/Cargo.toml", "/dashboard/..%2fCargo.toml", "/dashboard/sub/app.js"] {
+        let answer = get(path).await.unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+        assert_eq!(answer.headers()[CONTENT_TYPE], "application/problem+json", "{path}");
+    }
+    let post = client.post(app.url("/dashboard/app.js")).send().await.unwrap();
+    assert_eq!(post.status(), 405);
 }

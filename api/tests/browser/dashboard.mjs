@@ -142,26 +142,6 @@ try {
     await byId('live-empty').waitFor();
   });
 
-  await step('embed: the snippet is shown and copied, and an origin is allowed', async () => {
-    await byId('nav-embed').click();
-    const snippet = await until('the snippet', async () => {
-      const text = await byId('embed-snippet').textContent();
-      return text.includes('widget.js') ? text : null;
-    });
-    check(snippet.includes(`data-creator="${CREATOR}"`), `the snippet names the creator: ${snippet}`);
-    check(snippet.includes(TWIN), `the snippet loads the widget from this server: ${snippet}`);
-    await byId('embed-copy').click();
-    await until('"Copied."', async () => (await byId('embed-copied').textContent()) === 'Copied.');
-    check((await dash.evaluate(() => navigator.clipboard.readText())) === snippet, 'the clipboard holds the snippet');
-    await until('the site among the allowed origins', async () => (await byId('embed-origins').textContent()).includes(SITE));
-    // The dashboard's own preview chat opens a socket from this origin (see docs/DASHBOARD.md).
-    await byId('origin-input').fill(TWIN);
-    await byId('origin-add').click();
-    await until('the dashboard origin allowed', async () => (await byId('embed-origins').textContent()).includes(TWIN));
-    await shot(dash, 'embed');
-    await byId('nav-live').click();
-  });
-
   // The visitor: another browser context (no shared storage) on the creator's site.
   const visitorContext = await browser.newContext({ viewport: { width: 420, height: 720 } });
   const sitePage = await visitorContext.newPage();
@@ -178,8 +158,10 @@ try {
   await step('a visitor writes through the widget and the message arrives live', async () => {
     await visitor.open();
     await visitor.say(first);
-    row = byId('conversation-row').filter({ hasText: first });
-    await row.waitFor();
+    // The list was empty: the first row is the visitor's (its user id is the widget's to choose).
+    await byId('conversation-row').first().waitFor();
+    const id = await byId('conversation-row').first().getAttribute('data-id');
+    row = dash.locator(`[data-testid="conversation-row"][data-id="${id}"]`);
     await until('the twin\'s answer in the widget', async () => (await visitor.texts('twin')).length > 0);
     twinReplies = (await visitor.texts('twin')).length;
     await until('the answer in the live list', async () => (await row.getByTestId('row-last-text').textContent()).startsWith('twin:'));
@@ -263,6 +245,26 @@ try {
     check((await visitor.texts('twin')).length === twinReplies, 'nothing was sent');
     await byId('drafts-toggle').uncheck();
     await until('draft mode off', async () => !(await byId('drafts-toggle').isChecked()));
+  });
+
+  await step('embed: the snippet is shown and copied, and an origin is allowed', async () => {
+    await byId('nav-embed').click();
+    const snippet = await until('the snippet', async () => {
+      const text = await byId('embed-snippet').textContent();
+      return text.includes('widget.js') ? text : null;
+    });
+    check(snippet.includes(`data-creator="${CREATOR}"`), `the snippet names the creator: ${snippet}`);
+    check(snippet.includes(TWIN), `the snippet loads the widget from this server: ${snippet}`);
+    await byId('embed-copy').click();
+    await until('"Copied."', async () => (await byId('embed-copied').textContent()) === 'Copied.');
+    check((await dash.evaluate(() => navigator.clipboard.readText())) === snippet, 'the clipboard holds the snippet');
+    await until('the site among the allowed origins', async () => (await byId('embed-origins').textContent()).includes(SITE));
+    // The dashboard's own preview chat opens a socket from this origin (see docs/DASHBOARD.md).
+    await byId('origin-input').fill(TWIN);
+    await byId('origin-add').click();
+    await until('the dashboard origin allowed', async () => (await byId('embed-origins').textContent()).includes(TWIN));
+    await shot(dash, 'embed');
+    await byId('nav-live').click();
   });
 
   await step('test my twin: a preview walks through a program, fast-forwarded', async () => {

@@ -33,11 +33,11 @@ function yAxis(svg, max, height, format) {
   }
 }
 
-/** Day labels under the plot, at most about eight of them. */
+/** Day labels under the plot, at most about eight of them, always the last (today). */
 function xLabels(svg, labels, x, height) {
   const every = Math.max(1, Math.ceil(labels.length / 8));
   labels.forEach((label, i) => {
-    if (i % every !== 0 && i !== labels.length - 1) return;
+    if ((labels.length - 1 - i) % every !== 0) return;
     svg.append(s('text', { x: x(i), y: height - 8, class: 'tick', 'text-anchor': 'middle' }, label));
   });
 }
@@ -74,8 +74,9 @@ export function lineChart({ points, series, label, format = count, height = 220,
   const max = niceMax(Math.max(0, ...points.flatMap((p) => p.values.filter((v) => v !== null))));
   yAxis(svg, max, height, format);
   const plot = height - TOP - BOTTOM;
-  const step = (W - LEFT - RIGHT) / Math.max(1, points.length - 1);
-  const x = (i) => (points.length === 1 ? LEFT + (W - LEFT - RIGHT) / 2 : LEFT + i * step);
+  // Each day in the middle of its slot, as in the bar chart: the first and last labels fit.
+  const slot = (W - LEFT - RIGHT) / Math.max(1, points.length);
+  const x = (i) => LEFT + (i + 0.5) * slot;
   const y = (v) => TOP + plot * (1 - v / max);
   series.forEach((line, j) => {
     let run = [];
