@@ -20,6 +20,7 @@ use twin_engine::ports::{Clock, SystemClock};
 use twin_store::AccountRole;
 
 const EMAIL: &str = "maya@example.com";
+const ADMIN: &str = "ops@example.com";
 const PASSWORD: &str = "correct horse battery staple";
 /// The whole browser scenario; generous for a cold Chromium on a busy 2-core machine.
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -107,6 +108,8 @@ async fn a_creator_watches_takes_over_and_tests_their_twin_in_a_real_browser() {
     };
     let actor = Actor { name: "cli".to_owned(), client_address: None };
     twin_api::accounts::create(&app.db.store, request, &actor, SystemClock.now()).await.unwrap();
+    let admin = AccountRequest { email: ADMIN.to_owned(), password: PASSWORD.to_owned(), role: AccountRole::Admin, creator: None };
+    twin_api::accounts::create(&app.db.store, admin, &actor, SystemClock.now()).await.unwrap();
 
     let mut driver = tokio::process::Command::new(&tools.node);
     driver
@@ -115,6 +118,7 @@ async fn a_creator_watches_takes_over_and_tests_their_twin_in_a_real_browser() {
         .env("TWIN_SITE_URL", &site_url)
         .env("TWIN_EMAIL", EMAIL)
         .env("TWIN_PASSWORD", PASSWORD)
+        .env("TWIN_ADMIN_EMAIL", ADMIN)
         .env("TWIN_CREATOR", "demo")
         .env("TWIN_CHROMIUM", &tools.chromium)
         // Only while the widget is not served: the site page then chats over a raw socket.

@@ -3,6 +3,7 @@
 //   TWIN_URL        the server (its dashboard is at /dashboard/)
 //   TWIN_SITE_URL   the creator's own site: a page on another loopback origin embedding the widget
 //   TWIN_EMAIL, TWIN_PASSWORD, TWIN_CREATOR   the creator's account
+//   TWIN_ADMIN_EMAIL   an admin account (same password), who picks the creator to watch
 //   TWIN_CHROMIUM   the Chromium binary (Debian's /usr/bin/chromium)
 //   TWIN_SCREENSHOTS=1   also save the main screens to docs/img/*.png
 // Exit 0 and "all browser checks passed" on success; otherwise the failing step and why.
@@ -25,6 +26,7 @@ const SITE = required('TWIN_SITE_URL');
 const EMAIL = required('TWIN_EMAIL');
 const PASSWORD = required('TWIN_PASSWORD');
 const CREATOR = required('TWIN_CREATOR');
+const ADMIN_EMAIL = required('TWIN_ADMIN_EMAIL');
 const CHROMIUM = required('TWIN_CHROMIUM');
 const SHOTS = process.env.TWIN_SCREENSHOTS === '1';
 const IMG = fileURLToPath(new URL('../../../docs/img/', import.meta.url));
@@ -325,6 +327,17 @@ try {
     await byId('signin').waitFor();
     await dash.reload();
     await byId('signin').waitFor();
+  });
+
+  await step('an admin picks the creator to watch', async () => {
+    await byId('signin-email').fill(ADMIN_EMAIL);
+    await byId('signin-password').fill(PASSWORD);
+    await byId('signin-submit').click();
+    await dash.locator(`[data-testid="pick-creator"][data-slug="${CREATOR}"]`).click();
+    await until('the creator\'s dashboard', async () => (await byId('creator-name').textContent()).includes(`@${CREATOR}`));
+    await byId('conversation-row').first().waitFor();
+    await byId('switch-creator').click();
+    await byId('creator-picker').waitFor();
   });
 
   // A refused refresh is expected above (the spent token); nothing else may have failed.
