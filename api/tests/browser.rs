@@ -108,7 +108,12 @@ async fn a_creator_watches_takes_over_and_tests_their_twin_in_a_real_browser() {
     };
     let actor = Actor { name: "cli".to_owned(), client_address: None };
     twin_api::accounts::create(&app.db.store, request, &actor, SystemClock.now()).await.unwrap();
-    let admin = AccountRequest { email: ADMIN.to_owned(), password: PASSWORD.to_owned(), role: AccountRole::Admin, creator: None };
+    let admin = AccountRequest {
+        email: ADMIN.to_owned(),
+        password: PASSWORD.to_owned(),
+        role: AccountRole::Admin,
+        creator: None,
+    };
     twin_api::accounts::create(&app.db.store, admin, &actor, SystemClock.now()).await.unwrap();
 
     let mut driver = tokio::process::Command::new(&tools.node);
@@ -183,7 +188,9 @@ async fn the_dashboard_is_served_from_the_binary_with_types_and_etags() {
         assert_eq!(stale.await.unwrap().status(), 200, "{file} with a stale tag");
     }
 
-    for path in ["/dashboard/missing.js", "/dashboard/%2e%2e/Cargo.toml", "/dashboard/..%2fCargo.toml", "/dashboard/sub/app.js"] {
+    for path in
+        ["/dashboard/missing.js", "/dashboard/%2e%2e/Cargo.toml", "/dashboard/..%2fCargo.toml", "/dashboard/sub/app.js"]
+    {
         let answer = get(path).await.unwrap();
         assert_eq!(answer.status(), 404, "{path}");
         assert_eq!(answer.headers()[CONTENT_TYPE], "application/problem+json", "{path}");

@@ -138,6 +138,18 @@ export function conversationView(ctx, id) {
     nudgeTimer = setTimeout(loadNudges, 200);
   }
 
+  /** The page before the oldest message shown. */
+  async function loadEarlier() {
+    const oldest = Math.min(...messages.keys());
+    const after = Math.max(0, oldest - 1 - PAGE);
+    const page = await api('GET', `${base}/messages?after=${after}&limit=${oldest - 1 - after}`).catch((e) => { ctx.toast(e); return null; });
+    if (!page || disposed) return;
+    const height = transcript.scrollHeight;
+    for (const m of page.items) addMessage(m);
+    renderTranscript();
+    transcript.scrollTop += transcript.scrollHeight - height; // stay on what was being read
+  }
+
   function addMessage(m) {
     messages.set(m.seq, m);
     if (m.stream) provisional.delete(m.stream);
@@ -208,6 +220,9 @@ export function conversationView(ctx, id) {
         h('div', { class: 'meta' }, 'Twin · writing…'), h('div', { class: 'text' }, text || '…')));
     }
     if (!items.length) items.push(h('p', { class: 'muted center-text' }, 'No messages yet.'));
+    if (messages.size && Math.min(...messages.keys()) > 1) {
+      items.unshift(h('button', { class: 'link earlier', testid: 'load-earlier', onclick: loadEarlier }, 'Show earlier messages'));
+    }
     fill(transcript, items);
     if (nearBottom) transcript.scrollTop = transcript.scrollHeight;
   }
