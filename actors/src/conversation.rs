@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::AbortHandle;
+use twin_engine::conversation::Answer;
+use twin_engine::ports::LiveEvent;
 use twin_engine::ports::{ErrorCode, LiveEventKind, Outbound, Recipient};
 use twin_engine::{ClientMsgId, Conversation, Effect, Event, Seq, StreamId, Timestamp};
 
@@ -19,6 +21,9 @@ use crate::metrics as m;
 
 pub enum ConversationMsg {
     Event(Event),
+    /// A human's command (takeover, a human message, a draft decision): answered once its effects
+    /// are durable; the port is dropped unanswered when the commit fails.
+    Command(Event, RpcReplyPort<Answer>),
     /// Passivate if idle past the TTL (sent by the engine's sweep).
     IdleCheck,
     /// Second half of the passivation hand-over; everything routed before it has been handled.
@@ -59,6 +64,8 @@ pub struct ConversationState {
     stopping: bool,
     /// Commits failed in a row; the back-off before reloading grows with it.
     failed_commits: u32,
+    /// Who waits for the outcome of the command being handled.
+    answer: Option<RpcReplyPort<Answer>>,
 }
 
 pub(crate) struct ConversationActor;
@@ -85,6 +92,7 @@ impl Actor for ConversationActor {
             poisoned: HashSet::new(),
             stopping: false,
             failed_commits: 0,
+            answer: None,
         })
     }
 
@@ -110,6 +118,14 @@ impl Actor for ConversationActor {
             ConversationMsg::Event(event) => {
                 state.last_activity = state.engine.ports.clock.now();
                 Box::pin(state.guarded(&myself, Some(event))).await;
+            }
+            ConversationMsg::Command(event, answer) => {
+                state.last_activity = state.engine.ports.clock.now();
+                state.answer = Some(answer);
+                Box::pin(state.guarded(&myself, Some(event))).await;
+                // Not answered (the commit failed, or the state could not be loaded): dropping the
+                // port tells the caller so.
+                state.answer = None;
             }
             ConversationMsg::Recover => Box::pin(state.guarded(&myself, None)).await,
             ConversationMsg::IdleCheck => {
@@ -164,6 +180,11 @@ impl Actor for ConversationActor {
             metrics::counter!(m::CONVERSATION_PASSIVATIONS).increment(1);
             let engine = state.engine.clone();
             let key = state.key.clone();
+            engine.ports.live.publish(LiveEvent {
+                creator: key.creator,
+                conversation: key.id(),
+                kind: LiveEventKind::ConversationIdle,
+            });
             if engine.registry.finish_stop(key.id(), myself.get_id()) {
                 if engine.is_closed() {
                     let error = EngineError::Unavailable("the server is shutting down".to_owned());
@@ -338,6 +359,11 @@ impl ConversationState {
                     self.engine.ports.live.publish(event)
                 }
                 Effect::Schedule(rows) => self.engine.scheduled(rows),
+                Effect::Answer(answer) => {
+                    if let Some(port) = self.answer.take() {
+                        let _ = port.send(answer);
+                    }
+                }
             }
         }
     }
@@ -374,5 +400,11 @@ fn label(event: &Event) -> String {
         Event::Reachability { address, reachable } => format!("reachability of {address}: {reachable}"),
         Event::Linked { address } => format!("linked {address}"),
         Event::LinkRefused { address } => format!("link refused on {address}"),
+        Event::TakeOver { .. } => "take over".to_owned(),
+        Event::Release { .. } => "release".to_owned(),
+        Event::HumanMessage { text, .. } => format!("human message ({} bytes)", text.len()),
+        Event::SetDrafts { drafts } => format!("drafts {drafts:?}"),
+        Event::ResolveDraft { stream, .. } => format!("resolve draft {stream}"),
+        Event::FastForward => "fast forward".to_owned(),
     }
 }

@@ -9,6 +9,7 @@ use dashmap::DashMap;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorRef};
 use tokio::sync::watch;
+use twin_engine::conversation::Answer;
 use twin_engine::ports::Recipient;
 use twin_engine::ports::{
     Clock, ConversationStore, CreatorStore, Delivery, ErrorCode, LivePublisher, Llm, NudgeStore, Outbound, Outbox,
@@ -219,6 +220,19 @@ impl EngineHandle {
     /// The one routing function: hands an event to the conversation's actor, starting it if needed.
     pub async fn route(&self, key: &ConversationKey, event: Event) -> Result<(), EngineError> {
         self.engine.route(key, ConversationMsg::Event(event)).await
+    }
+
+    /// Hands a human's command to the conversation and waits until its outcome is durable (a
+    /// takeover, a human message, a draft decision; see `twin_engine::conversation::control`).
+    pub async fn command(&self, key: &ConversationKey, event: Event) -> Result<Answer, EngineError> {
+        let (port, answer) = tokio::sync::oneshot::channel();
+        self.engine.route(key, ConversationMsg::Command(event, port.into())).await?;
+        let wait = self.engine.config.commit_timeout + self.engine.config.commit_timeout;
+        match tokio::time::timeout(wait, answer).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err(EngineError::Unavailable("the change could not be saved; try again".to_owned())),
+            Err(_) => Err(EngineError::Unavailable("the conversation did not answer in time; try again".to_owned())),
+        }
     }
 
     /// Enrols the user in the latest version of a program (an explicit call rather than a trigger).

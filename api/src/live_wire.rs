@@ -50,6 +50,18 @@ fn kind(kind: &LiveEventKind) -> Value {
             json!({"kind": "reachability", "channel": address.kind, "reachable": reachable})
         }
         LiveEventKind::ChannelLinked { address } => json!({"kind": "channel_linked", "channel": address.kind}),
+        LiveEventKind::Delta { stream, text } => json!({"kind": "delta", "stream": stream, "text": text}),
+        LiveEventKind::TakenOver { by, at } => json!({"kind": "taken_over", "by": by, "at": at}),
+        LiveEventKind::Released { by } => json!({"kind": "released", "by": by}),
+        LiveEventKind::DraftProposed { stream, text, consistency } => {
+            json!({"kind": "draft_proposed", "stream": stream, "text": text, "consistency": consistency})
+        }
+        LiveEventKind::DraftResolved { stream, outcome, by } => {
+            json!({"kind": "draft_resolved", "stream": stream, "outcome": outcome, "by": by})
+        }
+        LiveEventKind::DraftsMode { drafts } => json!({"kind": "drafts_mode", "drafts": drafts}),
+        LiveEventKind::ConversationStarted => json!({"kind": "conversation_started"}),
+        LiveEventKind::ConversationIdle => json!({"kind": "conversation_idle"}),
     }
 }
 

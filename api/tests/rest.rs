@@ -67,6 +67,13 @@ const ROUTES: &[&str] = &[
     "GET /v1/creators/{slug}/conversations",
     "GET /v1/creators/{slug}/conversations/{id}",
     "GET /v1/creators/{slug}/conversations/{id}/messages",
+    "POST /v1/creators/{slug}/conversations/{id}/messages",
+    "POST /v1/creators/{slug}/conversations/{id}/takeover",
+    "POST /v1/creators/{slug}/conversations/{id}/release",
+    "PUT /v1/creators/{slug}/conversations/{id}/drafts",
+    "POST /v1/creators/{slug}/conversations/{id}/draft",
+    "POST /v1/creators/{slug}/preview",
+    "POST /v1/creators/{slug}/preview/fast-forward",
     "GET /v1/creators/{slug}/nudges",
     "DELETE /v1/creators/{slug}/nudges/{id}",
 ];

@@ -8,6 +8,7 @@
 mod batch;
 mod client_ids;
 mod coaching;
+mod control;
 mod effect;
 mod event;
 mod state;
@@ -16,9 +17,9 @@ mod tests;
 
 use std::collections::VecDeque;
 
-pub use effect::Effect;
-pub use event::Event;
-pub use state::{AudienceState, ConversationState, NudgeKind, PendingNudge, Variables};
+pub use effect::{Answer, Effect};
+pub use event::{DraftAction, Event};
+pub use state::{AudienceState, Control, ConversationState, Draft, NudgeKind, PendingNudge, Variables};
 
 use crate::channel::{Arrival, ChannelAddress, OutboxBody, OutboxEntry};
 use crate::ids::{ClientMsgId, ConversationId, CreatorId, Seq, SessionId, StreamId, UserId};
@@ -158,8 +159,16 @@ impl Conversation {
             }
             Event::Enrol { program } => {
                 let batch = self.on_enrol(twin, program, now);
-                self.finish(batch)
+                let mut effects = self.finish(batch);
+                effects.push(Effect::Answer(Answer::Done { seq: None }));
+                effects
             }
+            Event::TakeOver { by } => self.on_take_over(by, now),
+            Event::Release { by } => self.on_release(twin, by, now),
+            Event::HumanMessage { by, text, client_id } => self.on_human_message(twin, by, text, client_id, now),
+            Event::SetDrafts { drafts } => self.on_set_drafts(twin, drafts),
+            Event::ResolveDraft { stream, action, by } => self.on_resolve_draft(twin, stream, action, by, now),
+            Event::FastForward => self.on_fast_forward(twin, now),
         }
     }
 
@@ -210,8 +219,16 @@ impl Conversation {
         batch.persist(Record::Message(message.clone()));
         batch.records.extend(inbox_done);
         batch.send(to, Outbound::Ack { client_id, seq: message.seq });
+        if first_contact {
+            batch.publish(LiveEventKind::ConversationStarted);
+        }
         batch.publish(LiveEventKind::Message(message.clone()));
-        self.coach_user_text(twin, &message.text, first_contact, now, &mut batch);
+        if self.held_by().is_none() || crate::nudge::opt_command(&message.text).is_some() {
+            self.coach_user_text(twin, &message.text, first_contact, now, &mut batch);
+        } else {
+            // A human holds the conversation: they answer; the twin and the program wait.
+            self.last_user_at = Some(now);
+        }
         if !batch.reply_requested {
             self.header.state.handled_up_to = message.seq;
             batch.state_changed = true;
@@ -255,10 +272,15 @@ impl Conversation {
     }
 
     fn on_reply_delta(&mut self, twin: &TwinSnapshot, stream: StreamId, text: String) -> Vec<Effect> {
-        if !self.is_current(&stream) || !twin.profile.replies.stream_previews || text.is_empty() {
+        if !self.is_current(&stream) || text.is_empty() {
             return Vec::new();
         }
-        vec![Effect::Send { to: Recipient::User, out: Outbound::Delta { stream, text } }]
+        let to_user = twin.profile.replies.stream_previews && !self.drafting(twin);
+        let user = to_user.then(|| Effect::Send {
+            to: Recipient::User,
+            out: Outbound::Delta { stream: stream.clone(), text: text.clone() },
+        });
+        user.into_iter().chain([self.live(LiveEventKind::Delta { stream, text })]).collect()
     }
 
     fn on_reply_finished(
@@ -276,6 +298,14 @@ impl Conversation {
             return self.on_reply_failed(twin, stream, "the reply was empty".to_owned(), String::new());
         }
         let again = self.reply.take().is_some_and(|r| r.again);
+        if self.drafting(twin) {
+            let mut batch = Batch::default();
+            self.propose_draft(stream, text, consistency, now, &mut batch);
+            if again {
+                batch.then.extend(self.start_reply(twin, self.reply_goal(twin)));
+            }
+            return self.finish(batch);
+        }
         let mut message = self.append(twin, Origin::Twin, text, None, Some(stream), now);
         message.consistency = consistency;
         if let Some(last) = self.history.back_mut() {
@@ -329,7 +359,8 @@ impl Conversation {
         let unanswered =
             self.history.back().is_some_and(|m| m.origin == Origin::User && m.seq > self.header.state.handled_up_to);
         let silent = self.header.state.enrolment.as_ref().is_some_and(|e| e.phase == crate::program::Phase::Handoff);
-        if unanswered && self.reply.is_none() && !silent {
+        let human = self.held_by().is_some() || self.header.state.control.draft.is_some();
+        if unanswered && self.reply.is_none() && !silent && !human {
             self.start_reply(twin, self.reply_goal(twin))
         } else {
             Vec::new()

@@ -90,11 +90,14 @@ pub struct ReplySettings {
     pub history_window: usize,
     /// How many knowledge passages a reply may draw on.
     pub passages: usize,
+    /// Draft approval: each twin reply waits for a human to approve, edit or reject it in the live
+    /// view before it reaches the user (a conversation may override it).
+    pub drafts: bool,
 }
 
 impl Default for ReplySettings {
     fn default() -> Self {
-        Self { stream_previews: true, history_window: 20, passages: 3 }
+        Self { stream_previews: true, history_window: 20, passages: 3, drafts: false }
     }
 }
 

@@ -432,6 +432,15 @@ pub async fn logout(
 }
 
 /// The caller's account, by the account id its access token carries.
+/// How a human is named where others see their actions (a takeover, a draft decision): their
+/// account's email, or the token's subject for tokens that name no account (`twin token`).
+pub(crate) async fn display_name(state: &AppState, identity: &Identity) -> String {
+    match own_account(state, identity).await {
+        Ok(account) => account.email,
+        Err(_) => identity.subject.to_string(),
+    }
+}
+
 async fn own_account(state: &AppState, identity: &Identity) -> Result<Account, ApiError> {
     let not_found = || ApiError::not_found("this token names no account");
     if identity.role == Role::User {

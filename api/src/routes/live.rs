@@ -181,9 +181,12 @@ async fn snapshot(state: &AppState, creator: CreatorId, filter: Option<Conversat
     };
     let truncated = ids.len() > SNAPSHOT_LIMIT;
     let mut conversations = Vec::new();
+    let drafts = crate::routes::rest::conversations::creator_drafts(state, creator).await;
     for id in ids.into_iter().take(SNAPSHOT_LIMIT) {
         match state.store.conversations_page(creator, &ConversationFilter::Id(id), 1).await {
-            Ok(found) => conversations.extend(found.iter().map(|summary| crate::routes::rest::to_json(&view(summary)))),
+            Ok(found) => {
+                conversations.extend(found.iter().map(|summary| crate::routes::rest::to_json(&view(summary, drafts))))
+            }
             Err(error) => tracing::warn!(%error, "live snapshot: a conversation could not be read"),
         }
     }

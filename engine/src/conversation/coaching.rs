@@ -102,7 +102,11 @@ impl Conversation {
     }
 
     /// Runs a held program timer if it still belongs to the current step; true when it ran.
-    fn resume_held(&mut self, twin: &TwinSnapshot, now: Timestamp, batch: &mut Batch) -> bool {
+    pub(super) fn resume_held(&mut self, twin: &TwinSnapshot, now: Timestamp, batch: &mut Batch) -> bool {
+        if self.header.state.control.held_by.is_some() {
+            // A human holds the conversation: the timer waits for the release.
+            return false;
+        }
         let Some(held) = self.header.state.held.take() else { return false };
         batch.state_changed = true;
         let current = self
@@ -172,7 +176,7 @@ impl Conversation {
     }
 
     /// Applies the cursor's outputs in order and keeps the moved cursor.
-    fn carry_out(
+    pub(super) fn carry_out(
         &mut self,
         twin: &TwinSnapshot,
         program: &Program,
@@ -243,6 +247,9 @@ impl Conversation {
         };
         let nudge = self.header.state.nudges.remove(position);
         batch.state_changed = true;
+        if self.nudge_while_held(&nudge, &mut batch) {
+            return batch;
+        }
         match &nudge.kind {
             NudgeKind::Step { step, entry } => self.step_timer_due(twin, &nudge, step, *entry, now, &mut batch),
             NudgeKind::Inactivity => self.inactivity_due(twin, &nudge, now, &mut batch),
@@ -387,9 +394,10 @@ impl Conversation {
     }
 
     /// Arms an inactivity nudge when one applies and none is pending.
-    fn arm_inactivity(&mut self, twin: &TwinSnapshot, now: Timestamp, batch: &mut Batch) {
+    pub(super) fn arm_inactivity(&mut self, twin: &TwinSnapshot, now: Timestamp, batch: &mut Batch) {
         let state = &self.header.state;
-        if state.audience.opted_out
+        if state.control.held_by.is_some()
+            || state.audience.opted_out
             || state.nudged_since_user
             || state.nudges.iter().any(|n| n.kind == NudgeKind::Inactivity)
         {

@@ -1,9 +1,10 @@
 //! What a step asks the world to do, in order.
 
 use crate::channel::OutboxEntry;
-use crate::ids::StreamId;
+use crate::ids::{NudgeId, Seq, StreamId};
 use crate::ports::{LiveEvent, Outbound, Recipient, Record, ScheduledNudge};
 use crate::prompt::ReplyRequest;
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -25,4 +26,18 @@ pub enum Effect {
     /// These outbox rows are committed: the outbox may send them now (it would find them on its
     /// next scan anyway).
     Dispatch(Vec<OutboxEntry>),
+    /// The outcome of a human's command (takeover, a human message, a draft decision), for whoever
+    /// waits for it: after the commit before it, so an answer means the change is durable.
+    Answer(Answer),
+}
+
+/// What a human's command came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Done; `seq` is the message it stored, if any.
+    Done { seq: Option<Seq> },
+    /// A preview fast-forward fired this nudge (`None`: nothing was pending).
+    FastForwarded { nudge: Option<(NudgeId, Timestamp)> },
+    /// Refused, and nothing changed: the draft is no longer pending, the text is invalid…
+    Refused { conflict: bool, reason: String },
 }

@@ -32,4 +32,28 @@ pub enum Event {
     NudgeAbandoned { id: NudgeId },
     /// Enrol the user in the latest version of this program (an explicit call, not a trigger).
     Enrol { program: ProgramId },
+    /// A creator or agent (`by`, their email) takes the conversation over: the twin stops at once.
+    TakeOver { by: String },
+    /// The human hands the conversation back to the twin.
+    Release { by: String },
+    /// A human writes to the user (taking the conversation over if nobody holds it).
+    HumanMessage { by: String, text: String, client_id: Option<ClientMsgId> },
+    /// Draft approval for this conversation: on, off, or (`None`) the creator's default.
+    SetDrafts { drafts: Option<bool> },
+    /// A human decides on the pending draft of `stream`.
+    ResolveDraft { stream: StreamId, action: DraftAction, by: String },
+    /// Preview conversations only: the earliest pending nudge or program timer fires now, as if
+    /// the clock had reached it.
+    FastForward,
+}
+
+/// What a human does with the twin's proposed reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DraftAction {
+    /// Send it as the twin wrote it.
+    Approve,
+    /// Send this text instead (stored as the human's message).
+    Edit(String),
+    /// Send nothing.
+    Reject,
 }

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::channel::Reach;
-use crate::ids::{NudgeId, ProgramId, Seq, StepId};
+use crate::ids::{NudgeId, ProgramId, Seq, StepId, StreamId};
+use crate::message::Score;
 use crate::program::Enrolment;
 use crate::time::Timestamp;
 
@@ -36,6 +37,31 @@ pub struct ConversationState {
     pub handled_up_to: Seq,
     /// The channels the user wrote from, most recent first: where the twin's messages go.
     pub reach: Reach,
+    /// Who steers the conversation: a human who took it over, draft approval, a pending draft.
+    pub control: Control,
+}
+
+/// Human control of a conversation (the live view's takeover and draft approval).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Control {
+    /// The account (by email) that took the conversation over; while set the twin neither replies
+    /// nor moves the program, and nudges wait.
+    pub held_by: Option<String>,
+    pub held_since: Option<Timestamp>,
+    /// Draft approval for this conversation; `None` follows the creator's `replies.drafts`.
+    pub drafts: Option<bool>,
+    /// The twin's reply waiting for approval (draft mode), at most one: a newer one supersedes it.
+    pub draft: Option<Draft>,
+}
+
+/// A reply the twin proposed in draft mode; nothing reached the user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    pub stream: StreamId,
+    pub text: String,
+    pub consistency: Option<Score>,
+    pub created_at: Timestamp,
 }
 
 /// Facts about the user that the nudge policy needs.

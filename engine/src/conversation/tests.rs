@@ -127,9 +127,14 @@ fn deltas_are_previews_only_for_the_current_stream_and_only_when_streaming_is_on
     let mut c = conversation(&twin);
     let stream = started_stream(&c.step(&twin, user("m1", "hi"), Timestamp(2_000))).unwrap();
     let effects = c.step(&twin, Event::ReplyDelta { stream: stream.clone(), text: "Hel".into() }, Timestamp(2_100));
+    let live_delta = LiveEventKind::Delta { stream: stream.clone(), text: "Hel".into() };
     assert_eq!(
         effects,
-        vec![Effect::Send { to: Recipient::User, out: Outbound::Delta { stream: stream.clone(), text: "Hel".into() } }]
+        vec![
+            Effect::Send { to: Recipient::User, out: Outbound::Delta { stream: stream.clone(), text: "Hel".into() } },
+            Effect::Publish(LiveEvent { creator: c.creator(), conversation: c.id(), kind: live_delta }),
+        ],
+        "the user and the live view both see the preview"
     );
     let stale = StreamId::parse("r99").unwrap();
     assert!(c.step(&twin, Event::ReplyDelta { stream: stale.clone(), text: "x".into() }, Timestamp(2_100)).is_empty());
@@ -138,7 +143,8 @@ fn deltas_are_previews_only_for_the_current_stream_and_only_when_streaming_is_on
             .is_empty()
     );
     twin.profile.replies.stream_previews = false;
-    assert!(c.step(&twin, Event::ReplyDelta { stream, text: "lo".into() }, Timestamp(2_100)).is_empty());
+    let effects = c.step(&twin, Event::ReplyDelta { stream, text: "lo".into() }, Timestamp(2_100));
+    assert!(matches!(&effects[..], [Effect::Publish(_)]), "previews off: the live view only: {effects:?}");
 }
 
 #[test]

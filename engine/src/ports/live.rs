@@ -98,6 +98,40 @@ pub enum LiveEventKind {
     ChannelLinked {
         address: ChannelAddress,
     },
+    /// A piece of the reply being generated (the user sees it too unless drafts are on).
+    Delta {
+        stream: StreamId,
+        text: String,
+    },
+    /// A human (`by`, an account's email) took the conversation over.
+    TakenOver {
+        by: String,
+        at: crate::time::Timestamp,
+    },
+    /// The human handed the conversation back to the twin.
+    Released {
+        by: String,
+    },
+    /// Draft mode: the twin proposes this reply; nothing reached the user.
+    DraftProposed {
+        stream: StreamId,
+        text: String,
+        consistency: Option<crate::message::Score>,
+    },
+    /// The pending draft was `approved`, `edited`, `rejected` or `superseded` (by a newer draft).
+    DraftResolved {
+        stream: StreamId,
+        outcome: &'static str,
+        by: Option<String>,
+    },
+    /// Draft approval for this conversation is now on or off.
+    DraftsMode {
+        drafts: bool,
+    },
+    /// The first event of a new conversation.
+    ConversationStarted,
+    /// The conversation went idle and left memory; the next event brings it back.
+    ConversationIdle,
 }
 
 pub trait LivePublisher: Send + Sync + 'static {

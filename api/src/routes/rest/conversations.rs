@@ -34,13 +34,55 @@ pub struct ConversationView {
     pub last_activity: Option<i64>,
     /// The seq of the last stored message (0 before the first).
     pub last_seq: u64,
-    /// `program` (enrolled), `handoff` (a human was asked for; the twin is silent) or `free_chat`.
+    /// `human` (a human took over), `program` (enrolled), `handoff` (a human was asked for; the
+    /// twin is silent) or `free_chat`.
     pub mode: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub program: Option<ProgramPosition>,
     pub reachability: Reachability,
     /// Nudges scheduled and not settled.
     pub pending_nudges: usize,
+    /// Who steers: a human who took over, draft approval, a pending draft, a handoff waiting.
+    pub control: ControlView,
+    /// A creator's own "test my twin" conversation (user `preview:…`): not counted in stats.
+    pub preview: bool,
+}
+
+/// Human control of a conversation (docs/LIVE.md, "Takeover and drafts").
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ControlView {
+    /// The account (email) holding the conversation; the twin is silent while set.
+    pub held_by: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub held_since: Option<i64>,
+    /// Whether the twin's replies wait for approval here (the override, else the creator's default).
+    pub drafts: bool,
+    /// This conversation's own setting; `null` follows the creator's `replies.drafts`.
+    pub drafts_override: Option<bool>,
+    /// The twin's reply waiting for approval.
+    pub draft: Option<DraftView>,
+    /// A program `handoff` step waits for a human.
+    pub handoff: Option<HandoffView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftView {
+    /// Pass it back to approve, edit or reject this draft.
+    pub stream: String,
+    pub text: String,
+    pub consistency: Option<f64>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HandoffView {
+    pub step: String,
+    /// Milliseconds since the Unix epoch: when the handoff began.
+    pub since: i64,
+    /// When the program goes on without a human (the step's `timeout`; held while a human holds
+    /// the conversation), if a timer is pending.
+    pub timeout_at: Option<i64>,
 }
 
 /// Where an enrolled user is in a program.
@@ -108,7 +150,8 @@ pub struct MessagePage {
     pub limit: Option<u32>,
 }
 
-pub(crate) fn view(summary: &ConversationSummary) -> ConversationView {
+/// The view of a stored conversation; `creator_drafts` is the creator's `replies.drafts`.
+pub(crate) fn view(summary: &ConversationSummary, creator_drafts: bool) -> ConversationView {
     let state = &summary.state;
     ConversationView {
         id: summary.id.0.to_string(),
@@ -120,10 +163,50 @@ pub(crate) fn view(summary: &ConversationSummary) -> ConversationView {
         program: position(state),
         reachability: reachability(state),
         pending_nudges: state.nudges.len(),
+        control: control(state, creator_drafts),
+        preview: crate::preview::is_preview(&summary.user),
     }
 }
 
+fn control(state: &ConversationState, creator_drafts: bool) -> ControlView {
+    let control = &state.control;
+    let handoff = state.enrolment.as_ref().filter(|e| e.phase == twin_engine::program::Phase::Handoff).map(|e| {
+        let timer = NudgeKind::Step { step: e.step.clone(), entry: e.entry };
+        HandoffView {
+            step: e.step.to_string(),
+            since: e.entered_at.millis(),
+            timeout_at: state.nudges.iter().find(|n| n.kind == timer).map(|n| n.due_at.millis()),
+        }
+    });
+    ControlView {
+        held_by: control.held_by.clone(),
+        held_since: control.held_since.map(|t| t.millis()),
+        drafts: control.drafts.unwrap_or(creator_drafts),
+        drafts_override: control.drafts,
+        draft: control.draft.as_ref().map(|d| DraftView {
+            stream: d.stream.to_string(),
+            text: d.text.clone(),
+            consistency: d.consistency.map(score),
+            created_at: d.created_at.millis(),
+        }),
+        handoff,
+    }
+}
+
+/// A persona consistency score as the API shows it, 0 to 1.
+fn score(score: twin_engine::message::Score) -> f64 {
+    f64::from(score.thousandths()) / 1000.0
+}
+
+/// The creator's default for draft approval (`replies.drafts`); off when the twin cannot load.
+pub(crate) async fn creator_drafts(state: &AppState, creator: CreatorId) -> bool {
+    state.engine.twin(creator).await.is_ok_and(|twin| twin.profile.replies.drafts)
+}
+
 fn mode(state: &ConversationState) -> &'static str {
+    if state.control.held_by.is_some() {
+        return "human";
+    }
     match &state.enrolment {
         Some(e) if e.phase == twin_engine::program::Phase::Handoff => "handoff",
         Some(_) => "program",
@@ -176,7 +259,7 @@ fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {
 }
 
 /// The conversation, if it is this tenant's.
-async fn find(state: &AppState, creator: CreatorId, raw: &str) -> Result<ConversationSummary, ApiError> {
+pub(super) async fn find(state: &AppState, creator: CreatorId, raw: &str) -> Result<ConversationSummary, ApiError> {
     let id = conversation_id(raw)?;
     let mut found =
         state.store.conversations_page(creator, &ConversationFilter::Id(id), 1).await.map_err(store_error)?;
@@ -217,7 +300,8 @@ pub async fn list(
         .conversations_page(creator, &ConversationFilter::ById { after }, limit + 1)
         .await
         .map_err(store_error)?;
-    let items = rows.iter().map(view).collect();
+    let drafts = creator_drafts(&state, creator).await;
+    let items = rows.iter().map(|row| view(row, drafts)).collect();
     Ok(Json(Paged::of(items, limit, |c: &ConversationView| c.id.clone())))
 }
 
@@ -242,7 +326,8 @@ pub async fn get(
 ) -> Result<Json<ConversationView>, ApiError> {
     let creator = caller.scope(&slug)?;
     super::existing(&state, creator, &slug).await?;
-    Ok(Json(view(&find(&state, creator, &id).await?)))
+    let found = find(&state, creator, &id).await?;
+    Ok(Json(view(&found, creator_drafts(&state, creator).await)))
 }
 
 #[utoipa::path(
@@ -285,6 +370,6 @@ fn message_view(message: &Message) -> MessageView {
         created_at: message.created_at.millis(),
         client_id: message.client_id.as_ref().map(ToString::to_string),
         choices: message.choices.iter().map(to_json).collect(),
-        consistency: message.consistency.map(|s| f64::from(s.thousandths()) / 1000.0),
+        consistency: message.consistency.map(score),
     }
 }

@@ -7,10 +7,12 @@
 //! and `admin` only ([`writer`]). Ids of another tenant are never found: every store read runs as
 //! the tenant (row-level security on PostgreSQL) and names the tenant in its statement.
 
+pub mod control;
 pub mod conversations;
 pub mod creators;
 pub mod knowledge;
 pub mod nudges;
+pub mod preview;
 pub mod programs;
 pub mod users;
 
@@ -59,7 +61,13 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(users::enrol).layer(json_limit()))
         .routes(routes!(conversations::list))
         .routes(routes!(conversations::get))
-        .routes(routes!(conversations::messages))
+        .routes(routes!(conversations::messages, control::send).layer(json_limit()))
+        .routes(routes!(control::take_over))
+        .routes(routes!(control::release))
+        .routes(routes!(control::drafts).layer(json_limit()))
+        .routes(routes!(control::decide_draft).layer(json_limit()))
+        .routes(routes!(preview::start).layer(json_limit()))
+        .routes(routes!(preview::fast_forward))
         .routes(routes!(nudges::list))
         .routes(routes!(nudges::cancel))
 }
