@@ -15,6 +15,8 @@ export class ChatClient {
     this.messages = new Map();
     this.provisional = new Map();
     this.outbox = new Map();
+    /** What a sent choice showed (its label), by client id. */
+    this.labels = new Map();
     this.lastSeq = 0;
     this.status = 'connecting';
     this.stopped = false;
@@ -74,9 +76,17 @@ export class ChatClient {
 
   frame(f) {
     switch (f.type) {
-      case 'ack':
+      case 'ack': {
+        // The server does not echo the user's own message: the acknowledged frame becomes it.
+        const sent = this.outbox.get(f.id);
         this.outbox.delete(f.id);
+        if (sent && !this.messages.has(f.seq)) {
+          this.messages.set(f.seq, { seq: f.seq, origin: 'user', id: f.id, text: sent.text ?? this.labels.get(f.id) ?? sent.value });
+          this.lastSeq = Math.max(this.lastSeq, f.seq);
+        }
+        this.labels.delete(f.id);
         break;
+      }
       case 'message':
         this.messages.set(f.seq, f);
         this.lastSeq = Math.max(this.lastSeq, f.seq);
@@ -109,8 +119,10 @@ export class ChatClient {
     this.send({ type: 'message', id: clientId(), text });
   }
 
-  choose(value) {
-    this.send({ type: 'choice', id: clientId(), value });
+  choose(value, label) {
+    const id = clientId();
+    if (label) this.labels.set(id, label);
+    this.send({ type: 'choice', id, value });
   }
 
   /** Messages sent and not yet stored (shown greyed out). */

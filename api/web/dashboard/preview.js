@@ -34,6 +34,7 @@ export function previewView(ctx) {
   const send = h('button', { class: 'primary', testid: 'preview-send', disabled: true, onclick: () => say() }, 'Send');
   const side = h('aside', { class: 'side' });
   const result = h('p', { class: 'muted', testid: 'fast-forward-result', 'aria-live': 'polite' });
+  const deferred = h('p', { class: 'warn', testid: 'fast-forward-deferred', 'aria-live': 'polite' });
   const forward = h('button', { class: 'secondary', testid: 'fast-forward', disabled: true, onclick: fastForward }, 'Fast-forward to the next timer');
 
   function say() {
@@ -46,7 +47,7 @@ export function previewView(ctx) {
   async function open(reset) {
     start.disabled = true;
     try {
-      const body = reset ? { reset: true, ...(programs.value ? { program: programs.value } : {}) } : {};
+      const body = reset ? { reset: true, ...(programs.value ? { program: programs.value } : {}) } : { reset: false };
       const session = await api('POST', creatorPath(ctx.slug, '/preview'), body);
       if (disposed) return;
       conversation = session.conversation;
@@ -60,13 +61,14 @@ export function previewView(ctx) {
             first = null;
             return token;
           }
-          return (await api('POST', creatorPath(ctx.slug, '/preview'), {})).token;
+          return (await api('POST', creatorPath(ctx.slug, '/preview'), { reset: false })).token; // the same conversation
         },
         onChange: render,
         onError: ctx.toast,
       });
       chat.connect();
       result.textContent = '';
+    deferred.textContent = '';
       input.disabled = false;
       send.disabled = false;
       forward.disabled = false;
@@ -81,10 +83,14 @@ export function previewView(ctx) {
 
   async function fastForward() {
     forward.disabled = true;
+    result.textContent = '';
+    deferred.textContent = '';
     try {
       const fired = await api('POST', creatorPath(ctx.slug, '/preview/fast-forward'));
+      // The nudge policy may still defer what fired (quiet hours, the daily cap): the live
+      // view's `nudge_deferred` then says until when, below.
       result.textContent = fired.fired
-        ? `Fired the timer that was due ${clock(fired.due_at)}: the fictional user is now at that moment.`
+        ? `Fired the timer that was due ${clock(fired.due_at)}: the test user is now at that moment.`
         : 'Nothing is scheduled: the program waits for the user.';
       refreshSide();
     } catch (error) {
@@ -107,6 +113,10 @@ export function previewView(ctx) {
   }
   let sideTimer = null;
   const off = ctx.store.on((change) => {
+    if (change.type === 'event' && change.conversation === conversation && change.event.kind === 'nudge_deferred') {
+      const e = change.event;
+      deferred.textContent = `The nudge policy deferred it to ${clock(e.until)}${e.reason ? ` (${e.reason.replaceAll('_', ' ')})` : ''}: fast-forward again to jump there.`;
+    }
     if ((change.type === 'event' || change.type === 'update') && change.conversation === conversation && change.event?.kind !== 'delta') {
       clearTimeout(sideTimer);
       sideTimer = setTimeout(refreshSide, 150);
@@ -127,11 +137,11 @@ export function previewView(ctx) {
           h('div', { class: 'meta' }, m.origin === 'user' ? 'You (as the user)' : m.origin),
           h('div', { class: 'text' }, m.text),
           m.choices?.length ? h('div', { class: 'choices' }, m.choices.map((c) => h('button', {
-            class: 'chip', testid: 'preview-choice', disabled: !last, onclick: () => chat.choose(c.value),
+            class: 'chip', testid: 'preview-choice', disabled: !last, onclick: () => chat.choose(c.value, c.label),
           }, c.label ?? c.value))) : null));
       });
       for (const frame of chat.pending()) {
-        items.push(h('div', { class: 'bubble user mine pending' }, h('div', { class: 'meta' }, 'sending…'), h('div', { class: 'text' }, frame.text ?? frame.value)));
+        items.push(h('div', { class: 'bubble user mine pending' }, h('div', { class: 'meta' }, 'sending…'), h('div', { class: 'text' }, frame.text ?? chat.labels.get(frame.id) ?? frame.value)));
       }
       for (const [stream, text] of chat.provisional) {
         items.push(h('div', { class: 'bubble twin provisional', testid: 'preview-provisional', 'data-stream': stream }, h('div', { class: 'meta' }, 'twin · writing…'), h('div', { class: 'text' }, text || '…')));
@@ -154,7 +164,7 @@ export function previewView(ctx) {
       h('section', { class: 'card' }, h('h3', {}, 'Time'),
         next ? h('p', { testid: 'preview-next-timer' }, `Next timer: ${next.kind ?? 'nudge'} due ${clock(next.due_at)} (${until(next.due_at)}).`)
           : h('p', { class: 'muted' }, 'No timer pending.'),
-        forward, result));
+        forward, result, deferred));
   });
 
   if (conversation) open(false);
