@@ -41,7 +41,8 @@ function end(reason) {
   session.access = null;
   session.account = null;
   session.expiresAt = 0;
-  sessionStorage.removeItem(REFRESH_KEY);
+  // The refresh token and what this account chose (creator, preview, period) go with the session.
+  for (const key of Object.keys(sessionStorage)) if (key.startsWith('twin.')) sessionStorage.removeItem(key);
   clearTimeout(refreshTimer);
   for (const fn of signedOutListeners) fn(reason);
 }

@@ -64,6 +64,12 @@ function stopCreator() {
   main = null;
 }
 
+/** A deliberate sign-out also forgets the screen: the next account starts on the live list. */
+function signOut() {
+  history.replaceState(null, '', location.pathname);
+  logout();
+}
+
 function showSignIn(reason) {
   stopCreator();
   fill(root, signInView({ reason, onSignedIn: enter }));
@@ -84,7 +90,7 @@ function showPicker() {
   fill(root, pickCreatorView({ toast, onPick: (slug) => {
     sessionStorage.setItem(CREATOR_KEY, slug);
     openCreator(slug);
-  }, onSignOut: () => logout() }));
+  }, onSignOut: signOut }));
 }
 
 async function openCreator(slug) {
@@ -122,7 +128,7 @@ function shell() {
     h('div', { class: 'who' }, status,
       account.role === 'admin' ? h('button', { class: 'link', testid: 'switch-creator', onclick: showPicker }, 'Switch creator') : null,
       h('span', { class: 'email', title: account.role }, account.email),
-      h('button', { class: 'link', testid: 'signout', onclick: () => logout() }, 'Sign out')));
+      h('button', { class: 'link', testid: 'signout', onclick: signOut }, 'Sign out')));
   main = h('main', { id: 'main' });
   const update = batched(() => {
     status.dataset.state = ctx.store?.status ?? 'closed';
