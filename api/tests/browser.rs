@@ -22,6 +22,17 @@ use twin_store::AccountRole;
 const EMAIL: &str = "maya@example.com";
 const ADMIN: &str = "ops@example.com";
 const PASSWORD: &str = "correct horse battery staple";
+const TALK_TO_MAYA: &str = r#"
+title: Talk to Maya
+triggers:
+  keywords: ["talk to maya"]
+steps:
+  - id: ask_maya
+    handoff: "I've asked Maya to join; she'll reply here herself."
+    timeout: 2h
+  - id: done
+    end: "Thanks for talking with Maya."
+"#;
 /// The whole browser scenario; generous for a cold Chromium on a busy 2-core machine.
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -94,6 +105,11 @@ async fn a_creator_watches_takes_over_and_tests_their_twin_in_a_real_browser() {
         program.source = program.source.replace("first_contact: true", "first_contact: false");
     }
     assert!(demo.programs.iter().any(|p| p.source.contains("first_contact: false")), "the demo program changed");
+    // A program a user starts by asking for Maya: it hands the conversation to a human.
+    demo.programs.push(twin_engine::ports::ProgramSource {
+        id: twin_engine::ProgramId::parse("talk-to-maya").unwrap(),
+        source: TALK_TO_MAYA.to_owned(),
+    });
     demo.profile.allowed_origins = vec![site_url.clone()];
     let app = spawn_app_with(Kind::Sqlite, &[demo]).await;
     let twin_url = app.url("");

@@ -169,6 +169,7 @@ try {
   console.log(`     the visitor uses ${widgetServed ? 'the widget' : 'a raw chat socket (no widget served yet)'}`);
   const first = 'Hi Maya, how do I protect my mornings?';
   let row;
+  let conversationId;
   let twinReplies = 0;
 
   await step('a visitor writes through the widget and the message arrives live', async () => {
@@ -176,8 +177,8 @@ try {
     await visitor.say(first);
     // The list was empty: the first row is the visitor's (its user id is the widget's to choose).
     await byId('conversation-row').first().waitFor();
-    const id = await byId('conversation-row').first().getAttribute('data-id');
-    row = dash.locator(`[data-testid="conversation-row"][data-id="${id}"]`);
+    conversationId = await byId('conversation-row').first().getAttribute('data-id');
+    row = dash.locator(`[data-testid="conversation-row"][data-id="${conversationId}"]`);
     await until('the twin\'s answer in the widget', async () => (await visitor.texts('twin')).length > 0);
     twinReplies = (await visitor.texts('twin')).length;
     await until('the answer in the live list', async () => (await row.getByTestId('row-last-text').textContent()).startsWith('twin:'));
@@ -243,7 +244,6 @@ try {
     await byId('draft-text').waitFor();
     await byId('nav-live').click();
     await row.getByTestId('badge-draft').waitFor();
-    await shot(dash, 'live');
     await row.click();
     await byId('draft-edit').click();
     const edited = 'Weekends count too: keep it to one calm block.';
@@ -263,6 +263,30 @@ try {
     check((await visitor.texts('twin')).length === twinReplies, 'nothing was sent');
     await byId('drafts-toggle').uncheck();
     await until('draft mode off', async () => !(await byId('drafts-toggle').isChecked()));
+  });
+
+  await step('a program handoff waits for a human, with its timeout; taking over and releasing ends it', async () => {
+    await visitor.say('Could I talk to Maya herself, please?');
+    await until('the handoff text in the widget', async () => (await visitor.texts('program')).some((t) => t.includes('asked Maya to join')));
+    await byId('nav-live').click();
+    const notice = dash.locator(`[data-testid="handoff-notice"][data-id="${conversationId}"]`);
+    await until('the notice with its timeout', async () => (await notice.textContent({ timeout: 500 })).includes('the program moves on at'));
+    await row.getByTestId('badge-handoff').waitFor();
+    check((await byId('handoff-count').textContent()) === '1', 'the header counts one conversation waiting');
+    await shot(dash, 'live');
+    await notice.getByRole('button', { name: 'Open' }).click();
+    await byId('conversation').locator('[data-testid="handoff-notice"]').waitFor();
+    await byId('takeover').click();
+    await until('the takeover', async () => (await byId('control-state').getAttribute('data-held')) === 'yes');
+    const answer = 'Maya here: send me your plan and I will look at it tonight.';
+    await byId('composer').fill(answer);
+    await byId('send').click();
+    await until('Maya\'s answer in the widget', async () => (await visitor.texts('human')).includes(answer));
+    await byId('release').click();
+    // Released, the handoff step moves on: the program says its last words.
+    await until('the program\'s end in the widget', async () => (await visitor.texts('program')).includes('Thanks for talking with Maya.'));
+    await until('the notice gone', async () => (await byId('handoff-notice').count()) === 0);
+    check(await byId('handoff-count').isHidden(), 'nothing waits any more');
   });
 
   await step('embed: the dashboard\'s own origin is allowed', async () => {
