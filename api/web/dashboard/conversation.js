@@ -9,7 +9,7 @@ import { h, fill, batched, ago, clock, until, clientId } from './dom.js';
 import { channelOf, control, reduce, waitingHandoff } from './live.js';
 
 const PAGE = 200;
-const LABELS = { user: 'User', twin: 'Twin', program: 'Program', nudge: 'Nudge', human: 'Human' };
+export const LABELS = { user: 'User', twin: 'Twin', program: 'Program', nudge: 'Nudge', human: 'Human' };
 
 export function conversationView(ctx, id) {
   const base = creatorPath(ctx.slug, `/conversations/${id}`);
@@ -308,7 +308,7 @@ export function conversationView(ctx, id) {
       h('section', { class: 'card', testid: 'consistency' }, h('h3', {}, 'Consistency with the persona'),
         scores.length ? [h('p', {}, h('span', { class: `score big ${tone(last)}`, testid: 'consistency-last' }, last.toFixed(2)),
           h('span', { class: 'muted' }, ` last · ${average.toFixed(2)} average of ${scores.length}`)),
-        sparkline(scores, { label: 'Consistency of the twin\'s replies, oldest to newest' })]
+        scores.length > 1 ? sparkline(scores, { label: 'Consistency of the twin\'s replies, oldest to newest' }) : null]
           : h('p', { class: 'muted' }, 'No scored replies yet.')),
       h('section', { class: 'card' }, h('h3', {}, 'User'),
         h('p', {}, h('span', { class: `channel ${channelOf(view)}` }, channelOf(view)), ` · first seen ${clock(view.created_at)}`),

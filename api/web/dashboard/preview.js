@@ -4,6 +4,7 @@
 
 import { api, creatorPath } from './api.js';
 import { ChatClient } from './chat.js';
+import { LABELS } from './conversation.js';
 import { h, fill, batched, clock, until } from './dom.js';
 
 const KEY = 'twin.preview';
@@ -134,7 +135,7 @@ export function previewView(ctx) {
       sorted.forEach((m, i) => {
         const last = i === sorted.length - 1;
         items.push(h('div', { class: `bubble ${m.origin} ${m.origin === 'user' ? 'mine' : ''}`, testid: 'preview-message', 'data-origin': m.origin, 'data-seq': m.seq },
-          h('div', { class: 'meta' }, m.origin === 'user' ? 'You (as the user)' : m.origin),
+          h('div', { class: 'meta' }, m.origin === 'user' ? 'You (as the user)' : LABELS[m.origin] ?? m.origin),
           h('div', { class: 'text' }, m.text),
           m.choices?.length ? h('div', { class: 'choices' }, m.choices.map((c) => h('button', {
             class: 'chip', testid: 'preview-choice', disabled: !last, onclick: () => chat.choose(c.value, c.label),
@@ -144,7 +145,7 @@ export function previewView(ctx) {
         items.push(h('div', { class: 'bubble user mine pending' }, h('div', { class: 'meta' }, 'sending…'), h('div', { class: 'text' }, frame.text ?? chat.labels.get(frame.id) ?? frame.value)));
       }
       for (const [stream, text] of chat.provisional) {
-        items.push(h('div', { class: 'bubble twin provisional', testid: 'preview-provisional', 'data-stream': stream }, h('div', { class: 'meta' }, 'twin · writing…'), h('div', { class: 'text' }, text || '…')));
+        items.push(h('div', { class: 'bubble twin provisional', testid: 'preview-provisional', 'data-stream': stream }, h('div', { class: 'meta' }, 'Twin · writing…'), h('div', { class: 'text' }, text || '…')));
       }
     }
     if (!items.length) {
