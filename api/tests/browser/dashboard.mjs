@@ -135,6 +135,20 @@ try {
   });
   const byId = (id) => dash.getByTestId(id);
 
+  // The dashboard's live sockets pass through the test, which can add frames (a `lagged`), drop
+  // the connection, and while `liveHold` is set keep back what the server sends: events are lost
+  // (as while a network is down) and snapshots wait for the release.
+  const liveRoutes = [];
+  let liveHold = null;
+  await dash.routeWebSocket(/\/v1\/live/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((frame) => {
+      if (!liveHold) ws.send(frame);
+      else if (JSON.parse(frame).type === 'snapshot') liveHold.push(frame);
+    });
+    liveRoutes.push(ws);
+  });
+
   await step('/ redirects to the dashboard, which asks to sign in', async () => {
     await dash.goto(`${TWIN}/`);
     check(new URL(dash.url()).pathname === '/dashboard/', `landed on ${dash.url()}`);
@@ -286,7 +300,36 @@ try {
     // Released, the handoff step moves on: the program says its last words.
     await until('the program\'s end in the widget', async () => (await visitor.texts('program')).includes('Thanks for talking with Maya.'));
     await until('the notice gone', async () => (await byId('handoff-notice').count()) === 0);
-    check(await byId('handoff-count').isHidden(), 'nothing waits any more');
+    await until('nothing waiting in the header', async () => byId('handoff-count').isHidden());
+  });
+
+  await step('after `lagged` the fresh snapshot replaces the list; a dropped socket reconnects and catches up', async () => {
+    await byId('nav-live').click();
+    await row.waitFor();
+    const first = liveRoutes.at(-1);
+    first.send(JSON.stringify({ type: 'lagged', missed: 7 }));
+    first.send(JSON.stringify({ type: 'snapshot', conversations: [], truncated: false }));
+    await byId('live-empty').waitFor();
+    await dash.evaluate((id) => { location.hash = `#/c/${id}`; }, conversationId);
+    await byId('transcript').getByTestId('message').first().waitFor();
+    liveHold = [];
+    const sockets = liveRoutes.length;
+    await first.close({ code: 1012, reason: 'restart' });
+    await until('a new live socket', async () => liveRoutes.length > sockets);
+    const missed = 'I wrote this while your connection was down.';
+    await visitor.say(missed);
+    await until('the twin\'s answer in the widget', async () => (await visitor.texts('twin')).length > twinReplies);
+    twinReplies = (await visitor.texts('twin')).length;
+    check(await byId('transcript').getByTestId('message').filter({ hasText: missed }).count() === 0, 'the message was not seen live');
+    const held = liveHold;
+    liveHold = null;
+    for (const frame of held) liveRoutes.at(-1).send(frame);
+    await byId('transcript').getByTestId('message').filter({ hasText: missed }).waitFor();
+    await until('the twin\'s answer read back', async () =>
+      (await byId('transcript').locator('[data-testid="message"][data-origin="twin"]').count()) >= 3);
+    await until('the live socket', async () => (await byId('live-status').getAttribute('data-state')) === 'open');
+    await byId('nav-live').click();
+    await row.waitFor();
   });
 
   await step('embed: the dashboard\'s own origin is allowed', async () => {
