@@ -37,5 +37,5 @@ mod writer;
 pub use conversation::ConversationView;
 pub use handle::{ConversationKey, EngineConfig, EngineError, EngineHandle, Ports};
 pub use knowledge::{IngestReport, KnowledgePorts, ingest, retrieve};
-pub use live_hub::LiveHub;
+pub use live_hub::{LIVE_BUFFER, LiveHub};
 pub use nudge_scheduler::{SchedulerConfig, SchedulerStats};

@@ -7,12 +7,18 @@ use tokio::sync::broadcast;
 use twin_engine::CreatorId;
 use twin_engine::ports::{LiveEvent, LivePublisher};
 
-/// Events a watcher may fall behind by before it is told it lagged.
-const WATCHER_BUFFER: usize = 1024;
+/// Events a watcher may fall behind by before it is told it lagged (the default).
+pub const LIVE_BUFFER: usize = 1024;
 
-#[derive(Default)]
 pub struct LiveHub {
     channels: DashMap<CreatorId, broadcast::Sender<LiveEvent>>,
+    buffer: usize,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        Self::with_buffer(LIVE_BUFFER)
+    }
 }
 
 impl LiveHub {
@@ -20,9 +26,14 @@ impl LiveHub {
         Self::default()
     }
 
+    /// A hub whose watchers may fall behind by `buffer` events (at least 1).
+    pub fn with_buffer(buffer: usize) -> Self {
+        Self { channels: DashMap::new(), buffer: buffer.max(1) }
+    }
+
     /// Starts watching one creator's conversations.
     pub fn subscribe(&self, creator: CreatorId) -> broadcast::Receiver<LiveEvent> {
-        self.channels.entry(creator).or_insert_with(|| broadcast::channel(WATCHER_BUFFER).0).subscribe()
+        self.channels.entry(creator).or_insert_with(|| broadcast::channel(self.buffer).0).subscribe()
     }
 }
 

@@ -23,6 +23,7 @@ pub mod settings;
 pub mod startup;
 pub mod telemetry;
 pub mod tools;
+pub mod widget;
 
 pub use settings::Settings;
 pub use startup::Application;

@@ -3,7 +3,11 @@
 //! cannot starve the others). Budgets live in Redis when `TWIN_REDIS_URL` is set, so every node
 //! counts against the same one, and in this process otherwise (`twin_cluster::limits`).
 //!
-//! Keys: `twin:rl:addr:{ip}` and `twin:{creator}:rl:api` (the tenant's keys carry the tenant).
+//! The widget's ticket endpoint has a budget of its own per address, much smaller (every ticket may
+//! start a new visitor).
+//!
+//! Keys: `twin:rl:addr:{ip}`, `twin:rl:ticket:{ip}` and `twin:{creator}:rl:api` (the tenant's keys
+//! carry the tenant).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -26,6 +30,7 @@ pub struct Limits {
     limiter: Arc<dyn Limiter>,
     address: Rate,
     tenant: Rate,
+    tickets: Rate,
     trusted_proxies: Arc<[IpAddr]>,
 }
 
@@ -48,6 +53,7 @@ impl Limits {
             limiter,
             address: settings.address,
             tenant: settings.tenant,
+            tickets: settings.tickets,
             trusted_proxies: settings.trusted_proxies.clone().into(),
         }
     }
@@ -55,6 +61,11 @@ impl Limits {
     /// Counts one request of `address`; 429 when it is over its budget.
     pub async fn address(&self, address: IpAddr) -> Result<(), ApiError> {
         self.check(&format!("twin:rl:addr:{address}"), self.address).await
+    }
+
+    /// Counts one widget ticket asked for by `address`; 429 when it is over its budget.
+    pub async fn tickets(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.check(&format!("twin:rl:ticket:{address}"), self.tickets).await
     }
 
     /// Counts one authenticated request of `creator`'s tenant; 429 when it is over its budget.
@@ -146,6 +157,7 @@ mod tests {
         let settings = LimitSettings {
             address: "1/s".parse().unwrap_or_else(|e| panic!("{e}")),
             tenant: "1/s".parse().unwrap_or_else(|e| panic!("{e}")),
+            tickets: "1/s".parse().unwrap_or_else(|e| panic!("{e}")),
             trusted_proxies: trusted.iter().map(|t| t.parse().unwrap_or_else(|e| panic!("{e}"))).collect(),
         };
         Limits::with(Arc::new(LocalLimiter::default()), &settings)

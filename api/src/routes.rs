@@ -10,6 +10,7 @@ pub mod live;
 pub mod openapi;
 pub mod rest;
 pub mod web;
+pub mod widget;
 
 use std::sync::Arc;
 
@@ -56,6 +57,8 @@ pub struct AppState {
     /// Where GDPR exports and erasures are audited (`crate::gdpr::TracingAudit` until the audit
     /// table is wired in).
     pub audit: Arc<dyn crate::gdpr::AuditSink>,
+    /// The web widget's visitor tokens and chat tickets.
+    pub widget: Arc<crate::widget::Widget>,
     /// Turns true when the server shuts down; open sessions close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -73,6 +76,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::document))
         .routes(routes!(chat::upgrade))
         .routes(routes!(live::upgrade))
+        .routes(routes!(widget::script))
+        .routes(routes!(widget::ticket, widget::preflight).layer(DefaultBodyLimit::max(widget::MAX_BODY_BYTES)))
+        .routes(routes!(widget::embed))
         .routes(routes!(channels::link_code))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))

@@ -5,12 +5,16 @@
 //! A sealed value is `v1.<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>`; the key id (the first
 //! bytes of the key's SHA-256) tells a changed key apart from a damaged value. Without
 //! `TWIN_SECRET_KEY` a key is generated once in the data dir; several nodes must share one key.
+//!
+//! Other secrets of the server are derived from the same key, one per purpose ([`SecretBox::subkey`]):
+//! the web widget signs its visitor tokens with one.
 
 use std::path::Path;
 
 use anyhow::Context;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::RngCore;
@@ -27,6 +31,8 @@ const VERSION: &str = "v1";
 pub struct SecretBox {
     key: LessSafeKey,
     key_id: String,
+    /// HMAC-SHA256 keyed with the sealing key: derives the subkeys.
+    derive: hmac::Key,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -52,7 +58,17 @@ impl SecretBox {
         anyhow::ensure!(bytes.len() == KEY_LEN, "a secret key has {KEY_LEN} bytes, not {}", bytes.len());
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| anyhow::anyhow!("bad key"))?);
         let key_id = URL_SAFE_NO_PAD.encode(&digest(&SHA256, bytes).as_ref()[..6]);
-        Ok(Self { key, key_id })
+        Ok(Self { key, key_id, derive: hmac::Key::new(hmac::HMAC_SHA256, bytes) })
+    }
+
+    /// A 32-byte key for one `purpose`, derived from the sealing key (HMAC-SHA256 of a label
+    /// naming the purpose): the same on every node that shares `TWIN_SECRET_KEY`, different for
+    /// each purpose, and revealing nothing of the sealing key.
+    pub fn subkey(&self, purpose: &str) -> [u8; KEY_LEN] {
+        let tag = hmac::sign(&self.derive, format!("twin subkey v1: {purpose}").as_bytes());
+        let mut key = [0u8; KEY_LEN];
+        key.copy_from_slice(tag.as_ref());
+        key
     }
 
     /// Seals `plaintext`: a fresh random nonce each time, so equal secrets seal differently.
@@ -164,6 +180,15 @@ mod tests {
         assert!(sealer.open_sealed(&tampered).is_err());
         assert!(sealer.open_sealed("v1.x").is_err());
         assert!(sealer.open_sealed("").is_err());
+    }
+
+    #[test]
+    fn subkeys_differ_by_purpose_and_key_and_stay_put() {
+        let sealer = secret_box(7);
+        assert_eq!(sealer.subkey("widget visitors"), secret_box(7).subkey("widget visitors"));
+        assert_ne!(sealer.subkey("widget visitors"), sealer.subkey("something else"));
+        assert_ne!(sealer.subkey("widget visitors"), secret_box(8).subkey("widget visitors"));
+        assert_ne!(sealer.subkey("widget visitors"), [7u8; KEY_LEN]);
     }
 
     #[test]

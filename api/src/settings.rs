@@ -61,6 +61,9 @@ pub struct LimitSettings {
     pub address: Rate,
     /// Per tenant, after authentication (`TWIN_RATE_LIMIT_TENANT`).
     pub tenant: Rate,
+    /// Widget tickets per client address (`TWIN_RATE_LIMIT_TICKETS`), on top of the address budget:
+    /// each ticket may start a new visitor, so this one is much smaller.
+    pub tickets: Rate,
     /// Load balancers whose `X-Forwarded-For` is believed (`TWIN_TRUSTED_PROXIES`, comma-separated addresses).
     pub trusted_proxies: Vec<IpAddr>,
 }
@@ -87,11 +90,17 @@ pub struct Settings {
     pub log: String,
     /// Idle conversations are passivated after this long.
     pub idle_ttl: Duration,
+    /// Live events a watcher of `/v1/live` may fall behind by before it is told it lagged (and
+    /// sent a fresh snapshot). Not read from the environment; tests make it small.
+    pub live_buffer: usize,
     /// How long shutdown waits for conversations and the writer.
     pub shutdown_grace: Duration,
     /// The first delay of the login throttle (`TWIN_LOGIN_THROTTLE_BASE_MS`, default 1000); each
     /// further failed login doubles it, up to 15 minutes.
     pub login_throttle_base: Duration,
+    /// How long a widget chat ticket stays valid: 60 seconds. Not read from the environment or the
+    /// file (the widget protocol fixes it); tests shorten it.
+    pub widget_ticket_ttl: Duration,
 }
 
 /// Values given on the command line (they win over everything else).
@@ -127,6 +136,7 @@ const KEYS: &[&str] = &[
     "secret_key",
     "rate_limit_address",
     "rate_limit_tenant",
+    "rate_limit_tickets",
     "trusted_proxies",
     "log",
     "idle_ttl_secs",
@@ -219,6 +229,7 @@ impl Settings {
             limits: LimitSettings {
                 address: rate("rate_limit_address", "50/s burst 100")?,
                 tenant: rate("rate_limit_tenant", "100/s burst 200")?,
+                tickets: rate("rate_limit_tickets", "1/s burst 10")?,
                 trusted_proxies: match s.get("trusted_proxies") {
                     None => Vec::new(),
                     Some(list) => list
@@ -234,6 +245,7 @@ impl Settings {
             },
             log: s.get("log").unwrap_or_else(|| "info".to_owned()),
             idle_ttl: seconds("idle_ttl_secs", 300)?,
+            live_buffer: twin_actors::LIVE_BUFFER,
             shutdown_grace: seconds("shutdown_grace_secs", 10)?,
             login_throttle_base: match s.get("login_throttle_base_ms") {
                 None => Duration::from_secs(1),
@@ -241,6 +253,7 @@ impl Settings {
                     format!("login_throttle_base_ms must be a whole number of milliseconds, not {v:?}")
                 })?,
             },
+            widget_ticket_ttl: Duration::from_secs(60),
             listen,
         })
     }
@@ -260,7 +273,7 @@ impl Settings {
             unused.push("TWIN_EMBED_MODEL_PATH (TWIN_EMBED_BASE_URL is set too, and the server is used)");
         }
         if self.redis_url.is_some() {
-            unused.push("TWIN_REDIS_URL for several nodes (rate limits are shared through it; conversations are not yet: run one node)");
+            unused.push("TWIN_REDIS_URL for several nodes (rate limits and widget tickets are shared through it; conversations are not yet: run one node)");
         }
         unused
     }
@@ -337,6 +350,19 @@ mod tests {
         );
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("pw@"), "{printed}");
+    }
+
+    #[test]
+    fn the_ticket_budget_is_its_own_and_stricter() {
+        let s = settings(Overrides::default(), "", &[]);
+        assert_eq!(s.limits.tickets, "1/s burst 10".parse::<Rate>().unwrap());
+        let s = settings(Overrides::default(), "rate_limit_tickets = \"5/min burst 2\"", &[]);
+        assert_eq!(s.limits.tickets, "5/min burst 2".parse::<Rate>().unwrap());
+        let env: BTreeMap<String, String> = [("TWIN_RATE_LIMIT_TICKETS".to_owned(), "lots".to_owned())].into();
+        let error =
+            Settings::from_sources(&Overrides::default(), BTreeMap::new(), Box::new(move |k| env.get(k).cloned()))
+                .unwrap_err();
+        assert!(format!("{error:#}").contains("rate_limit_tickets"), "{error:#}");
     }
 
     #[test]

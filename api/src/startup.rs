@@ -67,7 +67,7 @@ impl Application {
         let auth = Arc::new(Authenticator::new(keys.clone(), issuers));
         let hub = Arc::new(SessionHub::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let live: Arc<LiveHub> = Arc::new(LiveHub::new());
+        let live: Arc<LiveHub> = Arc::new(LiveHub::with_buffer(settings.live_buffer));
         // The outbox is wired in two steps: conversations need its port before the engine starts,
         // and it needs the engine (to load creators' channels) once it runs.
         let outbox_port = Arc::new(LateOutbox::default());
@@ -136,6 +136,7 @@ impl Application {
         let sweeper = tokio::spawn(sweep_idle(engine.clone(), settings.idle_ttl));
         let limits =
             crate::limits::Limits::connect(&settings.limits, settings.redis_url.as_ref().map(|u| u.expose())).await?;
+        let widget = Arc::new(crate::widget::Widget::from_settings(&settings, &secrets).await?);
         let audit = Arc::new(crate::gdpr::StoreAudit { store: store.clone(), clock: clock.clone() });
         let state = AppState {
             engine,
@@ -156,6 +157,7 @@ impl Application {
                 .map(|token| twin_channels::Secret::new(token.expose())),
             throttle: crate::accounts::ThrottlePolicy { base: settings.login_throttle_base },
             audit,
+            widget,
             shutdown: shutdown.subscribe(),
         };
         let background = vec![sweeper, outbox_task, inbox_task];

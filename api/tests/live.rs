@@ -149,3 +149,36 @@ async fn a_watcher_sees_only_its_tenant_and_only_the_conversation_it_follows() {
     follower.send(json!({"type": "ping"})).await;
     assert_eq!(follower.next_json().await["type"], "pong");
 }
+
+#[tokio::test]
+async fn a_watcher_that_falls_behind_is_told_and_gets_a_fresh_snapshot() {
+    // A watcher may fall behind by one event: a step publishes several at once (the message, the
+    // reply starting, its previews), so the watcher's queue overflows while the chat goes on.
+    let app = support::spawn_app_configured(Kind::Sqlite, |s| s.live_buffer = 1).await;
+    let mut watcher = app.connect_live(&staff_token(&app, "demo", Role::Creator), "").await.unwrap();
+    assert_eq!(next(&mut watcher).await["type"], "snapshot");
+    let token = app.token_for("demo", "maria", Duration::from_secs(600));
+    let mut user = app.connect_with_token(&token).await.unwrap();
+    for n in 0..20 {
+        user.say(&format!("m{n}"), "Tell me about focus and mornings, at length please.").await;
+        user.until("ack").await;
+        loop {
+            let frame = user.next_json().await;
+            if frame["type"] == "message" && frame["origin"] != "user" {
+                break;
+            }
+        }
+        // Whatever the watcher was sent so far: a `lagged` must be followed by a snapshot.
+        while let Ok(frame) = tokio::time::timeout(Duration::from_millis(200), next(&mut watcher)).await {
+            if frame["type"] == "lagged" {
+                assert!(frame["missed"].as_u64().unwrap() >= 1, "{frame}");
+                let fresh = next(&mut watcher).await;
+                assert_eq!(fresh["type"], "snapshot", "{fresh}");
+                let listed = fresh["conversations"].as_array().unwrap();
+                assert!(listed.iter().any(|c| c["user"] == "maria"), "{fresh}");
+                return;
+            }
+        }
+    }
+    panic!("the watcher never lagged with a one-event queue");
+}

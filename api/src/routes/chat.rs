@@ -18,7 +18,7 @@ use twin_actors::{ConversationKey, EngineError, EngineHandle};
 use twin_channels::websocket::SessionHub;
 use twin_channels::websocket::wire::{self, ClientFrame, FrameError, MAX_FRAME_BYTES, TRANSPORT_LIMIT_BYTES};
 use twin_engine::ports::{ErrorCode, Outbound};
-use twin_engine::{Event, SessionId};
+use twin_engine::{CreatorId, Event, SessionId, TwinSnapshot};
 
 use super::AppState;
 use crate::auth::{Role, authenticate};
@@ -38,6 +38,9 @@ const CLOSE_LINGER: Duration = Duration::from_millis(250);
 pub struct TokenQuery {
     /// The end user's token, where `Authorization` cannot be set (browsers).
     token: Option<String>,
+    /// A web widget's ticket (`POST /v1/creators/{slug}/widget/ticket`) instead of a token: it
+    /// opens one socket, once, within its lifetime, from the origin it was issued to.
+    ticket: Option<String>,
 }
 
 #[utoipa::path(
@@ -45,15 +48,16 @@ pub struct TokenQuery {
     path = "/v1/chat",
     tag = "chat",
     summary = "End-user chat (WebSocket upgrade)",
-    description = "JSON text frames follow the upgrade; the protocol is in CONTRACT.md and docs/PROTOCOL.md.",
+    description = "JSON text frames follow the upgrade; the protocol is in CONTRACT.md and docs/PROTOCOL.md. \
+                   Authenticated by an end-user token, or by a web widget's ticket (docs/WIDGET.md).",
     params(TokenQuery),
     security(("bearer" = []), ("queryToken" = [])),
     responses(
         (status = 101, description = "Switching protocols; JSON text frames follow"),
-        (status = 400, description = "Not a WebSocket upgrade", content_type = "application/problem+json", body = super::openapi::Problem),
-        (status = 401, description = "Missing, expired or invalid token", content_type = "application/problem+json", body = super::openapi::Problem),
-        (status = 403, description = "Not an end-user token, unknown creator or origin not allowed", content_type = "application/problem+json", body = super::openapi::Problem),
-        (status = 503, description = "The engine is unavailable", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 400, description = "Not a WebSocket upgrade, or both a ticket and a token", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 401, description = "Missing, expired or invalid token; unknown, used or expired ticket", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 403, description = "Not an end-user token, unknown creator or origin not allowed (a ticket: not the origin it was issued to)", content_type = "application/problem+json", body = super::openapi::Problem),
+        (status = 503, description = "The engine (or the ticket store) is unavailable", content_type = "application/problem+json", body = super::openapi::Problem),
     )
 )]
 pub async fn upgrade(
@@ -62,24 +66,35 @@ pub async fn upgrade(
     Query(query): Query<TokenQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    // Authenticate first: a request without a valid token learns nothing else.
-    let identity = authenticate(&state, &headers, query.token.as_deref()).await?;
-    if identity.role != Role::User {
-        // Creators and agents watch and take over through the live view, not as an end user.
-        return Err(ApiError::forbidden("chat sockets are for end-user tokens (role `user`)"));
-    }
-    let ws = ws.map_err(|rejection| ApiError::bad_request(format!("not a WebSocket upgrade: {rejection}")))?;
-    let twin = state.engine.twin(identity.creator).await.map_err(|e| match e {
-        EngineError::UnknownCreator(_) => ApiError::forbidden("the token's creator does not exist"),
-        EngineError::Unavailable(cause) => ApiError::unavailable(cause),
-    })?;
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        let allowed = &twin.profile.allowed_origins;
-        if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
-            return Err(ApiError::forbidden(format!("origin {origin} may not open chat sockets for this creator")));
+    let (key, ws) = match query.ticket.as_deref() {
+        Some(ticket) => {
+            if query.token.is_some() || headers.contains_key(header::AUTHORIZATION) {
+                return Err(ApiError::bad_request("send a ticket or a token, not both"));
+            }
+            // Only a real upgrade spends the ticket.
+            let ws = upgrade_request(ws)?;
+            (redeem(&state, &headers, ticket).await?, ws)
         }
-    }
-    let key = ConversationKey { creator: identity.creator, user: identity.subject };
+        None => {
+            // Authenticate first: a request without a valid token learns nothing else.
+            let identity = authenticate(&state, &headers, query.token.as_deref()).await?;
+            if identity.role != Role::User {
+                // Creators and agents watch and take over through the live view, not as an end user.
+                return Err(ApiError::forbidden("chat sockets are for end-user tokens (role `user`)"));
+            }
+            let ws = upgrade_request(ws)?;
+            let twin = twin(&state, identity.creator).await?;
+            if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+                let allowed = &twin.profile.allowed_origins;
+                if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
+                    return Err(ApiError::forbidden(format!(
+                        "origin {origin} may not open chat sockets for this creator"
+                    )));
+                }
+            }
+            (ConversationKey { creator: identity.creator, user: identity.subject }, ws)
+        }
+    };
     Ok(ws
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
@@ -87,6 +102,40 @@ pub async fn upgrade(
         .max_message_size(TRANSPORT_LIMIT_BYTES)
         .max_frame_size(TRANSPORT_LIMIT_BYTES)
         .on_upgrade(move |socket| session(Session::of(&state), key, socket)))
+}
+
+fn upgrade_request(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Result<WebSocketUpgrade, ApiError> {
+    ws.map_err(|rejection| ApiError::bad_request(format!("not a WebSocket upgrade: {rejection}")))
+}
+
+async fn twin(state: &AppState, creator: CreatorId) -> Result<Arc<TwinSnapshot>, ApiError> {
+    state.engine.twin(creator).await.map_err(|e| match e {
+        EngineError::UnknownCreator(_) => ApiError::forbidden("the token's creator does not exist"),
+        EngineError::Unavailable(cause) => ApiError::unavailable(cause),
+    })
+}
+
+/// The conversation a widget ticket opens. The ticket is spent first, whatever follows: one used
+/// from another origin (copied out of the page) is gone, not left for another try.
+async fn redeem(state: &AppState, headers: &HeaderMap, text: &str) -> Result<ConversationKey, ApiError> {
+    let redeemed = state.widget.tickets.redeem(text).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let Some(ticket) = redeemed else {
+        metrics::counter!(t::HTTP_AUTH_FAILURES).increment(1);
+        return Err(ApiError::unauthorized("the ticket is unknown, used or expired: ask for a new one"));
+    };
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if origin != Some(ticket.origin.as_str()) {
+        return Err(ApiError::forbidden(format!(
+            "a ticket opens a socket only from the page origin it was issued to ({})",
+            ticket.origin
+        )));
+    }
+    let twin = twin(state, ticket.creator).await?;
+    // The creator may have taken the origin off its list since the ticket was issued.
+    if !crate::widget::origin::is_allowed(&twin.profile.allowed_origins, &ticket.origin) {
+        return Err(ApiError::forbidden(format!("origin {} may no longer open chat sockets", ticket.origin)));
+    }
+    Ok(ConversationKey { creator: ticket.creator, user: ticket.user })
 }
 
 /// What a live socket keeps: only the handles it uses, not the whole application state (which
