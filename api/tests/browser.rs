@@ -142,8 +142,6 @@ async fn a_creator_watches_takes_over_and_tests_their_twin_in_a_real_browser() {
         .env("TWIN_ADMIN_EMAIL", ADMIN)
         .env("TWIN_CREATOR", "demo")
         .env("TWIN_CHROMIUM", &tools.chromium)
-        // Only while the widget is not served: the site page then chats over a raw socket.
-        .env("TWIN_USER_TOKEN", app.token_for("demo", "site-visitor", Duration::from_secs(1800)))
         .current_dir(browser_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -86,30 +86,6 @@ function widgetVisitor(page) {
   };
 }
 
-/**
- * Until the widget is served (GET /widget.js answers 404): the visitor chats from the same site
- * page over a raw /v1/chat socket with an end-user token (TWIN_USER_TOKEN), the page's origin
- * checked like the widget's.
- */
-function socketVisitor(page) {
-  return {
-    async open() {
-      const url = `${TWIN.replace(/^http/, 'ws')}/v1/chat?token=${process.env.TWIN_USER_TOKEN}`;
-      await page.evaluate((socketUrl) => new Promise((resolve, reject) => {
-        window.frames_ = [];
-        window.socket_ = new WebSocket(socketUrl);
-        window.socket_.onmessage = (event) => window.frames_.push(JSON.parse(event.data));
-        window.socket_.onopen = resolve;
-        window.socket_.onerror = () => reject(new Error('the visitor socket did not open'));
-      }), url);
-    },
-    async say(text) {
-      await page.evaluate((t) => window.socket_.send(JSON.stringify({ type: 'message', id: `v-${Math.random()}`, text: t })), text);
-    },
-    texts: (origin) => page.evaluate((o) => window.frames_.filter((f) => f.type === 'message' && f.origin === o).map((f) => f.text), origin),
-  };
-}
-
 let dashPage = null;
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 const problems = [];
@@ -178,9 +154,7 @@ try {
   sitePage.setDefaultTimeout(TIMEOUT);
   sitePage.on('pageerror', (error) => problems.push(`site page error: ${error.message}`));
   await sitePage.goto(SITE);
-  const widgetServed = (await fetch(`${TWIN}/widget.js`)).ok;
-  const visitor = widgetServed ? widgetVisitor(sitePage) : socketVisitor(sitePage);
-  console.log(`     the visitor uses ${widgetServed ? 'the widget' : 'a raw chat socket (no widget served yet)'}`);
+  const visitor = widgetVisitor(sitePage);
   const first = 'Hi Maya, how do I protect my mornings?';
   let row;
   let conversationId;
@@ -277,6 +251,21 @@ try {
     check((await visitor.texts('twin')).length === twinReplies, 'nothing was sent');
     await byId('drafts-toggle').uncheck();
     await until('draft mode off', async () => !(await byId('drafts-toggle').isChecked()));
+  });
+
+  await step('more visitors: each conversation has its row, the most recent first', async () => {
+    for (const text of ['Any tips for a calmer evening routine?', 'How do I get back on track after a bad week?']) {
+      const page = await (await browser.newContext({ viewport: { width: 420, height: 720 } })).newPage();
+      page.on('pageerror', (error) => problems.push(`site page error: ${error.message}`));
+      await page.goto(SITE);
+      const other = widgetVisitor(page);
+      await other.open();
+      await other.say(text);
+      await until('the twin\'s answer to another visitor', async () => (await other.texts('twin')).length > 0);
+    }
+    await byId('nav-live').click();
+    await until('three rows', async () => (await byId('conversation-row').count()) === 3);
+    check((await byId('conversation-row').last().getAttribute('data-id')) === conversationId, 'the quietest conversation is last');
   });
 
   await step('a program handoff waits for a human, with its timeout; taking over and releasing ends it', async () => {
