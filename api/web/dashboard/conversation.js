@@ -6,7 +6,7 @@
 import { api, creatorPath, session } from './api.js';
 import { sparkline } from './charts.js';
 import { h, fill, batched, ago, clock, until, clientId } from './dom.js';
-import { channelOf, control, reduce, waitingHandoff } from './live.js';
+import { channelOf, control, reduce, userName, waitingHandoff } from './live.js';
 
 const PAGE = 200;
 export const LABELS = { user: 'User', twin: 'Twin', program: 'Program', nudge: 'Nudge', human: 'Human' };
@@ -204,7 +204,8 @@ export function conversationView(ctx, id) {
   const render = batched(() => {
     if (!view || disposed) return;
     const c = control(view);
-    title.textContent = view.user;
+    title.textContent = userName(view.user);
+    title.title = view.user;
     renderTranscript();
     renderNotice(c);
     renderControls(c);
@@ -310,7 +311,7 @@ export function conversationView(ctx, id) {
           h('span', { class: 'muted' }, ` last · ${average.toFixed(2)} average of ${scores.length}`)),
         scores.length > 1 ? sparkline(scores, { label: 'Consistency of the twin\'s replies, oldest to newest' }) : null]
           : h('p', { class: 'muted' }, 'No scored replies yet.')),
-      h('section', { class: 'card' }, h('h3', {}, 'User'),
+      h('section', { class: 'card' }, h('h3', {}, 'User'), h('p', { class: 'muted small', testid: 'user-id' }, h('code', {}, view.user)),
         h('p', {}, h('span', { class: `channel ${channelOf(view)}` }, channelOf(view)), ` · first seen ${clock(view.created_at)}`),
         h('p', { class: 'muted' }, `${view.last_seq ?? 0} messages · last ${ago(view.last_activity)}`),
         r.opted_out ? h('p', { class: 'warn' }, 'Opted out of nudges (STOP).') : null,

@@ -3,7 +3,7 @@
 // program handoff that waits for a human (with the time the program moves on without one).
 
 import { h, fill, batched, ago, clock } from './dom.js';
-import { channelOf, control, waitingHandoff } from './live.js';
+import { channelOf, control, userName, waitingHandoff } from './live.js';
 
 const TICK_MS = 15_000;
 
@@ -58,7 +58,7 @@ function row(view, ctx) {
     testid: 'conversation-row', 'data-id': view.id, 'data-user': view.user, class: view.idle ? 'idle' : '',
     tabindex: 0, onclick: open, onkeydown: (e) => { if (e.key === 'Enter') open(); },
   },
-  h('td', { class: 'user' }, view.user),
+  h('td', { class: 'user', title: view.user }, userName(view.user)),
   h('td', {}, h('span', { class: `channel ${channelOf(view)}` }, channelOf(view))),
   h('td', { testid: 'row-step' }, step),
   h('td', { class: 'last-text', testid: 'row-last-text' }, view.last_text
@@ -75,7 +75,7 @@ function handoffNotice(view, ctx) {
     ? `If nobody takes over, the program moves on at ${clock(handoff.timeout_at)}.`
     : 'The twin stays silent until somebody takes over and releases.';
   return h('div', { class: 'notice handoff', testid: 'handoff-notice', 'data-id': view.id, role: 'status' },
-    h('strong', {}, `${view.user} waits for a human`),
+    h('strong', {}, `${userName(view.user)} waits for a human`),
     ` at step ${handoff.step ?? view.program?.step ?? '?'}${handoff.since ? ` since ${clock(handoff.since)}` : ''}. ${timeout} `,
     h('button', { class: 'primary small', onclick: () => ctx.go(`#/c/${view.id}`) }, 'Open'));
 }

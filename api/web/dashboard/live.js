@@ -260,3 +260,11 @@ export function waitingHandoff(view) {
   if (view.control.handoff) return view.control.handoff;
   return view.mode === 'handoff' ? { step: view.program?.step ?? null, since: null, timeout_at: null } : null;
 }
+
+/** A user as people read it: widget visitors and preview users by kind, others by their id. */
+export function userName(user) {
+  const id = String(user ?? '');
+  if (id.startsWith('web:')) return `Visitor ${id.slice(4, 12)}`;
+  if (id.startsWith('preview:')) return 'Test user (preview)';
+  return id;
+}
