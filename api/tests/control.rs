@@ -242,3 +242,28 @@ async fn test_my_twin_previews_a_program_and_fast_forwards_its_timers() {
     let user = app.token_for("demo", "maria", Duration::from_secs(600));
     assert_eq!(post(&app, "/v1/creators/demo/preview", &user, json!({})).await.status, 403);
 }
+
+#[tokio::test]
+async fn the_dashboards_own_origin_may_open_a_preview_socket_when_the_creator_lists_origins() {
+    let mut bundle = common::creator("demo");
+    bundle.profile.allowed_origins = vec!["https://maya.example".to_owned()];
+    let app = spawn_app_with(Kind::Sqlite, &[bundle]).await;
+    let creator = staff(&app, "demo", Role::Creator);
+    let preview = post(&app, "/v1/creators/demo/preview", &creator, json!({})).await;
+    let token = preview.body["token"].as_str().unwrap().to_owned();
+    let open = |origin: String| {
+        let url = format!("ws://{}/v1/chat?token={token}", app.addr);
+        async move {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut request = url.into_client_request().unwrap();
+            request.headers_mut().insert("origin", origin.parse().unwrap());
+            tokio_tungstenite::connect_async(request).await.map(|_| ()).map_err(|e| e.to_string())
+        }
+    };
+    assert!(open(format!("http://{}", app.addr)).await.is_ok(), "the server's own page");
+    assert!(open("https://maya.example".to_owned()).await.is_ok(), "a listed origin");
+    let refused = open("https://elsewhere.example".to_owned()).await.unwrap_err();
+    assert!(refused.contains("403"), "{refused}");
+    let other_port = open(format!("http://127.0.0.1:{}", app.addr.port().wrapping_add(1))).await.unwrap_err();
+    assert!(other_port.contains("403"), "another port on the same host is another origin: {other_port}");
+}

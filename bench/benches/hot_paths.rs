@@ -183,6 +183,19 @@ fn step(c: &mut Criterion) {
         );
     });
 
+    // A reply preview changes nothing either: one conversation with a reply in flight serves every
+    // iteration. Since the live view streams previews too, each delta is also a live event.
+    let mut streaming = full.clone();
+    let stream = started_reply(streaming.step(&twin, user_message("streaming", QUESTION), now)).stream;
+    let delta = Event::ReplyDelta { stream, text: "Put the ".to_owned() };
+    group.bench_function("reply_delta", |b| {
+        b.iter_batched(
+            || delta.clone(),
+            |event| streaming.step(black_box(&twin), black_box(event), now),
+            BatchSize::SmallInput,
+        );
+    });
+
     // A retry changes nothing, so one conversation serves every iteration.
     let mut conversation = full.clone();
     let retry = user_message("c9", "Question 9: how do I protect my focus blocks from my phone in the morning?");

@@ -86,7 +86,12 @@ pub async fn upgrade(
             let twin = twin(&state, identity.creator).await?;
             if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
                 let allowed = &twin.profile.allowed_origins;
-                if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
+                // The server's own pages (the dashboard's preview) may always open token sockets.
+                let own = headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .is_some_and(|host| crate::widget::origin::is_same_host(origin, host));
+                if !allowed.is_empty() && !own && !allowed.iter().any(|a| a == origin) {
                     return Err(ApiError::forbidden(format!(
                         "origin {origin} may not open chat sockets for this creator"
                     )));

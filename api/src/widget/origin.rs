@@ -31,6 +31,18 @@ pub fn canonical(origin: &str) -> Option<String> {
     }
 }
 
+/// Whether `origin` is the server's own (the page asking was served by this host, such as the
+/// dashboard's "test my twin"): its host and port are the request's `Host`.
+pub fn is_same_host(origin: &str, host: &str) -> bool {
+    let Some(origin) = canonical(origin) else {
+        return false;
+    };
+    let Some((scheme, _)) = origin.split_once("://") else {
+        return false;
+    };
+    canonical(&format!("{scheme}://{host}")).is_some_and(|own| own == origin)
+}
+
 /// Whether `origin` is one of `allowed` (an empty list allows none).
 pub fn is_allowed(allowed: &[String], origin: &str) -> bool {
     let Some(origin) = canonical(origin) else {
@@ -42,6 +54,17 @@ pub fn is_allowed(allowed: &[String], origin: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_servers_own_origin_is_the_requests_host() {
+        assert!(is_same_host("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(is_same_host("https://Twin.Example", "twin.example"));
+        assert!(is_same_host("https://twin.example", "twin.example:443"));
+        assert!(!is_same_host("http://127.0.0.1:9999", "127.0.0.1:8080"), "another port is another origin");
+        assert!(!is_same_host("https://evil.example", "twin.example"));
+        assert!(!is_same_host("null", "twin.example"));
+        assert!(!is_same_host("https://twin.example", "twin.example/path"));
+    }
 
     #[test]
     fn origins_compare_in_their_canonical_form() {
