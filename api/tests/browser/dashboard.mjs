@@ -321,13 +321,16 @@ try {
     await row.waitFor();
   });
 
-  await step('embed: the dashboard\'s own origin is allowed', async () => {
+  await step('embed: allowed origins are added and removed', async () => {
     await byId('nav-embed').click();
     await until('the site among the allowed origins', async () => (await byId('embed-origins').textContent()).includes(SITE));
-    // The dashboard's own preview chat opens a socket from this origin (see docs/DASHBOARD.md).
-    await byId('origin-input').fill(TWIN);
+    await byId('origin-input').fill('https://maya.example/');
     await byId('origin-add').click();
-    await until('the dashboard origin allowed', async () => (await byId('embed-origins').textContent()).includes(TWIN));
+    await until('the new origin listed', async () => (await byId('embed-origins').textContent()).includes('https://maya.example'));
+    await byId('embed-origins').locator('li').filter({ hasText: 'https://maya.example' }).getByRole('button', { name: 'remove' }).click();
+    await until('the origin removed', async () => !(await byId('embed-origins').textContent()).includes('https://maya.example'));
+    check((await byId('embed-origins').textContent()).includes(SITE), 'the site stays allowed');
+    // The dashboard's own address is not listed: its preview chat below opens all the same.
   });
 
   await step('test my twin: a preview walks through a program, fast-forwarded', async () => {
