@@ -111,6 +111,7 @@ pub fn user_counts(export: &UserExport) -> BTreeMap<String, u64> {
         ("messages".to_owned(), export.messages.len() as u64),
         ("nudges".to_owned(), export.nudges.len() as u64),
         ("outbox".to_owned(), export.outbox.len() as u64),
+        ("step_entries".to_owned(), export.step_entries.len() as u64),
         ("inbox".to_owned(), export.inbox.len() as u64),
         ("channel_identities".to_owned(), export.identities.len() as u64),
         ("link_codes".to_owned(), export.link_codes.len() as u64),
@@ -128,6 +129,7 @@ pub fn creator_counts(export: &CreatorExport) -> BTreeMap<String, u64> {
         ("messages".to_owned(), export.messages.len() as u64),
         ("nudges".to_owned(), export.nudges.len() as u64),
         ("outbox".to_owned(), export.outbox.len() as u64),
+        ("step_entries".to_owned(), export.step_entries.len() as u64),
         ("inbox".to_owned(), export.inbox.len() as u64),
         ("channel_identities".to_owned(), export.identities.len() as u64),
         ("link_codes".to_owned(), export.link_codes.len() as u64),
@@ -182,7 +184,7 @@ const NO_UPLOADS: &str = "End users cannot upload knowledge to Twin; the creator
      creator's and are not part of a user's data.";
 
 /// The archive of one end user: `export.json` (manifest and counts), `conversation.json` (with
-/// its state), `messages.jsonl`, `nudges.json`, `outbox.json`, `inbox.jsonl`, `identities.json`,
+/// its state), `messages.jsonl`, `nudges.json`, `outbox.json`, `step_entries.json`, `inbox.jsonl`, `identities.json`,
 /// `link_codes.json` and `knowledge.json`.
 pub fn user_archive(export: &UserExport, exported_at_ms: i64) -> anyhow::Result<Vec<u8>> {
     let mut archive = Archive::new();
@@ -190,6 +192,7 @@ pub fn user_archive(export: &UserExport, exported_at_ms: i64) -> anyhow::Result<
     archive.jsonl("messages.jsonl", &export.messages)?;
     archive.json("nudges.json", &export.nudges)?;
     archive.json("outbox.json", &export.outbox)?;
+    archive.json("step_entries.json", &export.step_entries)?;
     archive.jsonl("inbox.jsonl", &export.inbox)?;
     archive.json("identities.json", &export.identities)?;
     archive.json("link_codes.json", &export.link_codes)?;
@@ -219,6 +222,7 @@ pub fn creator_archive(export: &CreatorExport, bundle: &Bundle, exported_at_ms: 
     archive.jsonl("messages.jsonl", &export.messages)?;
     archive.jsonl("nudges.jsonl", &export.nudges)?;
     archive.jsonl("outbox.jsonl", &export.outbox)?;
+    archive.jsonl("step_entries.jsonl", &export.step_entries)?;
     archive.jsonl("inbox.jsonl", &export.inbox)?;
     archive.json("identities.json", &export.identities)?;
     archive.json("link_codes.json", &export.link_codes)?;

@@ -80,6 +80,7 @@ const ROUTES: &[&str] = &[
     "POST /v1/creators/{slug}/preview/fast-forward",
     "GET /v1/creators/{slug}/nudges",
     "DELETE /v1/creators/{slug}/nudges/{id}",
+    "GET /v1/creators/{slug}/stats",
 ];
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "options", "trace"];

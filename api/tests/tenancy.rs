@@ -45,6 +45,7 @@ fn endpoints(slug: &str, conversation: &str, user: &str, nudge: &str, document: 
         (Method::GET, format!("{base}/conversations/{conversation}/messages"), None),
         (Method::GET, format!("{base}/nudges"), None),
         (Method::DELETE, format!("{base}/nudges/{nudge}"), None),
+        (Method::GET, format!("{base}/stats"), None),
         (Method::GET, format!("{base}/channels"), None),
         (Method::PUT, format!("{base}/channels/telegram"), json(&json!({"bot_token": "123:planted"}))),
         (Method::DELETE, format!("{base}/channels/telegram"), None),
@@ -173,6 +174,11 @@ async fn a_token_of_one_tenant_reaches_nothing_of_another_and_learns_nothing() {
             nudges.body["items"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
         assert_eq!(ids.len(), 2);
         assert!(ids.iter().all(|id| a.nudges.iter().any(|own| own == id)));
+        let stats = get(&app, "/v1/creators/alpha/stats?days=1", &token).await;
+        assert_eq!(stats.body["active_users"]["period"], 2, "a1 and A's shared, not B's users: {stats:?}");
+        let funnels: Vec<&str> =
+            stats.body["funnel"].as_array().unwrap().iter().map(|f| f["program"].as_str().unwrap()).collect();
+        assert_eq!(funnels, ["intro"], "not B's programs");
         let knowledge = get(&app, "/v1/creators/alpha/knowledge", &token).await;
         assert_eq!(knowledge.body.as_array().unwrap().len(), 1);
         assert_eq!(knowledge.body[0]["path"], "alpha/notes.md");

@@ -141,8 +141,9 @@ impl ConversationStore for MemoryStore {
                         row.claimed_until = None;
                     }
                 }
-                // The actor tests have no provider channels; the store tests cover the outbox.
-                Record::Outbox(_) | Record::InboxDone { .. } => {}
+                // The actor tests have no provider channels; the store tests cover the outbox and
+                // the step history.
+                Record::Outbox(_) | Record::InboxDone { .. } | Record::StepEntered { .. } => {}
             }
         }
         self.commits.fetch_add(1, Ordering::SeqCst);

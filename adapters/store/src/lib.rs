@@ -1,6 +1,6 @@
 //! Twin's storage adapter: the engine's `ConversationStore`, `CreatorStore`, `NudgeStore`,
 //! `KnowledgeStore` and `ChannelStore` ports over PostgreSQL (production, row-level security) and
-//! SQLite (the embedded default).
+//! SQLite (the embedded default), with the reads of the creator REST API, GDPR and the stats.
 //!
 //! The `twin` binary opens a [`Store`] from the database URL, runs [`Store::migrate`] when asked,
 //! and hands the store to the actors and the channel adapters as these ports.
@@ -20,6 +20,7 @@ mod postgres;
 mod programs;
 mod rows;
 mod sqlite;
+pub mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -2,7 +2,7 @@
 //! before anything is written. Both backends write these batches.
 //!
 //! Inside a tenant's batch the backends write, in this order: created conversations, updated
-//! conversations, messages, outbox entries, scheduled nudges, settled nudges. So a conversation
+//! conversations, messages, outbox entries, scheduled nudges, settled nudges, step entries. So a conversation
 //! committed in the same slice as its first messages and nudges exists before the rows that
 //! reference it, an outbox entry follows the message it sends, and a nudge scheduled and settled
 //! in one slice ends settled, whatever the order of the records.
@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use twin_engine::channel::OutboxEntry;
 use twin_engine::ports::{ConversationHeader, NudgeOutcome, Record, ScheduledNudge, StoreError};
-use twin_engine::{ConversationId, CreatorId, Message, NudgeId};
+use twin_engine::{ConversationId, CreatorId, Message, NudgeId, ProgramId, StepId, Timestamp};
 
 /// One tenant's share of a commit, written after the tenant is set.
 pub(crate) struct TenantBatch<'a> {
@@ -31,6 +31,16 @@ pub(crate) struct TenantBatch<'a> {
     pub outbox: Vec<&'a OutboxEntry>,
     /// Webhook inbox rows to mark processed.
     pub inbox_done: Vec<i64>,
+    /// Program steps entered, in slice order; inserted after the conversations they belong to.
+    pub steps_entered: Vec<StepEntry<'a>>,
+}
+
+/// A `Record::StepEntered` borrowed from the slice.
+pub(crate) struct StepEntry<'a> {
+    pub conversation: ConversationId,
+    pub program: &'a ProgramId,
+    pub step: &'a StepId,
+    pub at: Timestamp,
 }
 
 impl TenantBatch<'_> {
@@ -63,6 +73,7 @@ struct Tenant<'a> {
     settled: Vec<(NudgeId, NudgeOutcome)>,
     outbox: Vec<&'a OutboxEntry>,
     inbox_done: Vec<i64>,
+    steps_entered: Vec<StepEntry<'a>>,
 }
 
 /// Groups the records by creator (in order of first appearance). A conversation that appears
@@ -86,6 +97,7 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
                 settled: Vec::new(),
                 outbox: Vec::new(),
                 inbox_done: Vec::new(),
+                steps_entered: Vec::new(),
             });
             tenants.len() - 1
         });
@@ -94,6 +106,9 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
             Record::Message(message) => tenant.messages.push(message),
             Record::Outbox(entry) => tenant.outbox.push(entry),
             Record::InboxDone { id, .. } => tenant.inbox_done.push(*id),
+            Record::StepEntered { conversation, program, step, at, .. } => {
+                tenant.steps_entered.push(StepEntry { conversation: *conversation, program, step, at: *at })
+            }
             Record::NudgeScheduled(nudge) => {
                 if scheduled_ids.insert(nudge.id) {
                     tenant.scheduled.push(nudge);
@@ -137,6 +152,7 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
                 settled: tenant.settled,
                 outbox: tenant.outbox,
                 inbox_done: tenant.inbox_done,
+                steps_entered: tenant.steps_entered,
             }
         })
         .collect())
@@ -215,6 +231,26 @@ mod tests {
         assert_eq!(batches[0].created.len(), 1);
         assert_eq!(batches[0].created[0].version, 2);
         assert!(batches[0].updated.is_empty());
+    }
+
+    #[test]
+    fn step_entries_go_to_their_tenants_batch_in_slice_order() {
+        let a = Slug::parse("a").unwrap().creator_id();
+        let b = Slug::parse("b").unwrap().creator_id();
+        let entered = |creator: CreatorId, step: &str, at: i64| Record::StepEntered {
+            creator,
+            conversation: header(creator, "u", 1).id,
+            program: ProgramId::parse("p").unwrap(),
+            step: StepId::parse(step).unwrap(),
+            at: Timestamp::from_millis(at),
+        };
+        let records = [entered(a, "two", 2), entered(b, "one", 1), entered(a, "one", 1)];
+        let batches = plan(&records).unwrap();
+        let steps = |i: usize| -> Vec<(String, i64)> {
+            batches[i].steps_entered.iter().map(|e| (e.step.to_string(), e.at.millis())).collect()
+        };
+        assert_eq!((batches[0].creator, steps(0)), (a, vec![("two".to_owned(), 2), ("one".to_owned(), 1)]));
+        assert_eq!((batches[1].creator, steps(1)), (b, vec![("one".to_owned(), 1)]));
     }
 
     #[test]

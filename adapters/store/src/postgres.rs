@@ -204,6 +204,7 @@ impl PgStore {
             mark_inbox_done(&mut tx, batch).await?;
             insert_nudges(&mut tx, batch).await?;
             settle_nudges(&mut tx, batch).await?;
+            insert_step_entries(&mut tx, batch).await?;
         }
         tx.commit().await.map_err(from_sqlx)
     }
@@ -649,6 +650,37 @@ async fn settle_nudges(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Resu
     .await
     .map_err(from_sqlx)?;
     Ok(())
+}
+
+/// Appends the slice's program step entries. One of a conversation not stored for this tenant
+/// refuses the commit, as a message does.
+async fn insert_step_entries(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
+    let Some(first) = batch.steps_entered.first() else {
+        return Ok(());
+    };
+    let conversations: Vec<Uuid> = batch.steps_entered.iter().map(|e| e.conversation.0).collect();
+    let programs: Vec<&str> = batch.steps_entered.iter().map(|e| e.program.as_str()).collect();
+    let steps: Vec<&str> = batch.steps_entered.iter().map(|e| e.step.as_str()).collect();
+    let entered_at: Vec<i64> = batch.steps_entered.iter().map(|e| e.at.millis()).collect();
+    let inserted = sqlx::query(
+        "INSERT INTO step_entries (creator_id, conversation_id, program, step, entered_at) \
+         SELECT $1, u.conversation_id, u.program, u.step, u.entered_at \
+         FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[]) AS u(conversation_id, program, step, entered_at)",
+    )
+    .bind(batch.creator.0)
+    .bind(&conversations)
+    .bind(&programs)
+    .bind(&steps)
+    .bind(&entered_at)
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(StoreError::Conflict { conversation: first.conversation, expected: 0 })
+        }
+        Err(e) => Err(from_sqlx(e)),
+    }
 }
 
 /// The latest stored version of each of the given programs (others are not needed).

@@ -191,6 +191,7 @@ impl SqliteStore {
             mark_inbox_done(&mut tx, batch).await?;
             insert_nudges(&mut tx, batch).await?;
             settle_nudges(&mut tx, batch).await?;
+            insert_step_entries(&mut tx, batch).await?;
         }
         tx.commit().await.map_err(from_sqlx)
     }
@@ -518,6 +519,33 @@ async fn insert_nudges(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -> 
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
                 let conversation = chunk.first().map_or(ConversationId(uuid::Uuid::nil()), |n| n.conversation);
+                return Err(StoreError::Conflict { conversation, expected: 0 });
+            }
+            Err(e) => return Err(from_sqlx(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Appends the slice's program step entries. One of a conversation not stored for this tenant
+/// refuses the commit, as a message does (foreign keys are on).
+async fn insert_step_entries(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -> Result<(), StoreError> {
+    let creator = batch.creator.0.hyphenated();
+    for chunk in batch.steps_entered.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO step_entries (creator_id, conversation_id, program, step, entered_at) ",
+        );
+        insert.push_values(chunk, |mut row, entry| {
+            row.push_bind(creator)
+                .push_bind(entry.conversation.0.hyphenated())
+                .push_bind(entry.program.as_str().to_owned())
+                .push_bind(entry.step.as_str().to_owned())
+                .push_bind(entry.at.millis());
+        });
+        match insert.build().execute(&mut *conn).await {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                let conversation = chunk.first().map_or(ConversationId(uuid::Uuid::nil()), |e| e.conversation);
                 return Err(StoreError::Conflict { conversation, expected: 0 });
             }
             Err(e) => return Err(from_sqlx(e)),

@@ -113,7 +113,8 @@ async fn seed_creator(db: &TestDb, slug: &str) -> CreatorId {
     id
 }
 
-/// A user with a conversation (a message and a reply sent on Telegram), a pending and a fired nudge,
+/// A user with a conversation (a message and a reply sent on Telegram, a program step entered), a
+/// pending and a fired nudge,
 /// a Telegram identity `external` (bound unless `None`), a link code and two inbox rows.
 async fn seed_user(db: &TestDb, creator: CreatorId, user: &str, external: &str, bind: bool) {
     let reply = twin_message(creator, user, 2);
@@ -125,6 +126,13 @@ async fn seed_user(db: &TestDb, creator: CreatorId, user: &str, external: &str, 
         record(reply),
         scheduled(&pending),
         scheduled(&fired),
+        Record::StepEntered {
+            creator,
+            conversation: conversation(creator, user),
+            program: twin_engine::ProgramId::parse("focus").unwrap(),
+            step: twin_engine::StepId::parse("day-1").unwrap(),
+            at: at(T0),
+        },
     ];
     db.store.commit(&records).await.unwrap();
     db.store.commit(&[settled(&fired, NudgeOutcome::Fired)]).await.unwrap();
@@ -154,7 +162,7 @@ async fn seed(db: &TestDb) -> (CreatorId, CreatorId) {
 /// row to them.
 async fn user_rows(db: &TestDb, creator: CreatorId, user: &str, external: &str) -> BTreeMap<&'static str, i64> {
     let conversation = conversation(creator, user).0;
-    let queries: [(&'static str, &str, String); 7] = [
+    let queries: [(&'static str, &str, String); 8] = [
         (
             "conversations",
             "SELECT count(*) FROM conversations WHERE creator_id = $1 AND id = $2",
@@ -173,6 +181,11 @@ async fn user_rows(db: &TestDb, creator: CreatorId, user: &str, external: &str) 
         (
             "outbox",
             "SELECT count(*) FROM outbox WHERE creator_id = $1 AND conversation_id = $2",
+            conversation.to_string(),
+        ),
+        (
+            "step_entries",
+            "SELECT count(*) FROM step_entries WHERE creator_id = $1 AND conversation_id = $2",
             conversation.to_string(),
         ),
         (
@@ -248,6 +261,7 @@ fn seeded_user() -> BTreeMap<&'static str, i64> {
         ("messages", 2),
         ("nudges", 2),
         ("outbox", 1),
+        ("step_entries", 1),
         ("channel_identities", 1),
         ("link_codes", 1),
         ("inbox", 2),
@@ -271,7 +285,7 @@ async fn erasing_a_user_removes_their_rows_from_every_table_and_nothing_else(kin
     for (table, rows) in seeded_user() {
         assert_eq!(report.removed(table), rows as u64, "the report counts {table}");
     }
-    assert_eq!(report.total(), 10);
+    assert_eq!(report.total(), 11);
     let json = serde_json::to_string(&report).unwrap();
     assert!(!json.contains("u1") && !json.contains("1001"), "the report holds no personal data: {json}");
 
@@ -320,6 +334,8 @@ async fn a_users_export_holds_every_row_of_theirs_and_no_one_elses(kind: Kind) {
     assert_eq!(export.outbox.len(), 1);
     assert_eq!(export.outbox[0].chat, "1001");
     assert_eq!(export.outbox[0].body["text"], "twin answers «2» with ünïcode");
+    assert_eq!(export.step_entries.len(), 1);
+    assert_eq!((export.step_entries[0].program.as_str(), export.step_entries[0].step.as_str()), ("focus", "day-1"));
     assert_eq!(export.identities.len(), 1);
     assert_eq!(
         (export.identities[0].channel.as_str(), export.identities[0].external_id.as_str()),
@@ -401,6 +417,7 @@ async fn a_creators_export_holds_the_profile_knowledge_and_every_users_data(kind
     assert_eq!(export.messages.len() as i64, counts["messages"]);
     assert_eq!(export.nudges.len() as i64, counts["nudges"]);
     assert_eq!(export.outbox.len() as i64, counts["outbox"]);
+    assert_eq!(export.step_entries.len() as i64, counts["step_entries"]);
     assert_eq!(export.inbox.len() as i64, counts["inbox"]);
     assert_eq!(export.identities.len() as i64, counts["channel_identities"]);
     assert_eq!(export.link_codes.len() as i64, counts["link_codes"]);

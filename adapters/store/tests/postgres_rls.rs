@@ -25,8 +25,8 @@ const ALL: LoadLimits = LoadLimits { history: 100, client_ids: 100 };
 /// PostgreSQL's insufficient_privilege, raised for a row refused by a policy and a missing grant.
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
-/// Two tenants with a creator, a program, a conversation, messages and pending nudges each: alice
-/// 3 messages and 2 nudges, bob 2 messages and 1 nudge.
+/// Two tenants with a creator, a program, a conversation, messages, pending nudges and program
+/// steps entered each: alice 3 messages, 2 nudges and 2 steps, bob 2 messages, 1 nudge and 1 step.
 async fn two_tenants() -> (TestDb, CreatorId, CreatorId) {
     let db = TestDb::new(Kind::Postgres).await;
     let (a, b) = (creator("alice"), creator("bob"));
@@ -48,9 +48,22 @@ async fn two_tenants() -> (TestDb, CreatorId, CreatorId) {
         scheduled(&alice_nudge(1)),
         scheduled(&alice_nudge(2)),
         scheduled(&bob_nudge()),
+        step_entered(a, 1),
+        step_entered(a, 2),
+        step_entered(b, 1),
     ];
     db.store.commit(&slice).await.unwrap();
     (db, a, b)
+}
+
+fn step_entered(creator: CreatorId, n: i64) -> Record {
+    Record::StepEntered {
+        creator,
+        conversation: conversation(creator, "u1"),
+        program: twin_engine::ProgramId::parse("focus").unwrap(),
+        step: twin_engine::StepId::parse("day-1").unwrap(),
+        at: at(n),
+    }
 }
 
 fn alice_nudge(n: u64) -> ScheduledNudge {
@@ -95,10 +108,10 @@ async fn the_pool_runs_as_twin_app_on_tables_it_does_not_own() {
         &mut su,
         "SELECT count(*) FROM pg_class WHERE relname IN ('creators', 'knowledge_documents', 'conversations', 'messages', \
          'programs', 'nudges', 'knowledge_ingestion', 'knowledge_vectors', 'inbox', 'channel_identities', 'link_codes', \
-         'outbox') AND relkind = 'r' AND relrowsecurity AND relforcerowsecurity",
+         'outbox', 'step_entries') AND relkind = 'r' AND relrowsecurity AND relforcerowsecurity",
     )
     .await;
-    assert_eq!(protected, 12, "every tenant table has ENABLE and FORCE row level security");
+    assert_eq!(protected, 13, "every tenant table has ENABLE and FORCE row level security");
     let roles = count(
         &mut su,
         "SELECT count(*) FROM pg_roles WHERE rolname IN ('twin_app', 'twin_system') \
@@ -134,6 +147,7 @@ async fn with_tenant_a_set_a_raw_query_sees_only_a_and_cannot_write_as_b() {
     assert_eq!(count(&mut tx, "SELECT count(*) FROM messages").await, 3, "only a's messages");
     assert_eq!(count(&mut tx, "SELECT count(*) FROM conversations").await, 1);
     assert_eq!(count(&mut tx, "SELECT count(*) FROM knowledge_documents").await, 1);
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM step_entries").await, 2, "only a's steps");
     let creators: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM creators").fetch_all(&mut *tx).await.unwrap();
     assert_eq!(creators, vec![a.0], "b's creator row is invisible");
     let theirs: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE creator_id = $1")
@@ -198,6 +212,7 @@ async fn with_no_tenant_set_nothing_is_visible() {
         "channel_identities",
         "link_codes",
         "outbox",
+        "step_entries",
     ] {
         let sql = format!("SELECT count(*) FROM {table}");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *conn).await.unwrap();

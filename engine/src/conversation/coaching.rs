@@ -206,6 +206,10 @@ impl Conversation {
                 Output::CancelTimers => self.cancel_nudges(batch, |kind| matches!(kind, NudgeKind::Step { .. })),
                 Output::Reply { goal } => self.request_reply(twin, goal, batch),
                 Output::Entered { step, kind } => {
+                    // Durable for the funnel, in this commit with the state that holds the step.
+                    let (creator, conversation) = (self.header.creator, self.header.id);
+                    let (program, at) = (id.clone(), now);
+                    batch.persist(Record::StepEntered { creator, conversation, program, step: step.clone(), at });
                     batch.publish(LiveEventKind::StepEntered { program: id.clone(), step, kind })
                 }
                 Output::Left { step } => batch.publish(LiveEventKind::StepLeft { program: id.clone(), step }),

@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 
 use crate::channel::OutboxEntry;
 use crate::conversation::ConversationState;
-use crate::ids::{ClientMsgId, ConversationId, CreatorId, NudgeId, ProgramId, Seq, UserId};
+use crate::ids::{ClientMsgId, ConversationId, CreatorId, NudgeId, ProgramId, Seq, StepId, UserId};
 use crate::knowledge::KnowledgeDocument;
 use crate::message::Message;
 use crate::time::Timestamp;
@@ -65,6 +65,10 @@ pub enum Record {
     Outbox(OutboxEntry),
     /// The webhook inbox row `id` became a turn of its conversation (written with that turn).
     InboxDone { creator: CreatorId, id: i64 },
+    /// The conversation entered a program step at `at` (the engine's clock). Written in the same
+    /// commit as the state that holds the new step: the durable history the program funnel counts
+    /// (the state keeps only the current step). Append-only; a step entered again is a new row.
+    StepEntered { creator: CreatorId, conversation: ConversationId, program: ProgramId, step: StepId, at: Timestamp },
 }
 
 impl Record {
@@ -76,6 +80,7 @@ impl Record {
             Record::NudgeSettled { creator, .. } => *creator,
             Record::Outbox(entry) => entry.creator,
             Record::InboxDone { creator, .. } => *creator,
+            Record::StepEntered { creator, .. } => *creator,
         }
     }
 }

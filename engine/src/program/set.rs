@@ -57,6 +57,11 @@ impl ProgramSet {
         self.latest.get(id).map(Arc::as_ref)
     }
 
+    /// The latest version of every program, by id.
+    pub fn latest_versions(&self) -> impl Iterator<Item = &Program> {
+        self.latest.values().map(Arc::as_ref)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.latest.is_empty()
     }

@@ -8,7 +8,8 @@
 //!
 //! Which rows are a user's:
 //! - the conversation (one per creator and user; its id is derived from both), and through it its
-//!   messages, nudges (every status) and outbox entries (the bodies sent and the chat they went to);
+//!   messages, nudges (every status), outbox entries (the bodies sent and the chat they went to) and
+//!   the program steps it entered;
 //! - the channel identities bound to the user and the link codes issued for them;
 //! - the webhook inbox rows of every channel identity that speaks for the user (`inbox.sender`,
 //!   written when the item is stored): the identities bound to them, and the identity their user
@@ -35,7 +36,7 @@ mod records;
 
 pub use records::{
     ConversationExport, CreatorExport, DocumentExport, ErasureReport, IdentityExport, InboxExport, IngestionExport,
-    LinkCodeExport, MessageExport, NudgeExport, OutboxExport, ProgramExport, UserExport, VectorExport,
+    LinkCodeExport, MessageExport, NudgeExport, OutboxExport, ProgramExport, StepEntryExport, UserExport, VectorExport,
 };
 
 /// The tenant tables a creator erasure empties, children before the tables they reference; the
@@ -50,6 +51,7 @@ pub const CREATOR_TABLES: &[&str] = &[
     "outbox",
     "messages",
     "nudges",
+    "step_entries",
     "conversations",
     "channel_identities",
     "link_codes",
@@ -236,6 +238,7 @@ const MESSAGES: &str = "SELECT conversation_id{t}, seq, origin, body, client_id,
 const NUDGES: &str = "SELECT id{t}, conversation_id{t}, user_id, due_at, status, created_at, settled_at FROM nudges";
 const OUTBOX: &str = "SELECT conversation_id{t}, seq, channel, chat, body{t}, state, attempts, provider_message_id, \
      error, created_at, updated_at FROM outbox";
+const STEP_ENTRIES: &str = "SELECT conversation_id{t}, program, step, entered_at FROM step_entries";
 const INBOX: &str = "SELECT id, channel, dedup_key, sender, payload, received_at, processed_at FROM inbox";
 const IDENTITIES: &str = "SELECT channel, external_id, user_id, created_at FROM channel_identities";
 const LINK_CODES: &str = "SELECT code, user_id, expires_at FROM link_codes";
@@ -244,6 +247,7 @@ type ConversationTuple = (String, String, i64, i64, String);
 type MessageTuple = (String, i64, String, String, Option<String>, Option<String>, Option<String>, Option<i64>, i64);
 type NudgeTuple = (String, String, String, i64, String, i64, Option<i64>);
 type OutboxTuple = (String, i64, String, String, String, String, i64, Option<String>, Option<String>, i64, i64);
+type StepEntryTuple = (String, String, String, i64);
 type InboxTuple = (i64, String, String, Option<String>, String, i64, Option<i64>);
 
 fn uuid_of(what: &str, raw: &str) -> Result<Uuid, StoreError> {
@@ -312,6 +316,10 @@ fn outbox(
     })
 }
 
+fn step_entry((conversation, program, step, entered_at): StepEntryTuple) -> Result<StepEntryExport, StoreError> {
+    Ok(StepEntryExport { conversation: uuid_of("conversation id", &conversation)?, program, step, entered_at })
+}
+
 fn inbox((id, channel, dedup_key, sender, payload, received_at, processed_at): InboxTuple) -> InboxExport {
     // Kept as text when it is not JSON: an export must not fail on one odd row.
     let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
@@ -375,6 +383,14 @@ async fn user_export(conn: &mut Conn<'_>, creator: CreatorId, user: &UserId) -> 
     let outbox_rows: Vec<OutboxTuple> = conn
         .fetch(&format!("{OUTBOX} WHERE creator_id = $1 AND conversation_id = $2 ORDER BY seq"), &by_conversation)
         .await?;
+    let step_entries: Vec<StepEntryTuple> = conn
+        .fetch(
+            &format!(
+                "{STEP_ENTRIES} WHERE creator_id = $1 AND conversation_id = $2 ORDER BY entered_at, program, step"
+            ),
+            &by_conversation,
+        )
+        .await?;
     let identities: Vec<(String, String, String, i64)> = conn
         .fetch(&format!("{IDENTITIES} WHERE creator_id = $1 AND user_id = $2 ORDER BY channel, external_id"), &by_user)
         .await?;
@@ -396,6 +412,7 @@ async fn user_export(conn: &mut Conn<'_>, creator: CreatorId, user: &UserId) -> 
         messages: all(messages, message)?,
         nudges: all(nudges, nudge)?,
         outbox: all(outbox_rows, outbox)?,
+        step_entries: all(step_entries, step_entry)?,
         inbox: inbox_rows.into_iter().map(inbox).collect(),
         identities: identities.into_iter().map(identity).collect(),
         link_codes: link_codes.into_iter().map(link_code).collect(),
@@ -411,7 +428,7 @@ async fn user_erase(conn: &mut Conn<'_>, creator: CreatorId, user: &UserId) -> R
     let handles = handles(conn, creator, user).await?;
     let mut report = ErasureReport::default();
     // Children before the conversation they reference.
-    for table in ["outbox", "messages", "nudges"] {
+    for table in ["outbox", "messages", "nudges", "step_entries"] {
         let sql = format!("DELETE FROM {table} WHERE creator_id = $1 AND conversation_id = $2");
         report.add(table, conn.execute(&sql, &by_conversation).await?);
     }
@@ -471,6 +488,9 @@ async fn creator_export(conn: &mut Conn<'_>, creator: CreatorId) -> Result<Optio
         conn.fetch(&format!("{NUDGES} WHERE creator_id = $1 ORDER BY conversation_id, due_at, id"), &c).await?;
     let outbox_rows: Vec<OutboxTuple> =
         conn.fetch(&format!("{OUTBOX} WHERE creator_id = $1 ORDER BY conversation_id, seq"), &c).await?;
+    let step_entries: Vec<StepEntryTuple> = conn
+        .fetch(&format!("{STEP_ENTRIES} WHERE creator_id = $1 ORDER BY conversation_id, entered_at, program, step"), &c)
+        .await?;
     let inbox_rows: Vec<InboxTuple> = conn.fetch(&format!("{INBOX} WHERE creator_id = $1 ORDER BY id"), &c).await?;
     let identities: Vec<(String, String, String, i64)> =
         conn.fetch(&format!("{IDENTITIES} WHERE creator_id = $1 ORDER BY channel, external_id"), &c).await?;
@@ -519,6 +539,7 @@ async fn creator_export(conn: &mut Conn<'_>, creator: CreatorId) -> Result<Optio
         messages: all(messages, message)?,
         nudges: all(nudges, nudge)?,
         outbox: all(outbox_rows, outbox)?,
+        step_entries: all(step_entries, step_entry)?,
         inbox: inbox_rows.into_iter().map(inbox).collect(),
         identities: identities.into_iter().map(identity).collect(),
         link_codes: link_codes.into_iter().map(link_code).collect(),

@@ -18,6 +18,8 @@ pub struct UserExport {
     /// Every status: pending, fired, skipped, cancelled.
     pub nudges: Vec<NudgeExport>,
     pub outbox: Vec<OutboxExport>,
+    /// The program steps the user entered, oldest first.
+    pub step_entries: Vec<StepEntryExport>,
     /// Raw webhook items of the user's channel identities, as the provider sent them.
     pub inbox: Vec<InboxExport>,
     pub identities: Vec<IdentityExport>,
@@ -34,6 +36,7 @@ impl UserExport {
             && self.messages.is_empty()
             && self.nudges.is_empty()
             && self.outbox.is_empty()
+            && self.step_entries.is_empty()
             && self.inbox.is_empty()
             && self.identities.is_empty()
             && self.link_codes.is_empty()
@@ -58,6 +61,7 @@ pub struct CreatorExport {
     pub messages: Vec<MessageExport>,
     pub nudges: Vec<NudgeExport>,
     pub outbox: Vec<OutboxExport>,
+    pub step_entries: Vec<StepEntryExport>,
     pub inbox: Vec<InboxExport>,
     pub identities: Vec<IdentityExport>,
     pub link_codes: Vec<LinkCodeExport>,
@@ -114,6 +118,15 @@ pub struct OutboxExport {
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A program step a conversation entered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepEntryExport {
+    pub conversation: Uuid,
+    pub program: String,
+    pub step: String,
+    pub entered_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

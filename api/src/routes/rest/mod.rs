@@ -1,5 +1,5 @@
 //! The creator REST API under `/v1/creators`: profiles, knowledge, programs, end users and
-//! enrolments, conversations and their messages, nudges.
+//! enrolments, conversations and their messages, nudges, stats.
 //!
 //! Every handler takes the [`Caller`] and scopes the path's slug with [`Caller::scope`] before
 //! anything else, so a token of another tenant gets the 404 of a creator that does not exist.
@@ -14,6 +14,7 @@ pub mod knowledge;
 pub mod nudges;
 pub mod preview;
 pub mod programs;
+pub mod stats;
 pub mod users;
 
 use axum::Json;
@@ -70,6 +71,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(preview::fast_forward))
         .routes(routes!(nudges::list))
         .routes(routes!(nudges::cancel))
+        .routes(routes!(stats::get))
 }
 
 /// The creator a write may change: [`Caller::scope`] first (another tenant gets its 404), then
