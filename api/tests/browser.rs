@@ -14,10 +14,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use axum::response::Html;
-use support::{Kind, spawn_app_with};
+use support::Kind;
 use twin_api::accounts::{AccountRequest, Actor};
+use twin_api::settings::Overrides;
+use twin_api::startup::ServeOptions;
+use twin_api::{Application, Settings};
 use twin_engine::ports::{Clock, SystemClock};
 use twin_store::AccountRole;
+use twin_store::testing::TestDb;
 
 const EMAIL: &str = "maya@example.com";
 const ADMIN: &str = "ops@example.com";
@@ -90,6 +94,46 @@ async fn creator_site(listener: tokio::net::TcpListener, twin_url: String) {
     axum::serve(listener, app).await.unwrap();
 }
 
+/// The whole server (SQLite, the built-in responder) on a port chosen up front, so that its public
+/// URL — the one the widget snippet names — is the address the browser uses, as `TWIN_PUBLIC_URL`
+/// makes it in production.
+struct Server {
+    url: String,
+    db: TestDb,
+    _data_dir: tempfile::TempDir,
+    _creators: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn serve(bundle: &twin_api::bundle::Bundle) -> Server {
+    let db = TestDb::unmigrated(Kind::Sqlite).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let creators = tempfile::tempdir().unwrap();
+    twin_api::bundle::write_dir(bundle, &creators.path().join(bundle.profile.slug.as_str())).unwrap();
+    // A free port, released just before the server binds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let overrides = Overrides {
+        listen: Some(format!("127.0.0.1:{port}")),
+        data_dir: Some(data_dir.path().to_path_buf()),
+        database_url: Some(db.url.clone()),
+    };
+    let mut settings = Settings::defaults(&overrides).unwrap();
+    settings.public_url.clone_from(&url);
+    // One browser sends bursts of requests from one address: limits that never bite.
+    let generous: twin_cluster::Rate = "100000/s".parse().unwrap();
+    settings.limits.address = generous;
+    settings.limits.tenant = generous;
+    let options = ServeOptions { demo: false, creators: Some(creators.path().to_path_buf()) };
+    let app = Application::build(settings, options).await.expect("the server starts");
+    assert_eq!(app.local_addr().port(), port);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    Server { url, db, _data_dir: data_dir, _creators: creators, _stop: stop }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_creator_watches_takes_over_and_tests_their_twin_in_a_real_browser() {
     let Some(tools) = tools_or_skip() else { return };
@@ -111,8 +155,8 @@ async fn a_creator_watches_takes_over_and_tests_their_twin_in_a_real_browser() {
         source: TALK_TO_MAYA.to_owned(),
     });
     demo.profile.allowed_origins = vec![site_url.clone()];
-    let app = spawn_app_with(Kind::Sqlite, &[demo]).await;
-    let twin_url = app.url("");
+    let app = serve(&demo).await;
+    let twin_url = app.url.clone();
     tokio::spawn(creator_site(site, twin_url.clone()));
 
     // Maya's account, created as `twin account create` does.

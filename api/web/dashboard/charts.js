@@ -125,7 +125,7 @@ export function ringChart({ rate, label, testid }) {
   const svg = s('svg', { viewBox: `0 0 ${size} ${size}`, role: 'img', 'aria-label': label, class: 'chart ring', testid },
     s('title', {}, label),
     s('circle', { cx: size / 2, cy: size / 2, r, class: 'ring-track' }),
-    s('circle', {
+    value > 0 && s('circle', {
       cx: size / 2, cy: size / 2, r, class: 'ring-value',
       'stroke-dasharray': `${(value * circumference).toFixed(2)} ${circumference.toFixed(2)}`,
       transform: `rotate(-90 ${size / 2} ${size / 2})`,

@@ -57,8 +57,8 @@ function render(stats) {
   const funnels = stats.funnel ?? [];
   return [
     h('div', { class: 'kpis' },
-      kpi('Active today', active.day, 'kpi-day'), kpi('Active this week', active.week, 'kpi-week'),
-      kpi(`Active in ${stats.days} days`, active.period, 'kpi-period'),
+      kpi('Active, last 24 h', active.day, 'kpi-day'), kpi('Active, last 7 days', active.week, 'kpi-week'),
+      kpi(`Active, last ${stats.days} days`, active.period, 'kpi-period'),
       kpi('Messages in / out', `${totals[0]} / ${totals[1]}`, 'kpi-messages'),
       kpi('Reply latency p50', millis(latency.p50), 'kpi-p50')),
     h('div', { class: 'grid2' },
@@ -80,6 +80,9 @@ function render(stats) {
       card('Program funnel', 'chart-funnel',
         funnels.length ? funnels.map((f) => {
           const first = f.steps[0]?.users || 0;
+          if (!f.steps.some((st) => st.users > 0)) {
+            return h('div', { class: 'funnel' }, h('h4', {}, f.program), h('p', { class: 'muted' }, 'Nobody entered it in this period.'));
+          }
           return h('div', { class: 'funnel' }, h('h4', {}, f.program),
             hbarChart({
               testid: 'svg-funnel', label: `How many users reached each step of ${f.program}`,
@@ -89,12 +92,14 @@ function render(stats) {
       card('Nudges', 'chart-nudges',
         h('div', { class: 'ring-row' },
           ringChart({ testid: 'svg-nudges', rate: nudges.fired ? nudges.response_rate : null, label: 'Share of fired nudges the user answered' }),
-          h('div', {}, h('p', { class: 'big' }, `${nudges.responded ?? 0} of ${nudges.fired ?? 0}`),
-            h('p', { class: 'muted' }, 'nudges sent were answered by the user')))),
+          nudges.fired
+            ? h('div', {}, h('p', { class: 'big' }, `${nudges.responded ?? 0} of ${nudges.fired}`),
+              h('p', { class: 'muted' }, 'nudges that fired were answered by the user within a day'))
+            : h('p', { class: 'muted' }, 'No nudge fired in this period.'))),
       card('Active users', 'chart-active',
         hbarChart({
-          testid: 'svg-active', label: 'Users who wrote today, this week and in the period',
-          rows: [{ label: 'today', value: active.day ?? 0 }, { label: 'last 7 days', value: active.week ?? 0 }, { label: `last ${stats.days} days`, value: active.period ?? 0 }],
+          testid: 'svg-active', label: 'Users who wrote in the last 24 hours, the last 7 days and the period',
+          rows: [{ label: 'last 24 h', value: active.day ?? 0 }, { label: 'last 7 days', value: active.week ?? 0 }, { label: `last ${stats.days} days`, value: active.period ?? 0 }],
         }))),
   ];
 }
