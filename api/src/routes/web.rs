@@ -130,6 +130,16 @@ mod tests {
     }
 
     #[test]
+    fn the_page_preloads_every_module() {
+        let index = ASSETS.iter().find(|a| a.name == "index.html").map(|a| a.body).unwrap_or_default();
+        let index = std::str::from_utf8(index).unwrap_or_default();
+        for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js") && a.name != "app.js") {
+            let link = format!(r#"<link rel="modulepreload" href="{}">"#, asset.name);
+            assert!(index.contains(&link), "index.html does not preload {}", asset.name);
+        }
+    }
+
+    #[test]
     fn every_module_the_page_imports_is_served() {
         // The `import … from './x.js'` lines of every script name a file of the table, so a module
         // added to the folder but not to the table fails here rather than in a browser.
