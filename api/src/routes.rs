@@ -9,6 +9,7 @@ pub mod health;
 pub mod live;
 pub mod openapi;
 pub mod rest;
+pub mod web;
 pub mod widget;
 
 use std::sync::Arc;
@@ -106,6 +107,8 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let (router, _) = api().split_for_parts();
+    // The dashboard's files: not the API, so not in the OpenAPI document.
+    let router = router.merge(web::router());
     let by_address = axum::middleware::from_fn_with_state(state.clone(), crate::limits::by_address);
     router
         .layer(by_address)
