@@ -347,8 +347,8 @@ impl Compiler {
             }
             "handoff" => {
                 let text = self.template(Some(id), raw.handoff.as_deref().unwrap_or_default(), declared);
-                // Until a human can release a conversation from the live view, a handoff without a
-                // timeout would silence the twin for good: it ends after a day unless told otherwise.
+                // A handoff nobody takes over must not silence the twin for good: without a
+                // timeout it ends after a day (a human who takes it over ends it by releasing).
                 let timeout = match &raw.timeout {
                     Some(t) => Some(self.timer(id, "timeout", t)?),
                     None => Some(Timer::After { ms: DEFAULT_HANDOFF_TIMEOUT_MS }),
