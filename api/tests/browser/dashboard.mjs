@@ -364,13 +364,14 @@ try {
     }
     check((await messages('user').allTextContents()).some((t) => t.includes('Calmer mornings')), 'the chosen label shows as the user\'s message');
     // The answer to the check-in moves the program on to its `reflect` chat step, where the twin
-    // talks with the test user.
+    // answers it and talks with the test user.
     await byId('preview-input').fill('It went well, I read for twenty minutes.');
     await byId('preview-send').click();
     await until('the reflect step', async () => (await byId('preview-step').textContent()) === 'reflect');
+    await until('the twin answers the check-in', async () => (await messages('twin').count()) > 0);
     await byId('preview-input').fill('What should I change tomorrow?');
     await byId('preview-send').click();
-    await until('the twin answers in the preview', async () => (await messages('twin').count()) > 0);
+    await until('the twin answers in the preview', async () => (await messages('twin').count()) > 1);
     await shot(dash, 'test');
   });
 

@@ -102,8 +102,20 @@ impl Enrolment {
 
     pub fn on_user_text(&mut self, ctx: &Context<'_>, text: &str) -> Vec<Output> {
         self.handling = Some(text.to_owned());
-        let out = self.user_text(ctx, text);
+        let entry = self.entry;
+        let mut out = self.user_text(ctx, text);
         self.handling = None;
+        // The message moved the user into a chat step and nothing answered it (no program text):
+        // the twin does, toward the step's goal, rather than leave the user unanswered. It is the
+        // answer to the previous step, not one of the chat's turns.
+        let answered = out.iter().any(|o| matches!(o, Output::Say { .. } | Output::Reply { .. }));
+        if self.entry != entry
+            && self.phase == Phase::Chat
+            && !answered
+            && let Some(StepKind::Chat { goal, .. }) = ctx.program.step(&self.step).map(|s| &s.kind)
+        {
+            out.push(Output::Reply { goal: Some(goal.clone()) });
+        }
         out
     }
 

@@ -579,6 +579,26 @@ fn last_message_is_the_message_that_moved_the_program_and_empty_when_the_clock_d
 }
 
 #[test]
+fn an_answer_that_leads_straight_into_a_chat_is_answered_by_the_twin() {
+    let mut run = Run::new(
+        "steps:\n  - { id: how, question: How did it go? }\n  - { id: talk, chat: Help them reflect., max_turns: 2 }",
+    );
+    run.start();
+    let out = run.text("It went well");
+    assert!(out.contains(&Output::Reply { goal: Some("Help them reflect.".into()) }), "{out:?}");
+    assert_eq!(run.enrolment().turns, 0, "the answer to the question is not one of the chat's turns");
+
+    // With a program text in between, the program answered: no twin reply on top of it.
+    let mut run = Run::new(
+        "steps:\n  - { id: how, question: How did it go? }\n  - { id: ok, message: Thanks! }\n  - { id: talk, chat: Reflect., max_turns: 2 }",
+    );
+    run.start();
+    let out = run.text("Fine");
+    assert_eq!(said(&out), ["Thanks!"]);
+    assert!(!out.iter().any(|o| matches!(o, Output::Reply { .. })), "{out:?}");
+}
+
+#[test]
 fn a_chat_ended_by_a_keyword_hands_its_message_to_the_next_step() {
     let mut run = Run::new(
         "steps:\n  - { id: talk, chat: Talk., keywords: [next] }\n  - { id: done, end: 'Last: {{ last_message }}' }",
