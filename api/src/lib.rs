@@ -15,6 +15,7 @@ pub mod gdpr;
 pub mod limits;
 pub mod live_wire;
 pub mod models;
+pub mod origin;
 pub mod preview;
 pub mod problem;
 pub mod routes;

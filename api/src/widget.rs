@@ -1,9 +1,8 @@
 //! The end-user web widget (docs/WIDGET.md): the script itself (`api/web/widget.js`, served at
 //! `/widget.js`), the visitor tokens that keep a browser the same end user, the single-use tickets
-//! a page exchanges for a chat socket, and the origin checks both go through. The HTTP side is in
+//! a page exchanges for a chat socket; both go through the origin checks of `crate::origin`. The HTTP side is in
 //! `routes/widget.rs`; the socket side (`?ticket=`) in `routes/chat.rs`.
 
-pub mod origin;
 pub mod tickets;
 pub mod visitor;
 

@@ -13,6 +13,8 @@ mod effect;
 mod event;
 mod state;
 #[cfg(test)]
+mod test_effects;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;
@@ -159,9 +161,7 @@ impl Conversation {
             }
             Event::Enrol { program } => {
                 let batch = self.on_enrol(twin, program, now);
-                let mut effects = self.finish(batch);
-                effects.push(Effect::Answer(Answer::Done { seq: None }));
-                effects
+                self.finish_answered(batch, Answer::Done { seq: None })
             }
             Event::TakeOver { by } => self.on_take_over(by, now),
             Event::Release { by } => self.on_release(twin, by, now),
@@ -404,6 +404,13 @@ impl Conversation {
             effects.push(Effect::Dispatch(outbox));
         }
         effects.extend(then);
+        effects
+    }
+
+    /// [`Self::finish`], then the answer for whoever gave the command: after the commit it waits for.
+    fn finish_answered(&mut self, batch: Batch, answer: Answer) -> Vec<Effect> {
+        let mut effects = self.finish(batch);
+        effects.push(Effect::Answer(answer));
         effects
     }
 

@@ -1,5 +1,6 @@
 //! How sqlx failures become the engine's `StoreError`, and the store's own failure causes.
 
+use twin_engine::ConversationId;
 use twin_engine::ports::StoreError;
 
 /// A database failure. A value that cannot be decoded, or a row the schema's checks refuse, is a
@@ -14,6 +15,18 @@ pub(crate) fn from_sqlx(error: sqlx::Error) -> StoreError {
             StoreError::Corrupt(format!("refused by the schema: {db}"))
         }
         _ => StoreError::unavailable(error),
+    }
+}
+
+/// An insert of rows that belong to a conversation: a foreign-key refusal means the conversation
+/// is not stored for this tenant, which the commit reports as a conflict (the writer reloads it);
+/// anything else as [`from_sqlx`] says.
+pub(crate) fn conversation_rows(error: sqlx::Error, conversation: ConversationId) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::Conflict { conversation, expected: 0 }
+        }
+        _ => from_sqlx(error),
     }
 }
 

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::channels::{outbox_body_json, outbox_without_message};
 use crate::content_hash::{CreatorContent, body_hash};
-use crate::error::from_sqlx;
+use crate::error::{conversation_rows, from_sqlx};
 use crate::migrations;
 use crate::plan::{TenantBatch, first_missing, plan};
 use crate::programs::{Latest, NewVersion, new_versions};
@@ -539,13 +539,7 @@ async fn insert_messages(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Re
     .bind(&scores)
     .fetch_all(&mut *conn)
     .await;
-    let inserted = match inserted {
-        Ok(rows) => rows,
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-            return Err(StoreError::Conflict { conversation: first.conversation, expected: 0 });
-        }
-        Err(e) => return Err(from_sqlx(e)),
-    };
+    let inserted = inserted.map_err(|e| conversation_rows(e, first.conversation))?;
     let keys = conversations.iter().copied().zip(seqs.iter().copied());
     if let Some((conversation, _)) = first_missing(keys, &inserted) {
         let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM conversations WHERE id = $1")
@@ -621,13 +615,8 @@ async fn insert_nudges(conn: &mut PgConnection, batch: &TenantBatch<'_>) -> Resu
     .bind(&due_at)
     .execute(&mut *conn)
     .await;
-    match inserted {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-            Err(StoreError::Conflict { conversation: first.conversation, expected: 0 })
-        }
-        Err(e) => Err(from_sqlx(e)),
-    }
+    inserted.map_err(|e| conversation_rows(e, first.conversation))?;
+    Ok(())
 }
 
 /// Settles the slice's nudges that are still pending; one already settled (or never stored for
@@ -674,13 +663,8 @@ async fn insert_step_entries(conn: &mut PgConnection, batch: &TenantBatch<'_>) -
     .bind(&entered_at)
     .execute(&mut *conn)
     .await;
-    match inserted {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-            Err(StoreError::Conflict { conversation: first.conversation, expected: 0 })
-        }
-        Err(e) => Err(from_sqlx(e)),
-    }
+    inserted.map_err(|e| conversation_rows(e, first.conversation))?;
+    Ok(())
 }
 
 /// The latest stored version of each of the given programs (others are not needed).

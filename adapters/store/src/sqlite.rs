@@ -19,7 +19,7 @@ use uuid::fmt::Hyphenated;
 
 use crate::channels::{outbox_body_json, outbox_without_message};
 use crate::content_hash::{CreatorContent, body_hash};
-use crate::error::from_sqlx;
+use crate::error::{conversation_rows, from_sqlx};
 use crate::migrations;
 use crate::plan::{TenantBatch, first_missing, plan};
 use crate::programs::{Latest, NewVersion, new_versions};
@@ -438,14 +438,9 @@ async fn insert_messages(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -
                 .push_bind(m.consistency.map(|s| i32::from(s.thousandths())));
         });
         insert.push(" ON CONFLICT DO NOTHING RETURNING conversation_id, seq");
-        let inserted: Vec<(Hyphenated, i64)> = match insert.build_query_as().fetch_all(&mut *conn).await {
-            Ok(rows) => rows,
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                let conversation = chunk.first().map_or(ConversationId(uuid::Uuid::nil()), |m| m.conversation);
-                return Err(StoreError::Conflict { conversation, expected: 0 });
-            }
-            Err(e) => return Err(from_sqlx(e)),
-        };
+        let conversation = chunk.first().map_or(ConversationId(uuid::Uuid::nil()), |m| m.conversation);
+        let inserted: Vec<(Hyphenated, i64)> =
+            insert.build_query_as().fetch_all(&mut *conn).await.map_err(|e| conversation_rows(e, conversation))?;
         let inserted: Vec<(uuid::Uuid, i64)> = inserted.into_iter().map(|(c, s)| (c.into_uuid(), s)).collect();
         if let Some((conversation, _)) = first_missing(keys.iter().copied(), &inserted) {
             let stored: Option<i64> =
@@ -515,14 +510,8 @@ async fn insert_nudges(conn: &mut SqliteConnection, batch: &TenantBatch<'_>) -> 
                 .push_bind(nudge.due_at.millis());
         });
         insert.push(" ON CONFLICT (id) DO NOTHING");
-        match insert.build().execute(&mut *conn).await {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                let conversation = chunk.first().map_or(ConversationId(uuid::Uuid::nil()), |n| n.conversation);
-                return Err(StoreError::Conflict { conversation, expected: 0 });
-            }
-            Err(e) => return Err(from_sqlx(e)),
-        }
+        let conversation = chunk.first().map_or(ConversationId(uuid::Uuid::nil()), |n| n.conversation);
+        insert.build().execute(&mut *conn).await.map_err(|e| conversation_rows(e, conversation))?;
     }
     Ok(())
 }
@@ -542,14 +531,8 @@ async fn insert_step_entries(conn: &mut SqliteConnection, batch: &TenantBatch<'_
                 .push_bind(entry.step.as_str().to_owned())
                 .push_bind(entry.at.millis());
         });
-        match insert.build().execute(&mut *conn).await {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                let conversation = chunk.first().map_or(ConversationId(uuid::Uuid::nil()), |e| e.conversation);
-                return Err(StoreError::Conflict { conversation, expected: 0 });
-            }
-            Err(e) => return Err(from_sqlx(e)),
-        }
+        let conversation = chunk.first().map_or(ConversationId(uuid::Uuid::nil()), |e| e.conversation);
+        insert.build().execute(&mut *conn).await.map_err(|e| conversation_rows(e, conversation))?;
     }
     Ok(())
 }

@@ -90,8 +90,8 @@ pub async fn upgrade(
                 let own = headers
                     .get(header::HOST)
                     .and_then(|h| h.to_str().ok())
-                    .is_some_and(|host| crate::widget::origin::is_same_host(origin, host));
-                if !allowed.is_empty() && !own && !allowed.iter().any(|a| a == origin) {
+                    .is_some_and(|host| crate::origin::is_same_host(origin, host));
+                if !allowed.is_empty() && !own && !crate::origin::is_allowed(allowed, origin) {
                     return Err(ApiError::forbidden(format!(
                         "origin {origin} may not open chat sockets for this creator"
                     )));
@@ -137,7 +137,7 @@ async fn redeem(state: &AppState, headers: &HeaderMap, text: &str) -> Result<Con
     }
     let twin = twin(state, ticket.creator).await?;
     // The creator may have taken the origin off its list since the ticket was issued.
-    if !crate::widget::origin::is_allowed(&twin.profile.allowed_origins, &ticket.origin) {
+    if !crate::origin::is_allowed(&twin.profile.allowed_origins, &ticket.origin) {
         return Err(ApiError::forbidden(format!("origin {} may no longer open chat sockets", ticket.origin)));
     }
     Ok(ConversationKey { creator: ticket.creator, user: ticket.user })

@@ -25,8 +25,9 @@ use super::openapi::Problem;
 use super::rest::{JsonBody, no_creator, store_error};
 use crate::auth::Caller;
 use crate::limits::ClientAddress;
+use crate::origin;
 use crate::problem::ApiError;
-use crate::widget::{Ticket, TicketError, origin, visitor};
+use crate::widget::{Ticket, TicketError, visitor};
 
 /// The largest ticket request body (it holds one visitor token).
 pub const MAX_BODY_BYTES: usize = 4 * 1024;

@@ -38,15 +38,13 @@ impl Conversation {
 
     /// Whether the twin's replies wait for approval here.
     pub fn drafting(&self, twin: &TwinSnapshot) -> bool {
-        self.header.state.control.drafts.unwrap_or(twin.profile.replies.drafts)
+        self.header.state.control.drafting(twin.profile.replies.drafts)
     }
 
     pub(super) fn on_take_over(&mut self, by: String, now: Timestamp) -> Vec<Effect> {
         let mut batch = Batch::default();
         self.take_over(by, now, &mut batch);
-        let mut effects = self.finish(batch);
-        effects.push(Effect::Answer(Answer::Done { seq: None }));
-        effects
+        self.finish_answered(batch, Answer::Done { seq: None })
     }
 
     /// Marks the conversation held by `by` (a second human taking over replaces the first) and
@@ -81,9 +79,7 @@ impl Conversation {
             batch.publish(LiveEventKind::Released { by });
             self.resume_after_release(twin, now, &mut batch);
         }
-        let mut effects = self.finish(batch);
-        effects.push(Effect::Answer(Answer::Done { seq: None }));
-        effects
+        self.finish_answered(batch, Answer::Done { seq: None })
     }
 
     /// The program goes on from where the human found it: a timer held meanwhile runs; a handoff
@@ -124,9 +120,7 @@ impl Conversation {
         let mut batch = Batch::default();
         self.take_over(by, now, &mut batch);
         let seq = self.say_as_human(twin, text, client_id, now, &mut batch);
-        let mut effects = self.finish(batch);
-        effects.push(Effect::Answer(Answer::Done { seq: Some(seq) }));
-        effects
+        self.finish_answered(batch, Answer::Done { seq: Some(seq) })
     }
 
     /// A message written by a human: stored, sent to the user on their channel, shown live.
@@ -158,9 +152,7 @@ impl Conversation {
             batch.state_changed = true;
             batch.publish(LiveEventKind::DraftsMode { drafts: self.drafting(twin) });
         }
-        let mut effects = self.finish(batch);
-        effects.push(Effect::Answer(Answer::Done { seq: None }));
-        effects
+        self.finish_answered(batch, Answer::Done { seq: None })
     }
 
     /// Draft mode: the finished reply waits for a human instead of reaching the user.
@@ -222,9 +214,7 @@ impl Conversation {
         if seq.is_some() && self.held_by().is_none() {
             self.program_after_reply(twin, now, &mut batch);
         }
-        let mut effects = self.finish(batch);
-        effects.push(Effect::Answer(Answer::Done { seq }));
-        effects
+        self.finish_answered(batch, Answer::Done { seq })
     }
 
     /// While a human holds the conversation a nudge that falls due does not go out: a program
@@ -249,9 +239,7 @@ impl Conversation {
             return vec![Effect::Answer(Answer::FastForwarded { nudge: None })];
         };
         let batch = self.on_nudge_due(twin, next.id, next.due_at.max(now));
-        let mut effects = self.finish(batch);
-        effects.push(Effect::Answer(Answer::FastForwarded { nudge: Some((next.id, next.due_at)) }));
-        effects
+        self.finish_answered(batch, Answer::FastForwarded { nudge: Some((next.id, next.due_at)) })
     }
 }
 

@@ -55,6 +55,13 @@ pub struct Control {
     pub draft: Option<Draft>,
 }
 
+impl Control {
+    /// Whether replies wait for approval: this conversation's setting, else the creator's.
+    pub fn drafting(&self, creator_default: bool) -> bool {
+        self.drafts.unwrap_or(creator_default)
+    }
+}
+
 /// A reply the twin proposed in draft mode; nothing reached the user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Draft {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::conversation::test_effects::{messages as persisted_messages, started as started_stream};
 use crate::ids::Slug;
 use crate::knowledge::KnowledgeDocument;
 use crate::persona::Persona;
@@ -35,28 +36,6 @@ fn user(id: &str, text: &str) -> Event {
         session: Some(SessionId(7)),
         channel: None,
     }
-}
-
-fn persisted_messages(effects: &[Effect]) -> Vec<Message> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Persist(records) => Some(records),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|r| match r {
-            Record::Message(m) => Some(m.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn started_stream(effects: &[Effect]) -> Option<StreamId> {
-    effects.iter().find_map(|e| match e {
-        Effect::StartReply(req) => Some(req.stream.clone()),
-        _ => None,
-    })
 }
 
 #[test]

@@ -181,7 +181,7 @@ fn control(state: &ConversationState, creator_drafts: bool) -> ControlView {
     ControlView {
         held_by: control.held_by.clone(),
         held_since: control.held_since.map(|t| t.millis()),
-        drafts: control.drafts.unwrap_or(creator_drafts),
+        drafts: control.drafting(creator_drafts),
         drafts_override: control.drafts,
         draft: control.draft.as_ref().map(|d| DraftView {
             stream: d.stream.to_string(),

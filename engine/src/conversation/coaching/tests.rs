@@ -3,6 +3,7 @@
 //! explicit enrolment and staleness after downtime.
 
 use super::*;
+use crate::conversation::test_effects::{live, records};
 use crate::conversation::{Effect, Event};
 use crate::ids::{ClientMsgId, Slug, UserId};
 use crate::nudge::{DurationSpec, NudgePolicy};
@@ -55,32 +56,11 @@ fn said(effects: &[Effect]) -> Vec<(Origin, String)> {
         .collect()
 }
 
-fn records(effects: &[Effect]) -> Vec<Record> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Persist(records) => Some(records.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
 fn scheduled(effects: &[Effect]) -> Vec<ScheduledNudge> {
     records(effects)
         .into_iter()
         .filter_map(|r| match r {
             Record::NudgeScheduled(n) => Some(n),
-            _ => None,
-        })
-        .collect()
-}
-
-fn live(effects: &[Effect]) -> Vec<LiveEventKind> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Publish(event) => Some(event.kind.clone()),
             _ => None,
         })
         .collect()

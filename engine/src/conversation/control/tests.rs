@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::channel::{Arrival, ChannelAddress, ChannelKind};
+use crate::conversation::test_effects::{live, messages, started};
 use crate::ids::{NudgeId, ProgramId, Seq, Slug, UserId};
-use crate::message::Message;
 use crate::persona::Persona;
 use crate::ports::{ScheduledNudge, StoredProgram};
 use crate::twin::{CreatorProfile, NudgeSettings, ReplySettings};
@@ -46,21 +46,6 @@ fn at(ms: i64) -> Timestamp {
     T0.plus_millis(ms)
 }
 
-fn messages(effects: &[Effect]) -> Vec<Message> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Persist(records) => Some(records),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|r| match r {
-            Record::Message(m) => Some(m.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn sent_to_user(effects: &[Effect]) -> Vec<Outbound> {
     effects
         .iter()
@@ -71,26 +56,9 @@ fn sent_to_user(effects: &[Effect]) -> Vec<Outbound> {
         .collect()
 }
 
-fn live(effects: &[Effect]) -> Vec<LiveEventKind> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Publish(event) => Some(event.kind.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn answer(effects: &[Effect]) -> Option<Answer> {
     effects.iter().find_map(|e| match e {
         Effect::Answer(a) => Some(a.clone()),
-        _ => None,
-    })
-}
-
-fn started(effects: &[Effect]) -> Option<StreamId> {
-    effects.iter().find_map(|e| match e {
-        Effect::StartReply(request) => Some(request.stream.clone()),
         _ => None,
     })
 }

@@ -1,7 +1,7 @@
-//! Web origins as the widget's checks compare them: `scheme://host[:port]`, lowercase, the default
-//! port left out, so `https://Maya.example:443` in a creator's list matches the `https://maya.example`
-//! a browser sends. Anything else (`null` from a sandboxed frame or a file, a path, user info) is
-//! not an origin and matches nothing.
+//! Web origins as the chat socket and the widget's tickets compare them: `scheme://host[:port]`,
+//! lowercase, the default port left out, so `https://Maya.example:443` in a creator's list matches
+//! the `https://maya.example` a browser sends. Anything else (`null` from a sandboxed frame or a
+//! file, a path, user info) is not an origin and matches nothing.
 
 /// The canonical form of `origin`, or `None` when it is not an `http`/`https` origin.
 pub fn canonical(origin: &str) -> Option<String> {
