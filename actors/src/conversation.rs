@@ -13,8 +13,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::AbortHandle;
 use twin_engine::conversation::Answer;
 use twin_engine::ports::LiveEvent;
-use twin_engine::ports::{ErrorCode, LiveEventKind, Outbound, Recipient};
-use twin_engine::{ClientMsgId, Conversation, Effect, Event, Seq, StreamId, Timestamp};
+use twin_engine::ports::{ErrorCode, LiveEventKind, Outbound, Placement, Recipient};
+use twin_engine::{ClientMsgId, Conversation, Effect, Event, Record, Seq, StreamId, Timestamp};
 
 use crate::handle::{ConversationKey, Engine, EngineError, Spawner, TwinCell};
 use crate::metrics as m;
@@ -28,6 +28,9 @@ pub enum ConversationMsg {
     IdleCheck,
     /// Second half of the passivation hand-over; everything routed before it has been handled.
     Stop,
+    /// Cluster: the conversation belongs to another node now. Stop after the mailbox, at once
+    /// even with a reply in flight (the new owner answers the message when it loads).
+    HandOver,
     Inspect(RpcReplyPort<ConversationView>),
     /// Reload from the store after a failed commit (sent to itself after a back-off).
     Recover,
@@ -66,6 +69,10 @@ pub struct ConversationState {
     failed_commits: u32,
     /// Who waits for the outcome of the command being handled.
     answer: Option<RpcReplyPort<Answer>>,
+    /// Cluster: the ownership epoch claimed before loading; every commit is fenced with it.
+    epoch: Option<u64>,
+    /// Stopping to hand the conversation to another node, not because it was idle.
+    handing_over: bool,
 }
 
 pub(crate) struct ConversationActor;
@@ -93,6 +100,8 @@ impl Actor for ConversationActor {
             stopping: false,
             failed_commits: 0,
             answer: None,
+            epoch: None,
+            handing_over: false,
         })
     }
 
@@ -142,9 +151,17 @@ impl Actor for ConversationActor {
                     let _ = myself.cast(ConversationMsg::Stop);
                 }
             }
+            ConversationMsg::HandOver => {
+                if !state.stopping && state.engine.registry.begin_stop(state.key.id(), &myself) {
+                    state.stopping = true;
+                    state.handing_over = true;
+                    state.abort_replies();
+                    let _ = myself.cast(ConversationMsg::Stop);
+                }
+            }
             ConversationMsg::Stop => {
                 let quiescent = state.conversation.as_ref().is_none_or(Conversation::is_quiescent);
-                if quiescent {
+                if quiescent || state.handing_over {
                     myself.stop(Some("idle".to_owned()));
                 } else {
                     state.stopping = false;
@@ -180,6 +197,10 @@ impl Actor for ConversationActor {
             metrics::counter!(m::CONVERSATION_PASSIVATIONS).increment(1);
             let engine = state.engine.clone();
             let key = state.key.clone();
+            if let Some(epoch) = state.epoch.take() {
+                // Before the held events move on: the next owner need not wait for the claim.
+                engine.release(&key, epoch).await;
+            }
             engine.ports.live.publish(LiveEvent {
                 creator: key.creator,
                 conversation: key.id(),
@@ -246,7 +267,7 @@ impl ConversationState {
             if let Some((code, text)) = refusal {
                 let to = session.map_or(Recipient::User, Recipient::Session);
                 let out = Outbound::Error { code, message: text.to_owned(), client_id: Some(client_id.clone()) };
-                self.engine.ports.delivery.deliver(id, to, out);
+                self.engine.deliver(id, to, out);
                 return;
             }
         } else if !self.ensure_loaded(myself).await {
@@ -267,6 +288,19 @@ impl ConversationState {
         let twin = self.twin.current();
         let limits = Conversation::load_limits(&twin);
         let id = self.key.id();
+        if self.engine.placement(id) != Placement::Here {
+            // Owned elsewhere now (the live set changed while this actor had nothing loaded): hand
+            // over instead of claiming it back. What the mailbox holds follows the hand-over.
+            let _ = myself.cast(ConversationMsg::HandOver);
+            return false;
+        }
+        self.epoch = match self.engine.claim(&self.key).await {
+            Ok(epoch) => epoch,
+            Err(error) => {
+                tracing::warn!(conversation = %id, %error, "could not claim conversation");
+                return false;
+            }
+        };
         let loaded = match self.engine.load_permits.acquire().await {
             Ok(_permit) => self.engine.ports.conversations.load(self.key.creator, id, limits).await,
             // The semaphore is never closed; treat it like a store that is down.
@@ -301,7 +335,11 @@ impl ConversationState {
         let mut effects = effects.into_iter();
         while let Some(effect) = effects.next() {
             match effect {
-                Effect::Persist(records) => {
+                Effect::Persist(mut records) => {
+                    if let Some(epoch) = self.epoch {
+                        let fence = Record::Fence { creator: self.key.creator, conversation: id, epoch };
+                        records.insert(0, fence);
+                    }
                     if let Err(error) = self.engine.commit(records).await {
                         self.failed_commits += 1;
                         tracing::warn!(conversation = %id, %error, "commit failed; reloading the conversation");
@@ -321,16 +359,19 @@ impl ConversationState {
                                 message: message.to_owned(),
                                 client_id,
                             };
-                            self.engine.ports.delivery.deliver(id, to, out);
+                            self.engine.deliver(id, to, out);
                         }
                         self.abort_replies();
                         self.conversation = None;
+                        // Claimed again on reload: if another node owns it now, that claim waits
+                        // or the reload hands over instead.
+                        self.epoch = None;
                         self.schedule_recovery(myself);
                         return;
                     }
                     self.failed_commits = 0;
                 }
-                Effect::Send { to, out } => self.engine.ports.delivery.deliver(id, to, out),
+                Effect::Send { to, out } => self.engine.deliver(id, to, out),
                 Effect::StartReply(request) => {
                     let stream = request.stream.clone();
                     let context = crate::reply::ReplyContext {

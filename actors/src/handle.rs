@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use twin_engine::conversation::Answer;
 use twin_engine::ports::Recipient;
 use twin_engine::ports::{
-    Clock, ConversationStore, CreatorStore, Delivery, ErrorCode, LivePublisher, Llm, NudgeStore, Outbound, Outbox,
+    Clock, Cluster, ConversationStore, CreatorStore, Delivery, ErrorCode, LivePublisher, Llm, NudgeStore, Outbound,
+    Outbox, Placement,
 };
 use twin_engine::{ConversationId, CreatorId, Event, Message, ProgramId, Record, Seq, TwinSnapshot, UserId};
 
@@ -41,6 +42,8 @@ pub struct Ports {
     pub outbox: Arc<dyn Outbox>,
     pub live: Arc<dyn LivePublisher>,
     pub clock: Arc<dyn Clock>,
+    /// Several nodes over Redis (`None`: this process is the only node). See `crate::cluster`.
+    pub cluster: Option<Arc<dyn Cluster>>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +60,9 @@ pub struct EngineConfig {
     pub commit_timeout: Duration,
     /// The nudge scheduler; `None` runs without one (nudges are still stored, none fires).
     pub scheduler: Option<SchedulerConfig>,
+    /// Cluster only: how long a new owner waits for the previous owner, still live, to hand a
+    /// conversation over before it takes it anyway (the previous owner's writes are then fenced).
+    pub handover_wait: Duration,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +74,7 @@ impl Default for EngineConfig {
             reply_timeout: Duration::from_secs(120),
             commit_timeout: Duration::from_secs(30),
             scheduler: Some(SchedulerConfig::default()),
+            handover_wait: Duration::from_secs(5),
         }
     }
 }
@@ -158,11 +165,13 @@ pub(crate) struct Engine {
     pub(crate) load_permits: tokio::sync::Semaphore,
     /// Holds the reason once a top-level actor failed.
     failed: watch::Sender<Option<String>>,
+    /// Cluster bookkeeping (unused on a single node).
+    pub(crate) remote: crate::cluster::Remote,
 }
 
 #[derive(Clone)]
 pub struct EngineHandle {
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
 }
 
 impl EngineHandle {
@@ -191,6 +200,7 @@ impl EngineHandle {
             closed: AtomicBool::new(false),
             load_permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_LOADS),
             failed,
+            remote: crate::cluster::Remote::default(),
         };
         let engine = Arc::new(engine);
         if let Some(config) = engine.config.scheduler.clone() {
@@ -399,11 +409,32 @@ impl Engine {
         key: &ConversationKey,
         message: ConversationMsg,
     ) -> Result<(), EngineError> {
+        self.route_hops(key, message, 0).await
+    }
+
+    /// [`Engine::route`] of an event that was forwarded `hops` times already. In a cluster, an
+    /// event whose conversation belongs to another node goes there, unless an actor of it still
+    /// runs here: the old owner finishes what it holds and hands over (see `crate::cluster`).
+    pub(crate) async fn route_hops(
+        self: &Arc<Self>,
+        key: &ConversationKey,
+        message: ConversationMsg,
+        hops: u8,
+    ) -> Result<(), EngineError> {
         if self.is_closed() {
             return Err(EngineError::Unavailable("the server is shutting down".to_owned()));
         }
         if self.erasing.contains(&key.creator) {
             return Err(EngineError::Unavailable("this creator is being erased".to_owned()));
+        }
+        if !self.registry.has_slot(key.id()) {
+            match self.placement(key.id()) {
+                Placement::Here => {}
+                Placement::There(node) => {
+                    return self.forward_message(&node, key, message, hops).await.map_err(|(error, _)| error);
+                }
+                Placement::Nowhere => return Err(crate::cluster::not_a_member()),
+            }
         }
         match self.registry.offer(key.id(), message) {
             Offer::Delivered | Offer::Held => Ok(()),
@@ -424,6 +455,9 @@ impl Engine {
         /// A fresh actor that dies before taking its events is replaced this many times.
         const ATTEMPTS: usize = 3;
         let id = key.id();
+        if self.placement(id) != Placement::Here {
+            return self.forward_held(key, spawner).await;
+        }
         let mut error = EngineError::Unavailable("the conversation failed to start".to_owned());
         for _ in 0..ATTEMPTS {
             if self.is_closed() {
@@ -561,7 +595,7 @@ impl Engine {
                 message: error.to_string(),
                 client_id: Some(client_id),
             };
-            self.ports.delivery.deliver(id, to, out);
+            self.deliver(id, to, out);
         }
     }
 

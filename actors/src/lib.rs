@@ -21,6 +21,7 @@
 //!
 //! Everything the tree does to the world goes through the ports in [`twin_engine::ports`].
 
+mod cluster;
 mod conversation;
 mod creator_twin;
 mod handle;

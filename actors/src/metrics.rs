@@ -17,6 +17,9 @@ pub const NUDGE_CLAIM_LATENESS_SECONDS: &str = "twin_nudge_claim_lateness_second
 pub const KNOWLEDGE_CHUNKS_EMBEDDED: &str = "twin_knowledge_chunks_embedded_total";
 pub const RETRIEVAL_SECONDS: &str = "twin_retrieval_seconds";
 pub const REPLY_CONSISTENCY: &str = "twin_reply_consistency";
+pub const CLUSTER_FORWARDS: &str = "twin_cluster_forwards_total";
+pub const CLUSTER_HANDOVERS: &str = "twin_cluster_handovers_total";
+pub const CLUSTER_FENCED: &str = "twin_cluster_fenced_commits_total";
 
 /// Describes every metric once, so `/metrics` carries help text.
 pub fn describe() {
@@ -41,4 +44,7 @@ pub fn describe() {
     describe_counter!(KNOWLEDGE_CHUNKS_EMBEDDED, "Knowledge chunks embedded into the vector index.");
     describe_histogram!(RETRIEVAL_SECONDS, "Retrieval for one reply: query embedding, vector search, fusion.");
     describe_histogram!(REPLY_CONSISTENCY, "Consistency of twin replies with the creator's persona (0 to 1).");
+    describe_counter!(CLUSTER_FORWARDS, "Events routed to the conversation's owner on another node.");
+    describe_counter!(CLUSTER_HANDOVERS, "Conversations handed over to another node after the live set changed.");
+    describe_counter!(CLUSTER_FENCED, "Commits refused because another node owns the conversation now.");
 }

@@ -226,6 +226,12 @@ impl Registry {
             .collect()
     }
 
+    /// Whether anything of this conversation is here: an actor (live, starting, stopping) or an
+    /// erasure. Its events are then routed here, whoever owns it in a cluster.
+    pub(crate) fn has_slot(&self, id: ConversationId) -> bool {
+        self.slots.contains_key(&id)
+    }
+
     pub(crate) fn live_count(&self) -> usize {
         self.slots.iter().filter(|slot| matches!(slot.value(), Slot::Live(_))).count()
     }

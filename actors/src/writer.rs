@@ -22,6 +22,9 @@ pub enum CommitError {
     Overloaded,
     #[error("the commit failed: {0}")]
     Failed(String),
+    /// Cluster: another node owns the conversation now; nothing was written.
+    #[error("{0}")]
+    Fenced(String),
 }
 
 type CommitReply = RpcReplyPort<Result<(), CommitError>>;
@@ -181,6 +184,11 @@ async fn commit_entries(store: &dyn ConversationStore, entries: Vec<Entry>, reco
 }
 
 fn failed(error: &StoreError) -> CommitError {
+    if matches!(error, StoreError::Fenced { .. }) {
+        metrics::counter!(m::CLUSTER_FENCED).increment(1);
+        tracing::warn!(error = %error, "commit refused: the conversation has a newer owner");
+        return CommitError::Fenced(error.to_string());
+    }
     metrics::counter!(m::WRITER_COMMIT_FAILURES).increment(1);
     tracing::error!(error = %error, source = ?std::error::Error::source(error), "commit failed");
     CommitError::Failed(error.to_string())

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod channels;
 pub mod chat_client;
 pub mod cli;
+pub mod cluster;
 pub mod creators;
 pub mod extract;
 pub mod gdpr;

@@ -61,6 +61,8 @@ pub struct AppState {
     pub widget: Arc<crate::widget::Widget>,
     /// Turns true when the server shuts down; open sessions close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Cluster mode (`TWIN_REDIS_URL`): this node's membership, for readiness and `/healthz/cluster`.
+    pub cluster: Option<Arc<twin_cluster::RedisCluster>>,
 }
 
 /// Every route with its OpenAPI description: each handler is registered through `routes!`, which
@@ -72,6 +74,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(health::cluster))
         .routes(routes!(health::metrics))
         .routes(routes!(openapi::document))
         .routes(routes!(chat::upgrade))

@@ -75,7 +75,17 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite://…`; unset means SQLite in the data dir.
     pub database_url: Option<Secret>,
+    /// Set: this node is one of several sharing the database through Redis (docs/CLUSTER.md).
     pub redis_url: Option<Secret>,
+    /// This node's id in a cluster (`TWIN_NODE_ID`); unset: the host name and a random suffix.
+    pub node_id: Option<String>,
+    /// The cluster's name (`TWIN_CLUSTER`): nodes with the same name and Redis form one cluster.
+    /// Unset: derived from the database URL, so nodes of one database find each other and nodes
+    /// of different databases never mix.
+    pub cluster: Option<String>,
+    /// How long a node's heartbeat keeps it a member (`TWIN_CLUSTER_LEASE_MS`, default 3000); a
+    /// node that dies is replaced after about 1.25 times this.
+    pub cluster_lease: Duration,
     pub qdrant_url: Option<String>,
     pub llm: ModelServer,
     pub embed: ModelServer,
@@ -117,6 +127,9 @@ const KEYS: &[&str] = &[
     "data_dir",
     "database_url",
     "redis_url",
+    "node_id",
+    "cluster",
+    "cluster_lease_ms",
     "qdrant_url",
     "llm_base_url",
     "llm_model",
@@ -201,6 +214,15 @@ impl Settings {
             data_dir,
             database_url: overrides.database_url.clone().or_else(|| s.get("database_url")).map(Secret::new),
             redis_url: s.get("redis_url").map(Secret::new),
+            node_id: s.get("node_id"),
+            cluster: s.get("cluster"),
+            cluster_lease: match s.get("cluster_lease_ms") {
+                None => Duration::from_secs(3),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(ms) if ms >= 400 => Duration::from_millis(ms),
+                    _ => bail!("cluster_lease_ms must be a whole number of milliseconds, at least 400, not {v:?}"),
+                },
+            },
             qdrant_url: s.get("qdrant_url"),
             llm: ModelServer {
                 base_url: s.get("llm_base_url"),
@@ -271,9 +293,6 @@ impl Settings {
         let mut unused = Vec::new();
         if self.embed.base_url.is_some() && self.embed_model_path.is_some() {
             unused.push("TWIN_EMBED_MODEL_PATH (TWIN_EMBED_BASE_URL is set too, and the server is used)");
-        }
-        if self.redis_url.is_some() {
-            unused.push("TWIN_REDIS_URL for several nodes (rate limits and widget tickets are shared through it; conversations are not yet: run one node)");
         }
         unused
     }

@@ -43,6 +43,9 @@ pub struct Application {
     grace: Duration,
     /// The idle sweep, the outbox worker and the inbox sweep; stopped after the HTTP server.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Set in cluster mode (`TWIN_REDIS_URL`): left, with every conversation handed over, before
+    /// the engine shuts down.
+    cluster: Option<Arc<twin_cluster::RedisCluster>>,
 }
 
 impl Application {
@@ -71,6 +74,7 @@ impl Application {
         // The outbox is wired in two steps: conversations need its port before the engine starts,
         // and it needs the engine (to load creators' channels) once it runs.
         let outbox_port = Arc::new(LateOutbox::default());
+        let cluster = crate::cluster::join(&settings, settings.public_url.clone()).await?;
         let ports = Ports {
             conversations: Arc::new(store.clone()),
             creators: Arc::new(store.clone()),
@@ -81,15 +85,22 @@ impl Application {
             outbox: outbox_port.clone(),
             live: live.clone(),
             clock: clock.clone(),
+            cluster: cluster.clone().map(|c| c as Arc<dyn twin_engine::ports::Cluster>),
         };
         let scheduler = SchedulerConfig {
             // Crash drill hook (api/tests/programs.rs): claim due nudges and never deliver them.
             // Never set in production; the server logs a warning each time it holds a nudge.
             hold_after_claim: std::env::var_os("TWIN_FAULT_HOLD_AFTER_NUDGE_CLAIM").is_some(),
+            // Other nodes' claims are live: only a lone node may drop every claim at start.
+            release_claims_at_start: cluster.is_none(),
             ..SchedulerConfig::default()
         };
-        let config =
-            EngineConfig { idle_ttl: settings.idle_ttl, scheduler: Some(scheduler), ..EngineConfig::default() };
+        let config = EngineConfig {
+            idle_ttl: settings.idle_ttl,
+            scheduler: Some(scheduler),
+            handover_wait: settings.cluster_lease * 2,
+            ..EngineConfig::default()
+        };
         let engine = EngineHandle::start(ports, config).await.context("cannot start the actor tree")?;
         // Load the twins imported at start, so their knowledge is embedded now rather than on the
         // first conversation (loading a twin starts its ingestion in the background).
@@ -159,9 +170,13 @@ impl Application {
             audit,
             widget,
             shutdown: shutdown.subscribe(),
+            cluster: cluster.clone(),
         };
-        let background = vec![sweeper, outbox_task, inbox_task];
-        Ok(Self { listener, state, shutdown, grace: settings.shutdown_grace, background })
+        let mut background = vec![sweeper, outbox_task, inbox_task];
+        if let Some(cluster) = &cluster {
+            background.extend(crate::cluster::start(cluster, &state.engine));
+        }
+        Ok(Self { listener, state, shutdown, grace: settings.shutdown_grace, background, cluster })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -188,7 +203,7 @@ impl Application {
     }
 
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, shutdown, grace, background } = self;
+        let Self { listener, state, shutdown, grace, background, cluster } = self;
         tracing::info!(address = %listener.local_addr()?, store = state.store.backend(), "twin is listening");
         let engine = state.engine.clone();
         let store = state.store.clone();
@@ -216,6 +231,9 @@ impl Application {
         // Each request knows its client address (the login throttle counts failures per address).
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app).with_graceful_shutdown(stop).await.context("the HTTP server failed")?;
+        if let Some(cluster) = &cluster {
+            crate::cluster::leave(cluster, &engine, grace).await;
+        }
         for task in background {
             task.abort();
         }

@@ -18,6 +18,7 @@ use twin_api::auth::Role;
 /// handler's `#[utoipa::path]`; the test fails until both agree.
 const ROUTES: &[&str] = &[
     "GET /healthz",
+    "GET /healthz/cluster",
     "GET /readyz",
     "GET /metrics",
     "GET /v1/openapi.json",

@@ -89,7 +89,7 @@ impl ChannelAddress {
 /// Where a user message came from on a provider channel, and the inbox row that holds it: the
 /// conversation marks the row processed in the same commit as the message, so a webhook delivery
 /// is turned into a turn exactly once, across crashes too.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Arrival {
     pub address: ChannelAddress,
     /// The inbox row (`ports::InboxRow::id`); `None` when the message did not come through the inbox.

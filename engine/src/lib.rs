@@ -11,6 +11,7 @@ pub mod knowledge;
 pub mod message;
 pub mod nudge;
 pub mod persona;
+pub mod placement;
 pub mod ports;
 pub mod program;
 pub mod prompt;

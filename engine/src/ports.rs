@@ -3,6 +3,7 @@
 
 mod channels;
 mod clock;
+mod cluster;
 mod delivery;
 mod knowledge;
 mod live;
@@ -11,6 +12,7 @@ mod store;
 
 pub use channels::{ChannelStore, InboxRow, NoOutbox, Outbox, OutboxRow, OutboxUpdate, StatusChange};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use cluster::{Cluster, ClusterError, Forward, Placement};
 pub use delivery::{Delivery, ErrorCode, Outbound, Recipient};
 pub use knowledge::{
     ChunkKey, DocumentStatus, EmbedError, Embedder, EmbedderId, IndexError, IngestState, KnowledgeStore, VectorHit,

@@ -419,6 +419,7 @@ impl Harness {
             outbox: Arc::new(twin_engine::ports::NoOutbox),
             live: Arc::new(LiveHub::new()),
             clock: clock.clone(),
+            cluster: None,
         };
         let scheduler = twin_actors::SchedulerConfig {
             tick: Duration::from_millis(5),

@@ -7,7 +7,11 @@
 //! (`twin:{creator}:…`), so one tenant's keys can be listed and erased on their own.
 
 pub mod limits;
+pub mod membership;
+pub mod node;
 pub mod single_use;
 
 pub use limits::{Decision, Limiter, LocalLimiter, Rate, RateError, RedisLimiter};
+pub use membership::{Membership, MembershipConfig, View};
+pub use node::{Inbound, RedisCluster};
 pub use single_use::{LocalSingleUse, RedisSingleUse, SingleUseError, SingleUseStore};

@@ -160,6 +160,8 @@ impl Session {
 async fn session(state: Session, key: ConversationKey, socket: WebSocket) {
     let conversation = key.id();
     let (session, outbound) = state.hub.register(conversation);
+    // In a cluster, the conversation's owner sends this node its frames while the socket is here.
+    state.engine.watch(conversation, true).await;
     metrics::gauge!(t::WS_SESSIONS_ACTIVE).increment(1.0);
     let (mut sink, mut stream) = socket.split();
     let mut shutdown = state.shutdown.clone();
@@ -201,6 +203,7 @@ async fn session(state: Session, key: ConversationKey, socket: WebSocket) {
         }
     };
     state.hub.unregister(conversation, session);
+    state.engine.watch(conversation, false).await;
     metrics::gauge!(t::WS_SESSIONS_ACTIVE).decrement(1.0);
     if let Some(frame) = close {
         let oversized = frame.code == close_code::SIZE;

@@ -68,6 +68,7 @@ pub async fn run(args: &ActorArgs, twin: &TwinArgs, report: &mut Report) -> anyh
         outbox: Arc::new(twin_engine::ports::NoOutbox),
         live: Arc::new(LiveHub::new()),
         clock: clock.clone(),
+        cluster: None,
     };
     let engine = EngineHandle::start(ports, EngineConfig { idle_ttl: IDLE_TTL, ..EngineConfig::default() }).await?;
     engine.twin(creator).await?;

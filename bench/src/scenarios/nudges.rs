@@ -257,6 +257,7 @@ async fn fire(
         outbox: Arc::new(twin_engine::ports::NoOutbox),
         live: recorder.clone(),
         clock: Arc::new(SystemClock),
+        cluster: None,
     };
     let scheduler = SchedulerConfig::default();
     let config = EngineConfig { scheduler: Some(scheduler.clone()), ..EngineConfig::default() };

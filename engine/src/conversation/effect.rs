@@ -1,5 +1,7 @@
 //! What a step asks the world to do, in order.
 
+use serde::{Deserialize, Serialize};
+
 use crate::channel::OutboxEntry;
 use crate::ids::{NudgeId, Seq, StreamId};
 use crate::ports::{LiveEvent, Outbound, Recipient, Record, ScheduledNudge};
@@ -32,7 +34,7 @@ pub enum Effect {
 }
 
 /// What a human's command came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Answer {
     /// Done; `seq` is the message it stored, if any.
     Done { seq: Option<Seq> },

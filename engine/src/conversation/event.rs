@@ -1,10 +1,13 @@
 //! What can happen to a conversation, in the order its mailbox delivers it.
 
+use serde::{Deserialize, Serialize};
+
 use crate::channel::{Arrival, ChannelAddress};
 use crate::ids::{ClientMsgId, NudgeId, ProgramId, SessionId, StreamId};
 use crate::message::Score;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable: in a cluster an event travels to the node that owns its conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     /// The user sent text; `client_id` is their idempotency key. `channel` is where they wrote
     /// (`None`: the web chat); what the twin says next goes out there.
@@ -48,7 +51,7 @@ pub enum Event {
 }
 
 /// What a human does with the twin's proposed reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DraftAction {
     /// Send it as the twin wrote it.
     Approve,

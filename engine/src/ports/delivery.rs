@@ -1,10 +1,12 @@
 //! The delivery port: frames for the clients of a conversation (sockets today, channels later).
 
+use serde::{Deserialize, Serialize};
+
 use crate::ids::{ClientMsgId, ConversationId, Seq, SessionId, StreamId};
 use crate::message::Message;
 
 /// Who in a conversation gets a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Recipient {
     /// Every connected session of the conversation's user.
     User,
@@ -13,7 +15,7 @@ pub enum Recipient {
 }
 
 /// Error codes a client sees; stable names are in CONTRACT.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {
     BadJson,
     UnknownType,
@@ -43,7 +45,8 @@ impl ErrorCode {
 }
 
 /// One frame for a client.
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable: in a cluster a frame travels back to the node that holds the socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outbound {
     /// The client's message is durable at `seq`.
     Ack {

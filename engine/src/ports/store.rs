@@ -19,6 +19,9 @@ pub enum StoreError {
     /// A conversation was written by someone holding a stale version; the writer must reload.
     #[error("conversation {conversation} was changed concurrently (expected version {expected})")]
     Conflict { conversation: ConversationId, expected: u64 },
+    /// TEMP(lead): replaced by the store branch's definition at merge.
+    #[error("conversation {conversation} is owned by another node now (this writer held epoch {epoch})")]
+    Fenced { conversation: ConversationId, epoch: u64 },
     /// Stored data could not be read back; a bug or a manual edit. Not retried.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -69,6 +72,8 @@ pub enum Record {
     /// commit as the state that holds the new step: the durable history the program funnel counts
     /// (the state keeps only the current step). Append-only; a step entered again is a new row.
     StepEntered { creator: CreatorId, conversation: ConversationId, program: ProgramId, step: StepId, at: Timestamp },
+    /// TEMP(lead): replaced by the store branch's definition at merge.
+    Fence { creator: CreatorId, conversation: ConversationId, epoch: u64 },
 }
 
 impl Record {
@@ -81,6 +86,7 @@ impl Record {
             Record::Outbox(entry) => entry.creator,
             Record::InboxDone { creator, .. } => *creator,
             Record::StepEntered { creator, .. } => *creator,
+            Record::Fence { creator, .. } => *creator,
         }
     }
 }
@@ -124,6 +130,24 @@ pub trait ConversationStore: Send + Sync + 'static {
     fn concurrent_commits(&self) -> usize {
         1
     }
+
+    /// TEMP(lead): replaced by the store branch's definition at merge.
+    async fn claim_owner(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+        node: &str,
+        live: &[String],
+        force: bool,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// TEMP(lead): replaced by the store branch's definition at merge.
+    async fn release_owner(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+        epoch: u64,
+    ) -> Result<(), StoreError>;
 
     /// Messages with a seq larger than `after`, ascending, at most `limit`.
     async fn history(

@@ -96,7 +96,9 @@ impl SessionQueue {
 
 impl Default for SessionHub {
     fn default() -> Self {
-        Self { sessions: DashMap::new(), next: AtomicU64::new(1) }
+        // A random start: in a cluster a frame names its session, and the sessions of different
+        // nodes must not share ids (two counters from random 64-bit starts do not meet).
+        Self { sessions: DashMap::new(), next: AtomicU64::new(rand::random::<u64>() >> 1) }
     }
 }
 

@@ -1,0 +1,172 @@
+//! Several `twin serve` processes over one PostgreSQL database and one Redis (cluster mode): users
+//! whose messages hit random nodes, a node killed under load, a node paused and one cut off from
+//! the databases, and a rolling restart. After each, the store must hold every acknowledged
+//! message at the seq its client saw, with no gap and no message answered twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cluster_support;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use cluster_support::{Cluster, LEASE_MS, Proxy, chat_through_random_nodes, check_store, exchange, owner_of};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_serve_users_through_any_node_with_one_actor_per_conversation() {
+    let cluster = Cluster::start(3).await;
+    let ledger = chat_through_random_nodes(cluster.addrs.clone(), 12, 6, "random", Duration::ZERO).await;
+    assert_eq!(ledger.acked.len(), 72);
+    assert_eq!(ledger.retries, 0, "nothing failed while the cluster was stable");
+    check_store(&cluster.db, &ledger).await;
+    // One actor per conversation across the cluster: each of the 12 was started once, somewhere.
+    let spawns = cluster.metric_sum("twin_conversation_spawns_total").await;
+    assert_eq!(spawns, 12.0, "each conversation started once in the whole cluster");
+    let forwards = cluster.metric_sum("twin_cluster_forwards_total").await;
+    assert!(forwards > 0.0, "messages that reached a node other than the owner were forwarded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_conversations_move_to_the_others_and_nothing_acknowledged_is_lost() {
+    let mut cluster = Cluster::start(3).await;
+    let addrs = cluster.addrs.clone();
+    let load = tokio::spawn(chat_through_random_nodes(addrs, 9, 12, "kill", Duration::from_millis(50)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed_at = cluster.kill("node2").await;
+    // The killed node's conversations are served again once the others drop it from the live set.
+    let user = (0..100).map(|u| format!("probe{u}")).find(|u| owner_of(u, &cluster_ids(3)) == "node2").unwrap();
+    let node1 = cluster.addr("node1");
+    let mut attempt = 0;
+    let failover = loop {
+        attempt += 1;
+        let id = format!("{user}-probe{attempt}");
+        match exchange(&node1, &user, &id, "are you there?", Duration::from_secs(5)).await {
+            Ok(_) => break killed_at.elapsed(),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(20), "the probe never went through");
+    };
+    eprintln!("failover: a conversation of the killed node answered again after {failover:?} (lease {LEASE_MS} ms)");
+    assert!(failover < Duration::from_millis(LEASE_MS * 5), "failover took {failover:?}");
+    let ledger = load.await.unwrap();
+    cluster.wait_formed().await;
+    check_store(&cluster.db, &ledger).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_loses_nothing() {
+    let mut cluster = Cluster::start(3).await;
+    let addrs = cluster.addrs.clone();
+    let load = tokio::spawn(chat_through_random_nodes(addrs, 6, 30, "roll", Duration::from_millis(100)));
+    for (old, new) in [("node1", "node4"), ("node2", "node5"), ("node3", "node6")] {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        cluster.stop(old).await;
+        cluster.start_node(new, &[]).await;
+        cluster.wait_formed().await;
+    }
+    let ledger = load.await.unwrap();
+    check_store(&cluster.db, &ledger).await;
+    eprintln!("rolling restart: {} messages, {} retried", ledger.acked.len(), ledger.retries);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_is_replaced_and_its_late_writes_are_refused() {
+    let cluster = Cluster::start(3).await;
+    let ids = cluster_ids(3);
+    let user = (0..100).map(|u| format!("pause{u}")).find(|u| owner_of(u, &ids) == "node3").unwrap();
+    let node3 = cluster.addr("node3");
+    exchange(&node3, &user, "before", "hello", Duration::from_secs(5)).await.unwrap();
+
+    // node3 freezes (a long GC pause, a stopped VM) holding the conversation.
+    let pid = cluster.pid("node3");
+    cluster_support::signal(pid, "-STOP");
+    let paused_at = Instant::now();
+    let node1 = cluster.addr("node1");
+    let during = loop {
+        match exchange(&node1, &user, "during", "still there?", Duration::from_secs(5)).await {
+            Ok(exchange) => break exchange,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+        assert!(paused_at.elapsed() < Duration::from_secs(20), "nobody took the conversation over");
+    };
+    eprintln!("pause: another node answered after {:?}", paused_at.elapsed());
+
+    // It wakes up, still believing it owns the conversation for a moment: whatever it writes
+    // with its old claim is refused by the store.
+    cluster_support::signal(pid, "-CONT");
+    let after = exchange(&node3, &user, "after", "back?", Duration::from_secs(10)).await;
+    let after = match after {
+        Ok(exchange) => exchange,
+        // Refused while it rejoins; the client retries, as clients do.
+        Err(_) => {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                match exchange(&node3, &user, "after", "back?", Duration::from_secs(5)).await {
+                    Ok(exchange) => break exchange,
+                    Err(failure) => assert!(Instant::now() < deadline, "node3 never served again: {failure:?}"),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(after.ack > during.reply);
+    cluster.wait_formed().await;
+    let mut ledger = cluster_support::Ledger::default();
+    ledger.acked.insert((user.clone(), "during".to_owned()), during.ack);
+    ledger.acked.insert((user.clone(), "after".to_owned()), after.ack);
+    check_store(&cluster.db, &ledger).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_redis_and_postgres_stops_owning_and_recovers_when_the_link_returns() {
+    let mut cluster = Cluster::start(2).await;
+    let redis = Proxy::start("127.0.0.1:6379").await;
+    let postgres = Proxy::start("127.0.0.1:5432").await;
+    let database = cluster.db.url.replace("127.0.0.1:5432", &postgres.addr);
+    let redis_url = format!("redis://{}", redis.addr);
+    cluster.start_node_with("node3", &database, &redis_url, &[]).await;
+    cluster.wait_formed().await;
+    let ids = cluster_ids(3);
+    let user = (0..100).map(|u| format!("cut{u}")).find(|u| owner_of(u, &ids) == "node3").unwrap();
+    let node3 = cluster.addr("node3");
+    let node1 = cluster.addr("node1");
+    exchange(&node1, &user, "before", "hello", Duration::from_secs(5)).await.unwrap();
+
+    redis.cut();
+    postgres.cut();
+    let cut_at = Instant::now();
+    // The others take its conversations over once its lease has run out...
+    let during = loop {
+        match exchange(&node1, &user, "during", "anyone?", Duration::from_secs(5)).await {
+            Ok(exchange) => break exchange,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+        assert!(cut_at.elapsed() < Duration::from_secs(20), "nobody took the conversation over");
+    };
+    eprintln!("partition: another node answered after {:?}", cut_at.elapsed());
+    // ...and the cut-off node refuses work instead of answering from a stale view.
+    let refused = exchange(&node3, &user, "refused", "and you?", Duration::from_secs(3)).await;
+    assert!(refused.is_err(), "a node without Redis and PostgreSQL must not serve: {refused:?}");
+    let ready = reqwest::get(format!("http://{node3}/readyz")).await.unwrap().status();
+    assert_eq!(ready.as_u16(), 503, "the cut-off node says it is not ready");
+
+    redis.restore();
+    postgres.restore();
+    cluster.wait_formed().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        match exchange(&node3, &user, "after", "back?", Duration::from_secs(5)).await {
+            Ok(exchange) => break exchange,
+            Err(failure) => assert!(Instant::now() < deadline, "node3 never served again: {failure:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(after.ack > during.reply);
+    let mut ledger = cluster_support::Ledger::default();
+    ledger.acked.insert((user.clone(), "during".to_owned()), during.ack);
+    ledger.acked.insert((user.clone(), "after".to_owned()), after.ack);
+    check_store(&cluster.db, &ledger).await;
+}
+
+fn cluster_ids(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("node{i}")).collect()
+}
