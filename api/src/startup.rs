@@ -15,9 +15,10 @@ use tokio::sync::watch;
 use twin_actors::{EngineConfig, EngineHandle, LiveHub, Ports, SchedulerConfig};
 use twin_channels::outbox::{OutboxConfig, OutboxHandle};
 use twin_channels::websocket::SessionHub;
+use twin_cluster::{LiveConfig, RedisLive};
 use twin_engine::CreatorId;
 use twin_engine::channel::OutboxEntry;
-use twin_engine::ports::{ChannelStore, Clock, CreatorStore, Outbox, PutOutcome, SystemClock};
+use twin_engine::ports::{ChannelStore, Clock, CreatorStore, LivePublisher, Outbox, PutOutcome, SystemClock};
 use twin_store::Store;
 
 use crate::auth::issuers::CreatorIssuers;
@@ -71,10 +72,12 @@ impl Application {
         let hub = Arc::new(SessionHub::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let live: Arc<LiveHub> = Arc::new(LiveHub::with_buffer(settings.live_buffer));
+        // What the engine, the inbox and the outbox publish to; watchers subscribe to `live`.
+        let cluster = crate::cluster::join(&settings, settings.public_url.clone()).await?;
+        let publish_live = live_publisher(&settings, live.clone(), cluster.as_ref()).await?;
         // The outbox is wired in two steps: conversations need its port before the engine starts,
         // and it needs the engine (to load creators' channels) once it runs.
         let outbox_port = Arc::new(LateOutbox::default());
-        let cluster = crate::cluster::join(&settings, settings.public_url.clone()).await?;
         let ports = Ports {
             conversations: Arc::new(store.clone()),
             creators: Arc::new(store.clone()),
@@ -83,7 +86,7 @@ impl Application {
             knowledge: crate::models::knowledge_ports(&settings, &store).await?,
             delivery: hub.clone(),
             outbox: outbox_port.clone(),
-            live: live.clone(),
+            live: publish_live.clone(),
             clock: clock.clone(),
             cluster: cluster.clone().map(|c| c as Arc<dyn twin_engine::ports::Cluster>),
         };
@@ -129,7 +132,7 @@ impl Application {
             channel_store.clone(),
             registry.clone(),
             Arc::new(feedback),
-            live.clone(),
+            publish_live.clone(),
             clock.clone(),
             outbox_config,
         );
@@ -137,7 +140,7 @@ impl Application {
         // Crash drill hook (api/tests/channels_crash.rs). Never set in production.
         let hold_inbox = std::env::var_os("TWIN_FAULT_INBOX_HOLD_AFTER_STORE").is_some();
         let inbox =
-            Inbox::new(channel_store, engine.clone(), registry.clone(), live.clone(), clock.clone(), hold_inbox);
+            Inbox::new(channel_store, engine.clone(), registry.clone(), publish_live, clock.clone(), hold_inbox);
         // Deliveries a crash left between their 200 and their turn are fed first, then swept.
         let inbox_task = tokio::spawn(inbox.clone().replay_forever());
         let listener = TcpListener::bind(&settings.listen)
@@ -295,6 +298,22 @@ pub async fn import(store: &Store, bundle: &Bundle) -> anyhow::Result<PutOutcome
 }
 
 /// Asks idle conversations to passivate, a few times per TTL.
+/// The live port: this node's LiveHub alone, or, in a cluster, the fan-out that also sends every
+/// event to the other nodes and feeds theirs into the hub (twin_cluster::live).
+async fn live_publisher(
+    settings: &Settings,
+    hub: Arc<LiveHub>,
+    cluster: Option<&Arc<twin_cluster::RedisCluster>>,
+) -> anyhow::Result<Arc<dyn LivePublisher>> {
+    let (Some(url), Some(cluster)) = (&settings.redis_url, cluster) else { return Ok(hub) };
+    let membership = cluster.membership();
+    let config = LiveConfig { prefix: membership.prefix().to_owned(), ..LiveConfig::default() };
+    let fanout = RedisLive::connect(url.expose(), membership.node(), hub, config)
+        .await
+        .context("cannot reach Redis (TWIN_REDIS_URL) for the live fan-out")?;
+    Ok(Arc::new(fanout))
+}
+
 async fn sweep_idle(engine: EngineHandle, ttl: Duration) {
     let period = (ttl / 4).max(Duration::from_secs(1));
     let mut ticks = tokio::time::interval(period);
