@@ -9,7 +9,10 @@ mod live;
 mod llm;
 mod store;
 
-pub use channels::{ChannelStore, InboxRow, NoOutbox, Outbox, OutboxRow, OutboxUpdate, StatusChange};
+pub use channels::{
+    ChannelStore, INBOX_LEASE, InboxRow, NoOutbox, OUTBOX_LEASE, Outbox, OutboxRow, OutboxUpdate, StatusChange,
+    lease_until,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Delivery, ErrorCode, Outbound, Recipient};
 pub use knowledge::{
