@@ -126,6 +126,8 @@ impl Application {
         let outbox_config = OutboxConfig {
             // Crash drill hook (api/tests/channels.rs): never send. Never set in production.
             hold_before_send: std::env::var_os("TWIN_FAULT_OUTBOX_HOLD_BEFORE_SEND").is_some(),
+            // Other nodes' claims are live: only a lone node may drop every claim at start.
+            release_claims_at_start: cluster.is_none(),
             ..OutboxConfig::default()
         };
         let (outbox, outbox_task) = twin_channels::outbox::start(
@@ -139,8 +141,22 @@ impl Application {
         outbox_port.set(outbox);
         // Crash drill hook (api/tests/channels_crash.rs). Never set in production.
         let hold_inbox = std::env::var_os("TWIN_FAULT_INBOX_HOLD_AFTER_STORE").is_some();
-        let inbox =
-            Inbox::new(channel_store, engine.clone(), registry.clone(), publish_live, clock.clone(), hold_inbox);
+        let inbox = Inbox::new(
+            channel_store.clone(),
+            engine.clone(),
+            registry.clone(),
+            publish_live,
+            clock.clone(),
+            hold_inbox,
+        );
+        if cluster.is_none() {
+            // A lone node: what a crashed run had claimed is fed again now, not after its lease.
+            match channel_store.inbox_release_claims().await {
+                Ok(released) if released > 0 => tracing::info!(released, "released inbox claims of an earlier run"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not release inbox claims; they expire with their lease"),
+            }
+        }
         // Deliveries a crash left between their 200 and their turn are fed first, then swept.
         let inbox_task = tokio::spawn(inbox.clone().replay_forever());
         let listener = TcpListener::bind(&settings.listen)

@@ -12,7 +12,7 @@ use support::providers::{FakeProviders, Scripted, TELEGRAM_TOKEN, WHATSAPP_TOKEN
 use support::{Kind, TestApp, spawn_app_with_providers};
 use twin_engine::channel::{ChannelKind, ChannelsConfig, DeliveryState, SecretRef, TelegramSettings, WhatsAppSettings};
 use twin_engine::ports::{ChannelStore, ConversationStore, LoadLimits};
-use twin_engine::{ConversationId, Seq, Slug, UserId};
+use twin_engine::{ConversationId, Seq, Slug, Timestamp, UserId};
 
 const WEBHOOK_SECRET: &str = "tg-webhook-secret_0123456789";
 const APP_SECRET: &str = "whatsapp-app-secret";
@@ -21,6 +21,8 @@ const PHONE_NUMBER_ID: &str = "110293847561029";
 const MARIA_TG: &str = "5823419076";
 const MARIA_WA: &str = "4915112345678";
 const WAIT: Duration = Duration::from_secs(15);
+/// Any time at all: `inbox_pending` with it sees every pending item.
+const EVER: Timestamp = Timestamp(i64::MAX);
 
 /// The demo creator with its program and both channels (literal secrets: tests share one process
 /// environment, so they cannot set variables for `env:` references).
@@ -160,7 +162,7 @@ async fn forged_malformed_oversized_and_replayed_telegram_deliveries_are_refused
     let other = http().post(app.url("/v1/channels/telegram/nobody/webhook")).body("{}").send().await.unwrap();
     assert_eq!(other.status().as_u16(), 404, "an unknown creator");
     assert!(stored_texts(&app, "tg-5823419076").await.is_empty(), "nothing refused was stored");
-    assert!(app.db.store.inbox_pending(10).await.unwrap().is_empty());
+    assert!(app.db.store.inbox_pending(EVER, EVER, 10).await.unwrap().is_empty());
 
     // Telegram retries a delivery it did not see acknowledged: the same update three times.
     for _ in 0..3 {
@@ -174,7 +176,10 @@ async fn forged_malformed_oversized_and_replayed_telegram_deliveries_are_refused
     let stored = stored_texts(&app, "tg-5823419076").await;
     assert_eq!(stored.iter().filter(|(o, _)| o == "user").count(), 1, "{stored:?}");
     assert_eq!(fake.calls_of("sendMessage").len(), 2, "one welcome, one question: nothing doubled");
-    assert!(app.db.store.inbox_pending(10).await.unwrap().is_empty(), "every stored delivery was processed");
+    assert!(
+        app.db.store.inbox_pending(EVER, EVER, 10).await.unwrap().is_empty(),
+        "every stored delivery was processed"
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,10 @@ mod live;
 mod llm;
 mod store;
 
-pub use channels::{ChannelStore, InboxRow, NoOutbox, Outbox, OutboxRow, OutboxUpdate, StatusChange};
+pub use channels::{
+    ChannelStore, INBOX_LEASE, InboxRow, NoOutbox, OUTBOX_LEASE, Outbox, OutboxRow, OutboxUpdate, StatusChange,
+    lease_until,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cluster::{Cluster, ClusterError, Forward, Placement};
 pub use delivery::{Delivery, ErrorCode, Outbound, Recipient};

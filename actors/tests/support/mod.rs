@@ -32,7 +32,12 @@ pub struct MemoryStore {
     ingestion: Mutex<BTreeMap<(CreatorId, String), DocumentStatus>>,
     /// The embedded index's vectors by (creator, embedder, document): content hash and vectors.
     vectors: Mutex<BTreeMap<(CreatorId, String, String), StoredVectors>>,
+    /// Scale-out ownership: epoch and holder by conversation, and the last epoch handed out.
+    owners: Mutex<Owners>,
 }
+
+/// Epoch and holder by conversation, and the last epoch handed out.
+type Owners = (HashMap<ConversationId, (u64, Option<String>)>, u64);
 
 /// One document's vectors of one embedder: its content hash and (ordinal, vector) pairs.
 type StoredVectors = (String, Vec<(u32, Vec<f32>)>);
@@ -107,7 +112,16 @@ impl ConversationStore for MemoryStore {
         let mut conversations = self.conversations.lock().unwrap();
         let mut messages = self.messages.lock().unwrap();
         let mut nudges = self.nudges.lock().unwrap();
-        // Validate everything first: all or nothing.
+        // Validate everything first: all or nothing. Fences before anything else.
+        let owners = self.owners.lock().unwrap();
+        for record in records {
+            if let Record::Fence { conversation, epoch, .. } = record
+                && owners.0.get(conversation).is_none_or(|(stored, _)| stored != epoch)
+            {
+                return Err(StoreError::Fenced { conversation: *conversation, epoch: *epoch });
+            }
+        }
+        drop(owners);
         for record in records {
             if let Record::Conversation(h) = record {
                 let stored = conversations.get(&h.id).map_or(0, |c| c.version);
@@ -143,7 +157,7 @@ impl ConversationStore for MemoryStore {
                 }
                 // The actor tests have no provider channels; the store tests cover the outbox and
                 // the step history.
-                Record::Outbox(_) | Record::InboxDone { .. } | Record::StepEntered { .. } => {}
+                Record::Outbox(_) | Record::InboxDone { .. } | Record::StepEntered { .. } | Record::Fence { .. } => {}
             }
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
@@ -158,6 +172,42 @@ impl ConversationStore for MemoryStore {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
         Ok(self.messages(id).into_iter().filter(|m| m.seq > after).take(limit as usize).collect())
+    }
+
+    async fn claim_owner(
+        &self,
+        _creator: CreatorId,
+        conversation: ConversationId,
+        node: &str,
+        live: &[String],
+        force: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut owners = self.owners.lock().unwrap();
+        let (rows, last) = &mut *owners;
+        let blocked = rows
+            .get(&conversation)
+            .and_then(|(_, holder)| holder.as_deref())
+            .is_some_and(|holder| holder != node && live.iter().any(|l| l == holder));
+        if blocked && !force {
+            return Ok(None);
+        }
+        *last += 1;
+        rows.insert(conversation, (*last, Some(node.to_owned())));
+        Ok(Some(*last))
+    }
+
+    async fn release_owner(
+        &self,
+        _creator: CreatorId,
+        conversation: ConversationId,
+        epoch: u64,
+    ) -> Result<(), StoreError> {
+        if let Some((stored, holder)) = self.owners.lock().unwrap().0.get_mut(&conversation)
+            && *stored == epoch
+        {
+            *holder = None;
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,9 @@
 //! Delivery is at-least-once with one window (ARCHITECTURE §5): a crash after the provider accepted
 //! a part and before the store recorded it sends that part again. Everything else happens once:
 //! parts already recorded are never sent again (`parts_done`), and a conversation's entries are
-//! sent by one task at a time, in seq order.
+//! sent by one task at a time, in seq order. Several nodes may run a worker on one store: each
+//! scan claims what it returns for a lease (`ChannelStore::outbox_due`), so an entry has one
+//! sender at a time.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,6 +54,10 @@ pub struct OutboxConfig {
     pub max_inline_wait: Duration,
     /// Crash drill hook: claim due entries and never send them (tests kill the server meanwhile).
     pub hold_before_send: bool,
+    /// Drop every outbox claim before the first scan, so what a crashed run claimed goes out at
+    /// once rather than when its lease ends. Right for a single node only: with several nodes
+    /// sharing the store, another node's claims are live.
+    pub release_claims_at_start: bool,
 }
 
 impl Default for OutboxConfig {
@@ -62,6 +68,7 @@ impl Default for OutboxConfig {
             max_in_flight: 64,
             max_inline_wait: Duration::from_secs(2),
             hold_before_send: false,
+            release_claims_at_start: true,
         }
     }
 }
@@ -127,6 +134,13 @@ pub fn start(
 }
 
 async fn scan_loop(inner: Arc<Inner>) {
+    if inner.config.release_claims_at_start {
+        match inner.store.outbox_release_claims().await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "released outbox claims of an earlier run"),
+            Err(error) => tracing::warn!(%error, "cannot release outbox claims; they lapse with their lease"),
+        }
+    }
     loop {
         let rows = match inner.store.outbox_due(inner.clock.now(), inner.config.batch).await {
             Ok(rows) => rows,

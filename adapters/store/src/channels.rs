@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use sqlx::{QueryBuilder, Sqlite};
 use twin_engine::channel::{ChannelAddress, ChannelKind, DeliveryState, OutboxEntry};
-use twin_engine::ports::{InboxRow, OutboxRow, OutboxUpdate, StatusChange, StoreError};
+use twin_engine::ports::{
+    INBOX_LEASE, InboxRow, OUTBOX_LEASE, OutboxRow, OutboxUpdate, StatusChange, StoreError, lease_until,
+};
 use twin_engine::{ConversationId, CreatorId, Seq, Timestamp, UserId};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
@@ -26,6 +28,33 @@ const PG_OUTBOX_COLUMNS: &str = "creator_id, conversation_id, seq, channel, chat
      parts_done, next_attempt_at, created_at";
 const SQLITE_OUTBOX_COLUMNS: &str =
     "creator_id, conversation_id, seq, channel, chat, body, state, attempts, parts_done, next_attempt_at, created_at";
+
+/// Claims the due entries until `$3` (at most `$2`, oldest first; `$1` is now) and returns their
+/// keys. Due: pending, due, not claimed by anyone (or the claim expired), and the earliest pending
+/// entry of its conversation, so a conversation's entries go out in seq order (a claimed earlier
+/// entry holds the later ones back too). The CTE
+/// locks the rows it picks and skips rows another claim holds (`FOR UPDATE SKIP LOCKED`);
+/// PostgreSQL re-checks the condition on a row changed since the statement began, so a claim
+/// committed meanwhile is not taken twice.
+const PG_OUTBOX_CLAIM: &str = "WITH due AS (\
+        SELECT conversation_id, seq FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
+        AND (claimed_until IS NULL OR claimed_until < $1) \
+        AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.conversation_id = outbox.conversation_id \
+        AND earlier.state = 'pending' AND earlier.seq < outbox.seq) \
+        ORDER BY next_attempt_at, created_at, conversation_id, seq LIMIT $2 \
+        FOR UPDATE SKIP LOCKED\
+    ) \
+    UPDATE outbox AS o SET claimed_until = $3 FROM due WHERE o.conversation_id = due.conversation_id AND o.seq = due.seq \
+    RETURNING o.creator_id, o.conversation_id, o.seq";
+
+/// Claims the pending items received by `$1` until `$4` (at most `$3`, oldest first; `$2` is now)
+/// and returns their keys; locking as [`PG_OUTBOX_CLAIM`].
+const PG_INBOX_CLAIM: &str = "WITH due AS (\
+        SELECT id FROM inbox WHERE processed_at IS NULL AND received_at <= $1 \
+        AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT $3 \
+        FOR UPDATE SKIP LOCKED\
+    ) \
+    UPDATE inbox AS i SET claimed_until = $4 FROM due WHERE i.id = due.id RETURNING i.id, i.creator_id";
 
 /// `(creator, conversation, seq, channel, chat, body JSON, state, attempts, parts done, next
 /// attempt at, created at)`; ids as each backend decodes them.
@@ -166,14 +195,22 @@ impl PgStore {
         Ok(inbox_rows(creator, channel, rows, now))
     }
 
-    /// The keys as `twin_system`, the payloads as each tenant.
-    pub(crate) async fn inbox_pending(&self, limit: u32) -> Result<Vec<InboxRow>, StoreError> {
-        let keys: Vec<(i64, Uuid)> =
-            sqlx::query_as("SELECT id, creator_id FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT $1")
-                .bind(i64::from(limit))
-                .fetch_all(self.system_pool())
-                .await
-                .map_err(from_sqlx)?;
+    /// Claims the keys as `twin_system` (one statement, [`PG_INBOX_CLAIM`]), then reads the
+    /// payloads as each tenant. Should that read fail, the claims lapse with their lease.
+    pub(crate) async fn inbox_pending(
+        &self,
+        received_by: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<InboxRow>, StoreError> {
+        let keys: Vec<(i64, Uuid)> = sqlx::query_as(PG_INBOX_CLAIM)
+            .bind(received_by.millis())
+            .bind(now.millis())
+            .bind(i64::from(limit))
+            .bind(lease_until(now, INBOX_LEASE).millis())
+            .fetch_all(self.system_pool())
+            .await
+            .map_err(from_sqlx)?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -204,6 +241,16 @@ impl PgStore {
         tx.commit().await.map_err(from_sqlx)?;
         rows.sort_by_key(|r| r.id);
         Ok(rows)
+    }
+
+    pub(crate) async fn inbox_release_claims(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE inbox SET claimed_until = NULL WHERE processed_at IS NULL AND claimed_until IS NOT NULL",
+        )
+        .execute(self.system_pool())
+        .await
+        .map_err(from_sqlx)?;
+        Ok(done.rows_affected())
     }
 
     pub(crate) async fn inbox_done(&self, creator: CreatorId, id: i64, now: Timestamp) -> Result<(), StoreError> {
@@ -317,19 +364,17 @@ impl PgStore {
         one_creator(phone_number_id, ids)
     }
 
-    /// The keys as `twin_system`, the entries as each tenant (re-checked: still pending and due).
+    /// Claims the keys as `twin_system` (one statement, [`PG_OUTBOX_CLAIM`]), then reads the entries
+    /// as each tenant (re-checked: still pending and due). Should that read fail, the claims lapse
+    /// with their lease.
     pub(crate) async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
-        let keys: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
-            "SELECT creator_id, conversation_id, seq FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-             AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.conversation_id = outbox.conversation_id \
-             AND earlier.state = 'pending' AND earlier.seq < outbox.seq) \
-             ORDER BY next_attempt_at, created_at, conversation_id, seq LIMIT $2",
-        )
-        .bind(now.millis())
-        .bind(i64::from(limit))
-        .fetch_all(self.system_pool())
-        .await
-        .map_err(from_sqlx)?;
+        let keys: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(PG_OUTBOX_CLAIM)
+            .bind(now.millis())
+            .bind(i64::from(limit))
+            .bind(lease_until(now, OUTBOX_LEASE).millis())
+            .fetch_all(self.system_pool())
+            .await
+            .map_err(from_sqlx)?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -364,6 +409,15 @@ impl PgStore {
         Ok(rows)
     }
 
+    pub(crate) async fn outbox_release_claims(&self) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("UPDATE outbox SET claimed_until = NULL WHERE state = 'pending' AND claimed_until IS NOT NULL")
+                .execute(self.system_pool())
+                .await
+                .map_err(from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
     /// Only a pending entry changes: once sent or failed, the worker's updates are late news.
     pub(crate) async fn outbox_update(
         &self,
@@ -373,23 +427,25 @@ impl PgStore {
         update: &OutboxUpdate,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        // $1..$3 the key, $4 now, then the update's own values.
+        // $1..$3 the key, $4 now, then the update's own values. A part sent renews the claim (the
+        // sender goes on with the next part); every other outcome ends it.
         let query = match update {
             OutboxUpdate::PartSent { .. } => sqlx::query(
                 "UPDATE outbox SET parts_done = $5, provider_message_id = coalesce($6, provider_message_id), \
-                 updated_at = $4 WHERE creator_id = $1 AND conversation_id = $2 AND seq = $3 AND state = 'pending'",
+                 claimed_until = $7, updated_at = $4 \
+                 WHERE creator_id = $1 AND conversation_id = $2 AND seq = $3 AND state = 'pending'",
             ),
             OutboxUpdate::Sent { .. } => sqlx::query(
                 "UPDATE outbox SET state = 'sent', provider_message_id = coalesce($5, provider_message_id), \
-                 error = NULL, updated_at = $4 \
+                 error = NULL, claimed_until = NULL, updated_at = $4 \
                  WHERE creator_id = $1 AND conversation_id = $2 AND seq = $3 AND state = 'pending'",
             ),
             OutboxUpdate::Retry { .. } => sqlx::query(
-                "UPDATE outbox SET attempts = $5, next_attempt_at = $6, error = $7, updated_at = $4 \
-                 WHERE creator_id = $1 AND conversation_id = $2 AND seq = $3 AND state = 'pending'",
+                "UPDATE outbox SET attempts = $5, next_attempt_at = $6, error = $7, claimed_until = NULL, \
+                 updated_at = $4 WHERE creator_id = $1 AND conversation_id = $2 AND seq = $3 AND state = 'pending'",
             ),
             OutboxUpdate::Failed { .. } => sqlx::query(
-                "UPDATE outbox SET state = 'failed', error = $5, updated_at = $4 \
+                "UPDATE outbox SET state = 'failed', error = $5, claimed_until = NULL, updated_at = $4 \
                  WHERE creator_id = $1 AND conversation_id = $2 AND seq = $3 AND state = 'pending'",
             ),
         }
@@ -398,9 +454,10 @@ impl PgStore {
         .bind(to_db("seq", seq.0)?)
         .bind(now.millis());
         let query = match update {
-            OutboxUpdate::PartSent { parts_done, provider_message_id } => {
-                query.bind(i64::from(*parts_done)).bind(provider_message_id.as_deref())
-            }
+            OutboxUpdate::PartSent { parts_done, provider_message_id } => query
+                .bind(i64::from(*parts_done))
+                .bind(provider_message_id.as_deref())
+                .bind(lease_until(now, OUTBOX_LEASE).millis()),
             OutboxUpdate::Sent { provider_message_id } => query.bind(provider_message_id.as_deref()),
             OutboxUpdate::Retry { attempts, at, error } => {
                 query.bind(i64::from(*attempts)).bind(at.millis()).bind(error.as_str())
@@ -524,15 +581,28 @@ impl SqliteStore {
         Ok(inbox_rows(creator, channel, rows, now))
     }
 
-    pub(crate) async fn inbox_pending(&self, limit: u32) -> Result<Vec<InboxRow>, StoreError> {
-        let rows: Vec<(i64, Hyphenated, String, String, String, i64)> = sqlx::query_as(
-            "SELECT id, creator_id, channel, dedup_key, payload, received_at FROM inbox WHERE processed_at IS NULL \
-             ORDER BY id LIMIT ?",
+    /// One statement on the single writer, so two callers never claim one item.
+    pub(crate) async fn inbox_pending(
+        &self,
+        received_by: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<InboxRow>, StoreError> {
+        let mut rows: Vec<(i64, Hyphenated, String, String, String, i64)> = sqlx::query_as(
+            "UPDATE inbox SET claimed_until = ?4 WHERE id IN (\
+                 SELECT id FROM inbox WHERE processed_at IS NULL AND received_at <= ?1 \
+                 AND (claimed_until IS NULL OR claimed_until < ?2) ORDER BY id LIMIT ?3\
+             ) RETURNING id, creator_id, channel, dedup_key, payload, received_at",
         )
+        .bind(received_by.millis())
+        .bind(now.millis())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .bind(lease_until(now, INBOX_LEASE).millis())
+        .fetch_all(&self.writer)
         .await
         .map_err(from_sqlx)?;
+        // RETURNING promises no order.
+        rows.sort_by_key(|(id, ..)| *id);
         rows.into_iter()
             .map(|(id, creator, channel, dedup_key, payload, received_at)| {
                 Ok(InboxRow {
@@ -545,6 +615,16 @@ impl SqliteStore {
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn inbox_release_claims(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE inbox SET claimed_until = NULL WHERE processed_at IS NULL AND claimed_until IS NOT NULL",
+        )
+        .execute(&self.writer)
+        .await
+        .map_err(from_sqlx)?;
+        Ok(done.rows_affected())
     }
 
     pub(crate) async fn inbox_done(&self, creator: CreatorId, id: i64, now: Timestamp) -> Result<(), StoreError> {
@@ -649,21 +729,35 @@ impl SqliteStore {
         one_creator(phone_number_id, ids.into_iter().map(Hyphenated::into_uuid).collect())
     }
 
+    /// One statement on the single writer, so two callers never claim one entry.
     pub(crate) async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let rows: Vec<OutboxTuple<Hyphenated>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {SQLITE_OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? \
-             AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.conversation_id = outbox.conversation_id \
-             AND earlier.state = 'pending' AND earlier.seq < outbox.seq) \
-             ORDER BY next_attempt_at, created_at, conversation_id, seq LIMIT ?"
+            "UPDATE outbox SET claimed_until = ?3 WHERE (conversation_id, seq) IN (\
+                 SELECT conversation_id, seq FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1 \
+                 AND (claimed_until IS NULL OR claimed_until < ?1) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.conversation_id = outbox.conversation_id \
+                 AND earlier.state = 'pending' AND earlier.seq < outbox.seq) \
+                 ORDER BY next_attempt_at, created_at, conversation_id, seq LIMIT ?2\
+             ) RETURNING {SQLITE_OUTBOX_COLUMNS}"
         )))
         .bind(now.millis())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .bind(lease_until(now, OUTBOX_LEASE).millis())
+        .fetch_all(&self.writer)
         .await
         .map_err(from_sqlx)?;
         let mut rows = rows.into_iter().map(outbox_row).collect::<Result<Vec<_>, _>>()?;
         oldest_due_first(&mut rows);
         Ok(rows)
+    }
+
+    pub(crate) async fn outbox_release_claims(&self) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("UPDATE outbox SET claimed_until = NULL WHERE state = 'pending' AND claimed_until IS NOT NULL")
+                .execute(&self.writer)
+                .await
+                .map_err(from_sqlx)?;
+        Ok(done.rows_affected())
     }
 
     pub(crate) async fn outbox_update(
@@ -674,23 +768,25 @@ impl SqliteStore {
         update: &OutboxUpdate,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        // ?1..?3 the key, ?4 now, then the update's own values.
+        // ?1..?3 the key, ?4 now, then the update's own values. A part sent renews the claim (the
+        // sender goes on with the next part); every other outcome ends it.
         let query = match update {
             OutboxUpdate::PartSent { .. } => sqlx::query(
                 "UPDATE outbox SET parts_done = ?5, provider_message_id = coalesce(?6, provider_message_id), \
-                 updated_at = ?4 WHERE creator_id = ?1 AND conversation_id = ?2 AND seq = ?3 AND state = 'pending'",
+                 claimed_until = ?7, updated_at = ?4 \
+                 WHERE creator_id = ?1 AND conversation_id = ?2 AND seq = ?3 AND state = 'pending'",
             ),
             OutboxUpdate::Sent { .. } => sqlx::query(
                 "UPDATE outbox SET state = 'sent', provider_message_id = coalesce(?5, provider_message_id), \
-                 error = NULL, updated_at = ?4 \
+                 error = NULL, claimed_until = NULL, updated_at = ?4 \
                  WHERE creator_id = ?1 AND conversation_id = ?2 AND seq = ?3 AND state = 'pending'",
             ),
             OutboxUpdate::Retry { .. } => sqlx::query(
-                "UPDATE outbox SET attempts = ?5, next_attempt_at = ?6, error = ?7, updated_at = ?4 \
-                 WHERE creator_id = ?1 AND conversation_id = ?2 AND seq = ?3 AND state = 'pending'",
+                "UPDATE outbox SET attempts = ?5, next_attempt_at = ?6, error = ?7, claimed_until = NULL, \
+                 updated_at = ?4 WHERE creator_id = ?1 AND conversation_id = ?2 AND seq = ?3 AND state = 'pending'",
             ),
             OutboxUpdate::Failed { .. } => sqlx::query(
-                "UPDATE outbox SET state = 'failed', error = ?5, updated_at = ?4 \
+                "UPDATE outbox SET state = 'failed', error = ?5, claimed_until = NULL, updated_at = ?4 \
                  WHERE creator_id = ?1 AND conversation_id = ?2 AND seq = ?3 AND state = 'pending'",
             ),
         }
@@ -699,9 +795,10 @@ impl SqliteStore {
         .bind(to_db("seq", seq.0)?)
         .bind(now.millis());
         let query = match update {
-            OutboxUpdate::PartSent { parts_done, provider_message_id } => {
-                query.bind(i64::from(*parts_done)).bind(provider_message_id.clone())
-            }
+            OutboxUpdate::PartSent { parts_done, provider_message_id } => query
+                .bind(i64::from(*parts_done))
+                .bind(provider_message_id.clone())
+                .bind(lease_until(now, OUTBOX_LEASE).millis()),
             OutboxUpdate::Sent { provider_message_id } => query.bind(provider_message_id.clone()),
             OutboxUpdate::Retry { attempts, at, error } => {
                 query.bind(i64::from(*attempts)).bind(at.millis()).bind(error.clone())

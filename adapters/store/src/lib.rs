@@ -15,6 +15,7 @@ pub mod gdpr;
 mod issuers;
 mod knowledge;
 mod migrations;
+mod ownership;
 mod plan;
 mod postgres;
 mod programs;
@@ -127,27 +128,6 @@ impl Store {
 
 #[async_trait::async_trait]
 impl ConversationStore for Store {
-    // TEMP(lead): scratch, replaced by the store branch.
-    async fn claim_owner(
-        &self,
-        _creator: CreatorId,
-        _conversation: ConversationId,
-        _node: &str,
-        _live: &[String],
-        _force: bool,
-    ) -> Result<Option<u64>, StoreError> {
-        Ok(Some(1))
-    }
-
-    async fn release_owner(
-        &self,
-        _creator: CreatorId,
-        _conversation: ConversationId,
-        _epoch: u64,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     async fn load(
         &self,
         creator: CreatorId,
@@ -186,6 +166,32 @@ impl ConversationStore for Store {
         match &self.backend {
             Backend::Postgres(s) => s.history(creator, id, after, limit).await,
             Backend::Sqlite(s) => s.history(creator, id, after, limit).await,
+        }
+    }
+
+    async fn claim_owner(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+        node: &str,
+        live: &[String],
+        force: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.claim_owner(creator, conversation, node, live, force).await,
+            Backend::Sqlite(s) => s.claim_owner(creator, conversation, node, live, force).await,
+        }
+    }
+
+    async fn release_owner(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+        epoch: u64,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.release_owner(creator, conversation, epoch).await,
+            Backend::Sqlite(s) => s.release_owner(creator, conversation, epoch).await,
         }
     }
 }
@@ -317,10 +323,22 @@ impl ChannelStore for Store {
         }
     }
 
-    async fn inbox_pending(&self, limit: u32) -> Result<Vec<InboxRow>, StoreError> {
+    async fn inbox_pending(
+        &self,
+        received_by: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<InboxRow>, StoreError> {
         match &self.backend {
-            Backend::Postgres(s) => s.inbox_pending(limit).await,
-            Backend::Sqlite(s) => s.inbox_pending(limit).await,
+            Backend::Postgres(s) => s.inbox_pending(received_by, now, limit).await,
+            Backend::Sqlite(s) => s.inbox_pending(received_by, now, limit).await,
+        }
+    }
+
+    async fn inbox_release_claims(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.inbox_release_claims().await,
+            Backend::Sqlite(s) => s.inbox_release_claims().await,
         }
     }
 
@@ -393,6 +411,13 @@ impl ChannelStore for Store {
         match &self.backend {
             Backend::Postgres(s) => s.outbox_due(now, limit).await,
             Backend::Sqlite(s) => s.outbox_due(now, limit).await,
+        }
+    }
+
+    async fn outbox_release_claims(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Postgres(s) => s.outbox_release_claims().await,
+            Backend::Sqlite(s) => s.outbox_release_claims().await,
         }
     }
 

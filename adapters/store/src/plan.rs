@@ -1,6 +1,9 @@
 //! Turns a commit slice into one batch per tenant, checking each conversation's version chain
 //! before anything is written. Both backends write these batches.
 //!
+//! Before anything is written, each tenant's ownership fences are checked (`Record::Fence`): one
+//! whose epoch is not the conversation's refuses the whole commit.
+//!
 //! Inside a tenant's batch the backends write, in this order: created conversations, updated
 //! conversations, messages, outbox entries, scheduled nudges, settled nudges, step entries. So a conversation
 //! committed in the same slice as its first messages and nudges exists before the rows that
@@ -33,6 +36,8 @@ pub(crate) struct TenantBatch<'a> {
     pub inbox_done: Vec<i64>,
     /// Program steps entered, in slice order; inserted after the conversations they belong to.
     pub steps_entered: Vec<StepEntry<'a>>,
+    /// Ownership fences `(conversation, epoch)` in slice order, checked before anything is written.
+    pub fences: Vec<(ConversationId, u64)>,
 }
 
 /// A `Record::StepEntered` borrowed from the slice.
@@ -74,6 +79,7 @@ struct Tenant<'a> {
     outbox: Vec<&'a OutboxEntry>,
     inbox_done: Vec<i64>,
     steps_entered: Vec<StepEntry<'a>>,
+    fences: Vec<(ConversationId, u64)>,
 }
 
 /// Groups the records by creator (in order of first appearance). A conversation that appears
@@ -98,15 +104,16 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
                 outbox: Vec::new(),
                 inbox_done: Vec::new(),
                 steps_entered: Vec::new(),
+                fences: Vec::new(),
             });
             tenants.len() - 1
         });
         let tenant = &mut tenants[t];
         match record {
-            Record::Fence { .. } => {} // TEMP(lead): scratch, replaced by the store branch
             Record::Message(message) => tenant.messages.push(message),
             Record::Outbox(entry) => tenant.outbox.push(entry),
             Record::InboxDone { id, .. } => tenant.inbox_done.push(*id),
+            Record::Fence { conversation, epoch, .. } => tenant.fences.push((*conversation, *epoch)),
             Record::StepEntered { conversation, program, step, at, .. } => {
                 tenant.steps_entered.push(StepEntry { conversation: *conversation, program, step, at: *at })
             }
@@ -154,9 +161,23 @@ pub(crate) fn plan(records: &[Record]) -> Result<Vec<TenantBatch<'_>>, StoreErro
                 outbox: tenant.outbox,
                 inbox_done: tenant.inbox_done,
                 steps_entered: tenant.steps_entered,
+                fences: tenant.fences,
             }
         })
         .collect())
+}
+
+/// The first fence whose epoch is not the stored one (`stored`: conversation and epoch of the rows
+/// found; a conversation with no row has no owner, so its fence fails too), as the error that
+/// refuses the commit.
+pub(crate) fn first_fenced(fences: &[(ConversationId, u64)], stored: &[(uuid::Uuid, i64)]) -> Option<StoreError> {
+    let stored: HashMap<uuid::Uuid, i64> = stored.iter().copied().collect();
+    fences
+        .iter()
+        .find(|(conversation, epoch)| {
+            stored.get(&conversation.0).is_none_or(|stored| u64::try_from(*stored).ok() != Some(*epoch))
+        })
+        .map(|&(conversation, epoch)| StoreError::Fenced { conversation, epoch })
 }
 
 /// The first of `wanted` (in order) that the database did not return: a row skipped by
@@ -252,6 +273,24 @@ mod tests {
         };
         assert_eq!((batches[0].creator, steps(0)), (a, vec![("two".to_owned(), 2), ("one".to_owned(), 1)]));
         assert_eq!((batches[1].creator, steps(1)), (b, vec![("one".to_owned(), 1)]));
+    }
+
+    #[test]
+    fn a_fence_passes_only_on_its_conversations_stored_epoch() {
+        let a = CreatorId(Uuid::from_u128(7));
+        let (one, two) = (header(a, "u", 1).id, header(a, "v", 1).id);
+        let records = [
+            Record::Fence { creator: a, conversation: one, epoch: 3 },
+            Record::Conversation(header(a, "u", 1)),
+            Record::Fence { creator: a, conversation: two, epoch: 5 },
+        ];
+        let batches = plan(&records).unwrap();
+        assert_eq!(batches[0].fences, vec![(one, 3), (two, 5)]);
+        assert!(first_fenced(&batches[0].fences, &[(one.0, 3), (two.0, 5)]).is_none());
+        let stale = first_fenced(&batches[0].fences, &[(one.0, 3), (two.0, 6)]);
+        assert!(matches!(stale, Some(StoreError::Fenced { conversation, epoch: 5 }) if conversation == two));
+        let unowned = first_fenced(&batches[0].fences, &[(two.0, 5)]);
+        assert!(matches!(unowned, Some(StoreError::Fenced { conversation, epoch: 3 }) if conversation == one));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::channels::{outbox_body_json, outbox_without_message};
 use crate::content_hash::{CreatorContent, body_hash};
 use crate::error::{conversation_rows, from_sqlx};
 use crate::migrations;
+use crate::ownership::check_fences_pg;
 use crate::plan::{TenantBatch, first_missing, plan};
 use crate::programs::{Latest, NewVersion, new_versions};
 use crate::rows::{
@@ -187,14 +188,15 @@ impl PgStore {
         rows.into_iter().map(message_row).map(MessageRow::into_message).collect()
     }
 
-    /// One transaction for the whole slice; each tenant's rows are written after that tenant is
-    /// set, with one statement per kind of row.
+    /// One transaction for the whole slice: the ownership fences first (a stale one refuses it all),
+    /// then each tenant's rows after that tenant is set, with one statement per kind of row.
     pub(crate) async fn commit(&self, records: &[Record]) -> Result<(), StoreError> {
         let batches = plan(records)?;
         if batches.is_empty() {
             return Ok(());
         }
         let mut tx = self.app.begin().await.map_err(from_sqlx)?;
+        check_fences_pg(&mut tx, &batches).await?;
         for batch in &batches {
             set_tenant(&mut tx, batch.creator).await?;
             insert_conversations(&mut tx, batch).await?;

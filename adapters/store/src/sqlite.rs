@@ -21,6 +21,7 @@ use crate::channels::{outbox_body_json, outbox_without_message};
 use crate::content_hash::{CreatorContent, body_hash};
 use crate::error::{conversation_rows, from_sqlx};
 use crate::migrations;
+use crate::ownership::check_fences_sqlite;
 use crate::plan::{TenantBatch, first_missing, plan};
 use crate::programs::{Latest, NewVersion, new_versions};
 use crate::rows::{
@@ -183,6 +184,10 @@ impl SqliteStore {
             return Ok(());
         }
         let mut tx = self.writer.begin_with(WRITE_TX).await.map_err(from_sqlx)?;
+        // Every fence before any row: a stale one refuses the whole slice.
+        for batch in &batches {
+            check_fences_sqlite(&mut tx, batch).await?;
+        }
         for batch in &batches {
             insert_conversations(&mut tx, batch).await?;
             update_conversations(&mut tx, batch).await?;

@@ -9,7 +9,7 @@ mod fixtures;
 use fixtures::*;
 use twin_engine::channel::{ChannelKind, DeliveryState, OutboxBody, OutboxEntry};
 use twin_engine::ports::{
-    ChannelStore, ConversationStore, CreatorStore, LoadLimits, OutboxRow, OutboxUpdate, Record, StatusChange,
+    ChannelStore, ConversationStore, CreatorStore, InboxRow, LoadLimits, OutboxRow, OutboxUpdate, Record, StatusChange,
     StoreError,
 };
 use twin_engine::{CreatorId, Seq, UserId};
@@ -81,6 +81,19 @@ fn pending(entry: &OutboxEntry) -> OutboxRow {
     }
 }
 
+/// The due scan of a node that has just started (a single node drops every claim first), so a
+/// test can look at what is due more than once.
+async fn due_now(db: &TestDb, now: i64, limit: u32) -> Vec<OutboxRow> {
+    db.store.outbox_release_claims().await.unwrap();
+    db.store.outbox_due(at(now), limit).await.unwrap()
+}
+
+/// The inbox replay of a node that has just started: every pending item, claims dropped first.
+async fn pending_items(db: &TestDb, limit: u32) -> Vec<InboxRow> {
+    db.store.inbox_release_claims().await.unwrap();
+    db.store.inbox_pending(at(i64::MAX), at(T0), limit).await.unwrap()
+}
+
 async fn stored(db: &TestDb, entry: &OutboxEntry) -> OutboxRow {
     db.store.outbox_entry(entry.creator, entry.conversation, entry.seq).await.unwrap().expect("the entry is stored")
 }
@@ -126,7 +139,7 @@ async fn an_inbox_item_is_stored_once_and_only_new_items_come_back(kind: Kind) {
     let other_creator = db.store.inbox_put(b, ChannelKind::Telegram, &items(&[("tg:update:1", "{}")]), at(T0)).await;
     assert_eq!(other_creator.unwrap()[0].creator, b);
 
-    assert_eq!(db.store.inbox_pending(100).await.unwrap().len(), 5, "each stored once");
+    assert_eq!(pending_items(&db, 100).await.len(), 5, "each stored once");
 }
 
 async fn pending_items_replay_in_arrival_order_across_tenants_until_done(kind: Kind) {
@@ -137,19 +150,19 @@ async fn pending_items_replay_in_arrival_order_across_tenants_until_done(kind: K
         let row = db.store.inbox_put(creator, ChannelKind::WhatsApp, &items(&[(key, key)]), at(T0)).await.unwrap();
         put.extend(row);
     }
-    assert_eq!(db.store.inbox_pending(100).await.unwrap(), put, "oldest first, across tenants");
-    assert_eq!(db.store.inbox_pending(2).await.unwrap(), put[..2].to_vec());
-    assert!(db.store.inbox_pending(0).await.unwrap().is_empty());
+    assert_eq!(pending_items(&db, 100).await, put, "oldest first, across tenants");
+    assert_eq!(pending_items(&db, 2).await, put[..2].to_vec());
+    assert!(pending_items(&db, 0).await.is_empty());
 
     db.store.inbox_done(a, put[0].id, at(T0 + 1)).await.unwrap();
     db.store.inbox_done(a, put[0].id, at(T0 + 2)).await.unwrap();
     // Another creator cannot mark a's item done.
     db.store.inbox_done(b, put[2].id, at(T0 + 1)).await.unwrap();
-    assert_eq!(db.store.inbox_pending(100).await.unwrap(), put[1..].to_vec());
+    assert_eq!(pending_items(&db, 100).await, put[1..].to_vec());
     for row in &put[1..] {
         db.store.inbox_done(row.creator, row.id, at(T0 + 3)).await.unwrap();
     }
-    assert!(db.store.inbox_pending(100).await.unwrap().is_empty());
+    assert!(pending_items(&db, 100).await.is_empty());
     // A processed item is still known: its redelivery stays a no-op.
     assert!(
         db.store.inbox_put(a, ChannelKind::WhatsApp, &items(&[("k1", "k1")]), at(T0 + 4)).await.unwrap().is_empty()
@@ -233,10 +246,10 @@ async fn a_committed_outbox_entry_is_due_at_its_time_and_not_before(kind: Kind) 
     with_outbox.extend([Record::Outbox(reply.clone()), Record::Outbox(template.clone())]);
     db.store.commit(&with_outbox).await.unwrap();
 
-    assert!(db.store.outbox_due(at(T0 + 1), 10).await.unwrap().is_empty(), "not before its time");
-    assert_eq!(db.store.outbox_due(at(T0 + 2), 10).await.unwrap(), vec![pending(&reply)]);
+    assert!(due_now(&db, T0 + 1, 10).await.is_empty(), "not before its time");
+    assert_eq!(due_now(&db, T0 + 2, 10).await, vec![pending(&reply)]);
     assert_eq!(
-        db.store.outbox_due(at(T0 + 60_000), 10).await.unwrap(),
+        due_now(&db, T0 + 60_000, 10).await,
         vec![pending(&reply)],
         "the later entry of the conversation waits for the earlier one"
     );
@@ -249,7 +262,7 @@ async fn a_committed_outbox_entry_is_due_at_its_time_and_not_before(kind: Kind) 
     db.store.outbox_update(a, reply.conversation, reply.seq, &update, at(T0 + 5)).await.unwrap();
     db.store.commit(&[Record::Outbox(reply.clone())]).await.unwrap();
     assert_eq!(stored(&db, &reply).await.state, DeliveryState::Sent);
-    assert_eq!(db.store.outbox_due(at(T0 + 60_000), 10).await.unwrap(), vec![pending(&template)]);
+    assert_eq!(due_now(&db, T0 + 60_000, 10).await, vec![pending(&template)]);
     assert_eq!(db.store.outbox_entry(a, reply.conversation, Seq(9)).await.unwrap(), None);
     assert_eq!(db.store.outbox_entry(creator("bob"), reply.conversation, reply.seq).await.unwrap(), None);
 }
@@ -260,10 +273,10 @@ async fn due_entries_come_oldest_first_across_tenants_and_limited(kind: Kind) {
     let alice = commit_sends(&db, a, "u1", &[2, 5], ChannelKind::Telegram).await;
     let bob = commit_sends(&db, b, "u1", &[3, 4], ChannelKind::WhatsApp).await;
     // Only each conversation's earliest pending entry is due: messages go out in order.
-    let due = db.store.outbox_due(at(T0 + 100), 10).await.unwrap();
+    let due = due_now(&db, T0 + 100, 10).await;
     let order: Vec<OutboxRow> = [&alice[0], &bob[0]].into_iter().map(pending).collect();
     assert_eq!(due, order);
-    assert_eq!(db.store.outbox_due(at(T0 + 100), 1).await.unwrap(), order[..1].to_vec());
+    assert_eq!(due_now(&db, T0 + 100, 1).await, order[..1].to_vec());
 
     // A retry moves an entry behind the others, and what follows it in its conversation waits.
     let retry = OutboxUpdate::Retry { attempts: 1, at: at(T0 + 50), error: "timeout".to_owned() };
@@ -271,6 +284,7 @@ async fn due_entries_come_oldest_first_across_tenants_and_limited(kind: Kind) {
     let due_at = |now: i64| {
         let store = db.store.clone();
         async move {
+            store.outbox_release_claims().await.unwrap();
             let rows = store.outbox_due(at(now), 10).await.unwrap();
             rows.iter().map(|r| (r.entry.creator, r.entry.seq.0)).collect::<Vec<(CreatorId, u64)>>()
         }
@@ -295,20 +309,20 @@ async fn attempts_move_a_pending_entry_and_a_sent_or_failed_one_stays(kind: Kind
     update(first, OutboxUpdate::PartSent { parts_done: 1, provider_message_id: Some("11".to_owned()) }, T0 + 10).await;
     let row = stored(&db, first).await;
     assert_eq!((row.state, row.parts_done, row.attempts), (DeliveryState::Pending, 1, 0), "more parts follow");
-    let due = db.store.outbox_due(at(T0 + 10), 10).await.unwrap();
+    let due = due_now(&db, T0 + 10, 10).await;
     assert_eq!(due.iter().map(|r| r.entry.seq).collect::<Vec<_>>(), [first.seq], "still due, and before the next");
 
     update(first, OutboxUpdate::Retry { attempts: 1, at: at(T0 + 1_000), error: "429".to_owned() }, T0 + 11).await;
     let row = stored(&db, first).await;
     assert_eq!((row.state, row.attempts, row.parts_done), (DeliveryState::Pending, 1, 1), "parts done are kept");
     assert_eq!(row.next_attempt_at, at(T0 + 1_000));
-    assert!(db.store.outbox_due(at(T0 + 999), 10).await.unwrap().is_empty(), "the next waits for it");
+    assert!(due_now(&db, T0 + 999, 10).await.is_empty(), "the next waits for it");
 
     update(first, OutboxUpdate::PartSent { parts_done: 2, provider_message_id: None }, T0 + 1_000).await;
     update(first, OutboxUpdate::Sent { provider_message_id: Some("12".to_owned()) }, T0 + 1_001).await;
     let sent = stored(&db, first).await;
     assert_eq!((sent.state, sent.parts_done, sent.attempts), (DeliveryState::Sent, 2, 1));
-    assert_eq!(db.store.outbox_due(at(T0 + 10_000), 10).await.unwrap(), vec![pending(second)], "a sent entry is done");
+    assert_eq!(due_now(&db, T0 + 10_000, 10).await, vec![pending(second)], "a sent entry is done");
 
     // Late news for a sent entry changes nothing.
     update(first, OutboxUpdate::Retry { attempts: 2, at: at(T0 + 5_000), error: "late".to_owned() }, T0 + 1_002).await;
@@ -321,7 +335,7 @@ async fn attempts_move_a_pending_entry_and_a_sent_or_failed_one_stays(kind: Kind
     assert_eq!(failed.state, DeliveryState::Failed);
     update(second, OutboxUpdate::Sent { provider_message_id: Some("13".to_owned()) }, T0 + 21).await;
     assert_eq!(stored(&db, second).await, failed, "failed is final");
-    assert!(db.store.outbox_due(at(T0 + 10_000), 10).await.unwrap().is_empty());
+    assert!(due_now(&db, T0 + 10_000, 10).await.is_empty());
 
     // Another creator's update does not reach the entry.
     let intruder = OutboxUpdate::Failed { error: "x".to_owned() };
@@ -408,7 +422,7 @@ async fn an_outbox_entry_without_its_message_refuses_the_whole_commit(kind: Kind
     assert!(matches!(refused, Err(StoreError::Corrupt(_))), "an entry needs its stored message: {refused:?}");
     let limits = LoadLimits { history: 10, client_ids: 10 };
     assert!(db.store.load(a, conversation(a, "u1"), limits).await.unwrap().is_none(), "nothing of the commit");
-    assert!(db.store.outbox_due(at(i64::MAX), 10).await.unwrap().is_empty());
+    assert!(due_now(&db, i64::MAX, 10).await.is_empty());
 
     // An entry that claims another tenant for a's stored message is refused too.
     let entries = commit_sends(&db, a, "u1", &[2], ChannelKind::Telegram).await;
@@ -417,5 +431,5 @@ async fn an_outbox_entry_without_its_message_refuses_the_whole_commit(kind: Kind
     foreign.creator = b;
     let foreign = db.store.commit(&[Record::Outbox(foreign)]).await;
     assert!(matches!(foreign, Err(StoreError::Corrupt(_))), "{foreign:?}");
-    assert_eq!(db.store.outbox_due(at(i64::MAX), 10).await.unwrap(), vec![pending(&entries[0])]);
+    assert_eq!(due_now(&db, i64::MAX, 10).await, vec![pending(&entries[0])]);
 }

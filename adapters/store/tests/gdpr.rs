@@ -113,13 +113,17 @@ async fn seed_creator(db: &TestDb, slug: &str) -> CreatorId {
     id
 }
 
-/// A user with a conversation (a message and a reply sent on Telegram, a program step entered), a
+/// A user with a conversation claimed by a node (a message and a reply sent on Telegram, a program
+/// step entered), a
 /// pending and a fired nudge,
 /// a Telegram identity `external` (bound unless `None`), a link code and two inbox rows.
 async fn seed_user(db: &TestDb, creator: CreatorId, user: &str, external: &str, bind: bool) {
     let reply = twin_message(creator, user, 2);
     let (pending, fired) = (nudge(creator, user, 1, T0 + 60_000), nudge(creator, user, 2, T0 + 1_000));
+    // Run by a node of a cluster: the conversation is claimed and its commit fenced.
+    let owner = db.store.claim_owner(creator, conversation(creator, user), "node-1", &[], false).await.unwrap();
     let records = vec![
+        Record::Fence { creator, conversation: conversation(creator, user), epoch: owner.unwrap() },
         conversation_record(creator, user, 1),
         record(user_message(creator, user, 1, &format!("c-{user}"))),
         Record::Outbox(outbox_entry(&reply, ChannelKind::Telegram, external)),
@@ -162,7 +166,7 @@ async fn seed(db: &TestDb) -> (CreatorId, CreatorId) {
 /// row to them.
 async fn user_rows(db: &TestDb, creator: CreatorId, user: &str, external: &str) -> BTreeMap<&'static str, i64> {
     let conversation = conversation(creator, user).0;
-    let queries: [(&'static str, &str, String); 8] = [
+    let queries: [(&'static str, &str, String); 9] = [
         (
             "conversations",
             "SELECT count(*) FROM conversations WHERE creator_id = $1 AND id = $2",
@@ -186,6 +190,11 @@ async fn user_rows(db: &TestDb, creator: CreatorId, user: &str, external: &str) 
         (
             "step_entries",
             "SELECT count(*) FROM step_entries WHERE creator_id = $1 AND conversation_id = $2",
+            conversation.to_string(),
+        ),
+        (
+            "conversation_owners",
+            "SELECT count(*) FROM conversation_owners WHERE creator_id = $1 AND conversation_id = $2",
             conversation.to_string(),
         ),
         (
@@ -262,6 +271,7 @@ fn seeded_user() -> BTreeMap<&'static str, i64> {
         ("nudges", 2),
         ("outbox", 1),
         ("step_entries", 1),
+        ("conversation_owners", 1),
         ("channel_identities", 1),
         ("link_codes", 1),
         ("inbox", 2),
@@ -285,7 +295,7 @@ async fn erasing_a_user_removes_their_rows_from_every_table_and_nothing_else(kin
     for (table, rows) in seeded_user() {
         assert_eq!(report.removed(table), rows as u64, "the report counts {table}");
     }
-    assert_eq!(report.total(), 11);
+    assert_eq!(report.total(), 12);
     let json = serde_json::to_string(&report).unwrap();
     assert!(!json.contains("u1") && !json.contains("1001"), "the report holds no personal data: {json}");
 

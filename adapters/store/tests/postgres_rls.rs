@@ -457,7 +457,7 @@ async fn with_tenant_a_set_b_s_channel_rows_cannot_be_seen_or_written() {
 async fn twin_system_sees_only_the_keys_of_pending_channel_rows() {
     let (db, a, b) = two_tenants_on_channels().await;
     // Across tenants through the ports: keys as twin_system, the rest as each tenant.
-    let inbox = db.store.inbox_pending(10).await.unwrap();
+    let inbox = db.store.inbox_pending(at(i64::MAX), at(0), 10).await.unwrap();
     assert_eq!(inbox.iter().map(|r| r.creator).collect::<Vec<_>>(), vec![a, b]);
     assert_eq!(inbox[1].payload, r#"{"from":"bob-user"}"#);
     assert_eq!(db.store.outbox_due(at(i64::MAX), 10).await.unwrap().len(), 2);

@@ -154,14 +154,15 @@ impl Inbox {
         // Rows fed by this call: one that stays pending (its feeding failed) is not fed again here.
         let mut seen = HashSet::new();
         loop {
-            let rows = match self.inner.store.inbox_pending(REPLAY_BATCH).await {
+            let now = self.inner.clock.now();
+            let cutoff = now.plus_millis(-(older_than.as_millis() as i64));
+            let rows = match self.inner.store.inbox_pending(cutoff, now, REPLAY_BATCH).await {
                 Ok(rows) => rows,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the webhook inbox");
                     return fed;
                 }
             };
-            let cutoff = self.inner.clock.now().plus_millis(-(older_than.as_millis() as i64));
             let due: Vec<InboxRow> =
                 rows.iter().filter(|row| row.received_at <= cutoff && seen.insert(row.id)).cloned().collect();
             // A full batch of due rows may hide more behind it: wait for these to be fed first.

@@ -4,12 +4,32 @@
 //!
 //! The scans (`inbox_pending`, `outbox_due`, `whatsapp_creator`) cross
 //! tenants: on PostgreSQL they run as `twin_system` under narrow policies; everything else runs
-//! as the tenant.
+//! as the tenant. Several nodes may scan one store (scale-out): the inbox and outbox scans claim
+//! what they return for a lease, so each row has one worker at a time.
+
+use std::time::Duration;
 
 use crate::channel::{ChannelKind, DeliveryState, OutboxEntry};
 use crate::ids::{ConversationId, CreatorId, Seq, UserId};
 use crate::ports::StoreError;
 use crate::time::Timestamp;
+
+/// How long [`ChannelStore::outbox_due`] holds the entries it returns for its caller: several nodes
+/// scan one outbox, and only one of them may send an entry at a time. Long enough for one entry's
+/// parts to go out (each recorded part renews it); an entry whose sender died is taken up again
+/// once it passes.
+pub const OUTBOX_LEASE: Duration = Duration::from_secs(60);
+
+/// How long [`ChannelStore::inbox_pending`] holds the items it returns for the caller that feeds
+/// them: several nodes sweep one inbox, and only one of them may feed an item at a time. Feeding
+/// commits the item's turn (which marks it processed) well within it; an item whose feeder died
+/// or failed is swept again once it passes.
+pub const INBOX_LEASE: Duration = Duration::from_secs(60);
+
+/// `now` plus a lease, in the store's milliseconds.
+pub fn lease_until(now: Timestamp, lease: Duration) -> Timestamp {
+    now.plus_millis(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// One stored webhook item waiting to be fed to its conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,8 +91,20 @@ pub trait ChannelStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Vec<InboxRow>, StoreError>;
 
-    /// Items not processed yet, oldest first, across tenants (replayed at start).
-    async fn inbox_pending(&self, limit: u32) -> Result<Vec<InboxRow>, StoreError>;
+    /// Items not processed yet that were received at or before `received_by`, oldest first, across
+    /// tenants (replayed at start, then swept), at most `limit`. Claims the items it returns until
+    /// `now` plus [`INBOX_LEASE`]: items another caller is claiming right now, or holds a claim on
+    /// that has not expired at `now`, are skipped, so two nodes never feed one item at once.
+    async fn inbox_pending(
+        &self,
+        received_by: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<InboxRow>, StoreError>;
+
+    /// Drops every inbox claim: a single node at start, when no other node can hold one (what a
+    /// crashed run claimed is fed again at once instead of after its lease). Returns how many.
+    async fn inbox_release_claims(&self) -> Result<u64, StoreError>;
 
     /// The item was fed to its conversation (or deliberately dropped).
     async fn inbox_done(&self, creator: CreatorId, id: i64, now: Timestamp) -> Result<(), StoreError>;
@@ -115,10 +147,20 @@ pub trait ChannelStore: Send + Sync + 'static {
     /// The creator whose WhatsApp number this is (the shared webhook endpoint routes by it).
     async fn whatsapp_creator(&self, phone_number_id: &str) -> Result<Option<CreatorId>, StoreError>;
 
-    /// Pending outbox entries whose next attempt is due at `now`, oldest first, across tenants.
+    /// Pending outbox entries whose next attempt is due at `now`, oldest first, across tenants: the
+    /// earliest pending entry of each conversation only (the ones after it wait for it). Claims the
+    /// entries it returns until `now` plus [`OUTBOX_LEASE`]: entries another caller is claiming
+    /// right now, or holds a claim on that has not expired at `now`, are skipped (and so are the
+    /// entries after them), so two nodes never send one entry at once.
     async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxRow>, StoreError>;
 
-    /// Records the outcome of an attempt.
+    /// Drops every outbox claim: a single node at start, when no other node can hold one (what a
+    /// crashed run claimed goes out at once instead of after its lease). Returns how many.
+    async fn outbox_release_claims(&self) -> Result<u64, StoreError>;
+
+    /// Records the outcome of an attempt. `Sent`, `Retry` and `Failed` end the entry's claim; a
+    /// `PartSent` renews it until `now` plus [`OUTBOX_LEASE`] (the sender goes on with the next
+    /// part, and no other node may start the entry meanwhile).
     async fn outbox_update(
         &self,
         creator: CreatorId,

@@ -19,12 +19,14 @@ pub enum StoreError {
     /// A conversation was written by someone holding a stale version; the writer must reload.
     #[error("conversation {conversation} was changed concurrently (expected version {expected})")]
     Conflict { conversation: ConversationId, expected: u64 },
-    /// TEMP(lead): replaced by the store branch's definition at merge.
-    #[error("conversation {conversation} is owned by another node now (this writer held epoch {epoch})")]
-    Fenced { conversation: ConversationId, epoch: u64 },
     /// Stored data could not be read back; a bug or a manual edit. Not retried.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The commit carried a [`Record::Fence`] for an epoch that is no longer the conversation's
+    /// (another node claimed it since, or its ownership was erased): nothing of the commit was
+    /// written. The writer must stop acting for the conversation, not retry.
+    #[error("conversation {conversation} is owned by another node now (this writer held epoch {epoch})")]
+    Fenced { conversation: ConversationId, epoch: u64 },
 }
 
 impl StoreError {
@@ -72,7 +74,11 @@ pub enum Record {
     /// commit as the state that holds the new step: the durable history the program funnel counts
     /// (the state keeps only the current step). Append-only; a step entered again is a new row.
     StepEntered { creator: CreatorId, conversation: ConversationId, program: ProgramId, step: StepId, at: Timestamp },
-    /// TEMP(lead): replaced by the store branch's definition at merge.
+    /// Scale-out ownership: this commit stands only while `conversation` is owned under `epoch`
+    /// (the epoch [`ConversationStore::claim_owner`] returned to the node that writes). Checked
+    /// before anything of the commit is written; a stale epoch refuses the whole commit with
+    /// [`StoreError::Fenced`], so a node that lost a conversation can never write over the new
+    /// owner's rows.
     Fence { creator: CreatorId, conversation: ConversationId, epoch: u64 },
 }
 
@@ -131,7 +137,22 @@ pub trait ConversationStore: Send + Sync + 'static {
         1
     }
 
-    /// TEMP(lead): replaced by the store branch's definition at merge.
+    /// Messages with a seq larger than `after`, ascending, at most `limit`.
+    async fn history(
+        &self,
+        creator: CreatorId,
+        id: ConversationId,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Claims a conversation for `node` (scale-out ownership): returns a new epoch, larger than any
+    /// before for this conversation, recorded with `node` as its holder. Returns Ok(None), changing
+    /// nothing, while another node that is in `live` holds it (a holder is set and not released) —
+    /// unless `force`. A holder not in `live` (a dead node) never blocks.
+    ///
+    /// A commit in flight with a [`Record::Fence`] of the previous epoch either lands before the
+    /// claim returns or is refused after it: never after the claim and accepted.
     async fn claim_owner(
         &self,
         creator: CreatorId,
@@ -141,22 +162,14 @@ pub trait ConversationStore: Send + Sync + 'static {
         force: bool,
     ) -> Result<Option<u64>, StoreError>;
 
-    /// TEMP(lead): replaced by the store branch's definition at merge.
+    /// Gives the conversation up (passivation, handover): clears the holder if the epoch is still
+    /// `epoch` (the epoch stays, so a stale writer is still refused). A later epoch is left alone.
     async fn release_owner(
         &self,
         creator: CreatorId,
         conversation: ConversationId,
         epoch: u64,
     ) -> Result<(), StoreError>;
-
-    /// Messages with a seq larger than `after`, ascending, at most `limit`.
-    async fn history(
-        &self,
-        creator: CreatorId,
-        id: ConversationId,
-        after: Seq,
-        limit: u32,
-    ) -> Result<Vec<Message>, StoreError>;
 }
 
 /// A nudge as the store keeps it: enough to find its conversation when it falls due. What it says

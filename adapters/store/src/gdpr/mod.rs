@@ -9,7 +9,8 @@
 //! Which rows are a user's:
 //! - the conversation (one per creator and user; its id is derived from both), and through it its
 //!   messages, nudges (every status), outbox entries (the bodies sent and the chat they went to) and
-//!   the program steps it entered;
+//!   the program steps it entered, and its scale-out ownership row (`conversation_owners`; erased,
+//!   not exported: it holds only the conversation id, an epoch and a node name);
 //! - the channel identities bound to the user and the link codes issued for them;
 //! - the webhook inbox rows of every channel identity that speaks for the user (`inbox.sender`,
 //!   written when the item is stored): the identities bound to them, and the identity their user
@@ -52,6 +53,7 @@ pub const CREATOR_TABLES: &[&str] = &[
     "messages",
     "nudges",
     "step_entries",
+    "conversation_owners",
     "conversations",
     "channel_identities",
     "link_codes",
@@ -428,7 +430,8 @@ async fn user_erase(conn: &mut Conn<'_>, creator: CreatorId, user: &UserId) -> R
     let handles = handles(conn, creator, user).await?;
     let mut report = ErasureReport::default();
     // Children before the conversation they reference.
-    for table in ["outbox", "messages", "nudges", "step_entries"] {
+    // The ownership row too: a node still running the conversation is fenced from now on.
+    for table in ["outbox", "messages", "nudges", "step_entries", "conversation_owners"] {
         let sql = format!("DELETE FROM {table} WHERE creator_id = $1 AND conversation_id = $2");
         report.add(table, conn.execute(&sql, &by_conversation).await?);
     }
