@@ -9,6 +9,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
 use cluster_support::{Cluster, LEASE_MS, Proxy, chat_through_random_nodes, check_store, exchange, owner_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,11 +79,16 @@ async fn a_paused_node_is_replaced_and_its_late_writes_are_refused() {
     let user = (0..100).map(|u| format!("pause{u}")).find(|u| owner_of(u, &ids) == "node3").unwrap();
     let node3 = cluster.addr("node3");
     exchange(&node3, &user, "before", "hello", Duration::from_secs(5)).await.unwrap();
+    // A socket on node3, connected before the pause: what it sends waits in the kernel.
+    let url = format!("ws://{node3}/v1/chat?token={}", cluster_support::token(&user));
+    let (mut stale, _) = tokio_tungstenite::connect_async(url).await.unwrap();
 
-    // node3 freezes (a long GC pause, a stopped VM) holding the conversation.
+    // node3 freezes (a long GC pause, a stopped VM) holding the conversation in memory.
     let pid = cluster.pid("node3");
     cluster_support::signal(pid, "-STOP");
     let paused_at = Instant::now();
+    let late = json!({"type": "message", "id": "late", "text": "written to a frozen node"});
+    stale.send(Message::text(late.to_string())).await.unwrap();
     let node1 = cluster.addr("node1");
     let during = loop {
         match exchange(&node1, &user, "during", "still there?", Duration::from_secs(5)).await {
@@ -90,29 +99,46 @@ async fn a_paused_node_is_replaced_and_its_late_writes_are_refused() {
     };
     eprintln!("pause: another node answered after {:?}", paused_at.elapsed());
 
-    // It wakes up, still believing it owns the conversation for a moment: whatever it writes
-    // with its old claim is refused by the store.
+    // It wakes up with the conversation in memory and reads the late message: whatever it tries
+    // to write under its old claim is refused (fenced), so the message is refused, not acked.
     cluster_support::signal(pid, "-CONT");
-    let after = exchange(&node3, &user, "after", "back?", Duration::from_secs(10)).await;
-    let after = match after {
-        Ok(exchange) => exchange,
-        // Refused while it rejoins; the client retries, as clients do.
-        Err(_) => {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                match exchange(&node3, &user, "after", "back?", Duration::from_secs(5)).await {
-                    Ok(exchange) => break exchange,
-                    Err(failure) => assert!(Instant::now() < deadline, "node3 never served again: {failure:?}"),
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let answer = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(frame)) = stale.next().await {
+            let Message::Text(text) = frame else { continue };
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["id"] == "late" {
+                return frame;
             }
         }
+        panic!("the socket closed without an answer to the late message");
+    })
+    .await
+    .expect("the late message is answered");
+    assert_eq!(answer["type"], "error", "a node that lost the conversation must not acknowledge: {answer}");
+    let fenced = cluster_support::metric(&node3, "twin_cluster_fenced_commits_total").await;
+    // Which refusal depends on what the woken node does first: commit with its old claim (the
+    // store refuses it: fenced) or notice its lapsed membership (it routes nothing).
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        fenced >= 1.0 || message.contains("not a member"),
+        "refused for a reason other than fencing or membership: {answer}"
+    );
+    eprintln!("pause: the woken node's late message was refused ({answer}); fenced commits on it: {fenced}");
+
+    // Once it has rejoined, the client's retry (same id) goes through, exactly once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        match exchange(&node3, &user, "late", "written to a frozen node", Duration::from_secs(5)).await {
+            Ok(exchange) => break exchange,
+            Err(failure) => assert!(Instant::now() < deadline, "node3 never served again: {failure:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(after.ack > during.reply);
     cluster.wait_formed().await;
     let mut ledger = cluster_support::Ledger::default();
     ledger.acked.insert((user.clone(), "during".to_owned()), during.ack);
-    ledger.acked.insert((user.clone(), "after".to_owned()), after.ack);
+    ledger.acked.insert((user.clone(), "late".to_owned()), after.ack);
     check_store(&cluster.db, &ledger).await;
 }
 
