@@ -169,6 +169,7 @@ async fn a_node_cut_off_from_redis_and_postgres_stops_owning_and_recovers_when_t
         assert!(cut_at.elapsed() < Duration::from_secs(20), "nobody took the conversation over");
     };
     eprintln!("partition: another node answered after {:?}", cut_at.elapsed());
+    cluster.dump_logs();
     // ...and the cut-off node refuses work instead of answering from a stale view.
     let refused = exchange(&node3, &user, "refused", "and you?", Duration::from_secs(3)).await;
     assert!(refused.is_err(), "a node without Redis and PostgreSQL must not serve: {refused:?}");

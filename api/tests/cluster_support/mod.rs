@@ -140,6 +140,20 @@ impl Cluster {
         self.nodes[id].as_ref().unwrap().child.id().unwrap()
     }
 
+    /// Prints what every running node logged so far, when `TWIN_TEST_CLUSTER_LOGS` is set (for
+    /// looking into a failure or a slow takeover).
+    pub fn dump_logs(&mut self) {
+        if std::env::var_os("TWIN_TEST_CLUSTER_LOGS").is_none() {
+            return;
+        }
+        for (id, process) in &mut self.nodes {
+            let Some(process) = process else { continue };
+            while let Ok(line) = process.log.try_recv() {
+                eprintln!("[{id}] {line}");
+            }
+        }
+    }
+
     /// A metric summed over the running nodes (`/metrics`).
     pub async fn metric_sum(&self, name: &str) -> f64 {
         let mut sum = 0.0;
