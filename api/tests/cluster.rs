@@ -160,6 +160,8 @@ async fn a_node_cut_off_from_redis_and_postgres_stops_owning_and_recovers_when_t
     redis.cut();
     postgres.cut();
     let cut_at = Instant::now();
+    // The proxy notices within 20 ms; a message sent before that is still node3's to handle.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     // The others take its conversations over once its lease has run out...
     let during = loop {
         match exchange(&node1, &user, "during", "anyone?", Duration::from_secs(5)).await {

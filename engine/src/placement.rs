@@ -10,7 +10,7 @@
 use crate::ids::ConversationId;
 
 /// The owner of `conversation` among `nodes` (node ids); `None` when there is none.
-pub fn owner<'a, S: AsRef<str>>(conversation: ConversationId, nodes: &'a [S]) -> Option<&'a S> {
+pub fn owner<S: AsRef<str>>(conversation: ConversationId, nodes: &[S]) -> Option<&S> {
     let key = conversation.0.as_bytes();
     nodes.iter().max_by_key(|node| (weight(node.as_ref(), key), node.as_ref().to_owned()))
 }

@@ -360,7 +360,7 @@ async fn read(
             }
         }
     }
-    entries.sort_by(|a, b| entry_order(&a.0).cmp(&entry_order(&b.0)));
+    entries.sort_by_key(|entry| entry_order(&entry.0));
     Ok(entries)
 }
 

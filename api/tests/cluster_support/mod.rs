@@ -182,6 +182,19 @@ fn plain_creator(dir: &std::path::Path) {
 
 pub const CREATOR: &str = "plain";
 
+impl Drop for Cluster {
+    /// Removes the cluster's keys from the shared Redis (every node is gone with the test, so
+    /// nobody else would: a dead node's stream is deleted by the live node that drains it).
+    fn drop(&mut self) {
+        for process in self.nodes.values_mut().flatten() {
+            let _ = process.child.start_kill();
+        }
+        let pattern = format!("twin:c:{}:*", self.cluster_name());
+        let script = format!("redis-cli --scan --pattern '{pattern}' | xargs -r redis-cli del >/dev/null");
+        let _ = std::process::Command::new("sh").arg("-c").arg(script).status();
+    }
+}
+
 pub fn signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
     assert!(status.success(), "kill {signal} {pid}");
@@ -348,19 +361,26 @@ pub async fn chat_through_random_nodes(
     Arc::try_unwrap(ledger).unwrap().into_inner().unwrap()
 }
 
+/// A stored message as the checks need it: seq, origin, client id, stream.
+type Stored = (i64, String, Option<String>, Option<String>);
+
 /// Checks the store against what clients saw: every acknowledged message is there at its seq,
 /// seqs have no gaps, every user message has exactly one reply (no duplicate reply).
 pub async fn check_store(db: &TestDb, ledger: &Ledger) {
     let mut connection = db.superuser().await;
-    let rows: Vec<(uuid::Uuid, i64, String, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT conversation_id, seq, origin, client_id, stream FROM messages ORDER BY conversation_id, seq",
-    )
-    .fetch_all(&mut connection)
-    .await
-    .unwrap();
-    let mut by_conversation: HashMap<uuid::Uuid, Vec<(i64, String, Option<String>, Option<String>)>> = HashMap::new();
-    for (conversation, seq, origin, client_id, stream) in rows {
-        by_conversation.entry(conversation).or_default().push((seq, origin, client_id, stream));
+    let rows: Vec<(uuid::Uuid, Stored)> =
+        sqlx::query_as::<_, (uuid::Uuid, i64, String, Option<String>, Option<String>)>(
+            "SELECT conversation_id, seq, origin, client_id, stream FROM messages ORDER BY conversation_id, seq",
+        )
+        .fetch_all(&mut connection)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(conversation, seq, origin, client_id, stream)| (conversation, (seq, origin, client_id, stream)))
+        .collect();
+    let mut by_conversation: HashMap<uuid::Uuid, Vec<Stored>> = HashMap::new();
+    for (conversation, message) in rows {
+        by_conversation.entry(conversation).or_default().push(message);
     }
     for ((user, id), seq) in &ledger.acked {
         let conversation = conversation_of(user).0;
