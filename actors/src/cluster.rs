@@ -48,8 +48,8 @@ pub(crate) struct Remote {
     watchers: DashMap<ConversationId, Vec<String>>,
     /// Local sockets per conversation (a count), so the owner can be told when it changes.
     watched: DashMap<ConversationId, usize>,
-    /// Commands forwarded to another node, waiting for its answer.
-    pending: DashMap<u64, RpcReplyPort<Answer>>,
+    /// Commands forwarded to another node, waiting for its answer (since when).
+    pending: DashMap<u64, (tokio::time::Instant, RpcReplyPort<Answer>)>,
     next_request: AtomicU64,
 }
 
@@ -88,7 +88,11 @@ impl Engine {
             ConversationMsg::Command(_, _) if hops >= MAX_HOPS => return Err((hopped_out(), None)),
             ConversationMsg::Command(event, port) => {
                 let request = self.remote.next_request.fetch_add(1, Ordering::Relaxed);
-                self.remote.pending.insert(request, port);
+                // Answers that never came (their node died) are forgotten once their caller has
+                // given up waiting (`EngineHandle::command` waits twice the commit timeout).
+                let given_up = self.config.commit_timeout * 4;
+                self.remote.pending.retain(|_, (since, _)| since.elapsed() < given_up);
+                self.remote.pending.insert(request, (tokio::time::Instant::now(), port));
                 let reply_to = cluster.node().to_owned();
                 let item = Forward::Command { creator, user, event, reply_to, request, hops: hops + 1 };
                 return match cluster.forward(node, item).await {
@@ -223,7 +227,7 @@ impl EngineHandle {
                 });
             }
             Forward::Answer { request, answer } => {
-                if let Some((_, port)) = engine.remote.pending.remove(&request)
+                if let Some((_, (_, port))) = engine.remote.pending.remove(&request)
                     && let Some(answer) = answer
                 {
                     let _ = port.send(answer);

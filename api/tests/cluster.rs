@@ -199,3 +199,59 @@ async fn a_node_cut_off_from_redis_and_postgres_stops_owning_and_recovers_when_t
 fn cluster_ids(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("node{i}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_human_writing_through_another_node_reaches_the_user_s_sockets_on_every_node() {
+    let cluster = Cluster::start(2).await;
+    let user = (0..100).map(|u| format!("human{u}")).find(|u| owner_of(u, &cluster_ids(2)) == "node2").unwrap();
+    let (node1, node2) = (cluster.addr("node1"), cluster.addr("node2"));
+    exchange(&node2, &user, "hello", "hello", Duration::from_secs(5)).await.unwrap();
+    // The user has a socket on the owner and one on the other node.
+    let mut sockets = Vec::new();
+    for addr in [&node1, &node2] {
+        let url = format!("ws://{addr}/v1/chat?token={}", cluster_support::token(&user));
+        sockets.push(tokio_tungstenite::connect_async(url).await.unwrap().0);
+    }
+
+    // The creator writes through node1, which does not own the conversation: the command is
+    // forwarded to node2 and answered once its message is committed.
+    let creator = twin_engine::Slug::parse(cluster_support::CREATOR).unwrap().creator_id();
+    let keys = twin_api::auth::TokenKeys::from_secret(cluster_support::SECRET.as_bytes(), "twin", "twin");
+    let staff = keys
+        .mint(
+            creator,
+            &twin_engine::UserId::parse("maya").unwrap(),
+            twin_api::auth::Role::Creator,
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    let conversation = cluster_support::conversation_of(&user).0;
+    let url = format!("http://{node1}/v1/creators/{}/conversations/{conversation}/messages", cluster_support::CREATOR);
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(staff)
+        .json(&json!({"text": "Maya here, how is the week going?", "client_id": "h1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201, "{:?}", response.text().await);
+    let sent: Value = response.json().await.unwrap();
+    let seq = sent["seq"].as_u64().unwrap();
+
+    for (index, socket) in sockets.iter_mut().enumerate() {
+        let frame = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(frame)) = socket.next().await {
+                let Message::Text(text) = frame else { continue };
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["type"] == "message" && frame["origin"] == "human" {
+                    return frame;
+                }
+            }
+            panic!("socket {index} closed");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("socket {index} never got the human's message"));
+        assert_eq!(frame["seq"].as_u64(), Some(seq));
+        assert_eq!(frame["text"], "Maya here, how is the week going?");
+    }
+}
