@@ -255,3 +255,43 @@ async fn a_human_writing_through_another_node_reaches_the_user_s_sockets_on_ever
         assert_eq!(frame["text"], "Maya here, how is the week going?");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nudges_of_a_killed_node_fire_once_on_the_others() {
+    let mut cluster = Cluster::start_with(3, Some("4s")).await;
+    let users: Vec<String> = (0..9).map(|u| format!("nudged{u}")).collect();
+    for (index, user) in users.iter().enumerate() {
+        let addr = cluster.addr(&format!("node{}", index % 3 + 1));
+        exchange(&addr, user, "hello", "hello", Duration::from_secs(5)).await.unwrap();
+    }
+    let owned_by_killed = users.iter().filter(|u| owner_of(u, &cluster_ids(3)) == "node2").count();
+    assert!(owned_by_killed > 0, "some conversation belongs to the node about to die");
+    // node2 dies before its users' inactivity nudges fall due; they are in the nudge table, and
+    // the survivors' schedulers claim them (once each) and route them to the new owners.
+    cluster.kill("node2").await;
+    let mut connection = cluster.db.superuser().await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let nudged: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
+            "SELECT conversation_id, count(*) FROM messages WHERE origin = 'nudge' GROUP BY conversation_id",
+        )
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+        assert!(nudged.iter().all(|(_, n)| *n == 1), "a nudge fired twice: {nudged:?}");
+        if nudged.len() == users.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {} of {} users were nudged", nudged.len(), users.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And no second one follows (a stale claim, a replayed stream entry).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let twice: Option<(uuid::Uuid,)> = sqlx::query_as(
+        "SELECT conversation_id FROM messages WHERE origin = 'nudge' GROUP BY conversation_id HAVING count(*) > 1",
+    )
+    .fetch_optional(&mut connection)
+    .await
+    .unwrap();
+    assert_eq!(twice, None, "every user is nudged exactly once");
+}

@@ -33,9 +33,15 @@ pub struct Cluster {
 impl Cluster {
     /// `n` nodes, started one after another, each seeing all `n` before this returns.
     pub async fn start(n: usize) -> Self {
+        Self::start_with(n, None).await
+    }
+
+    /// [`Cluster::start`], the creator's users nudged after `inactivity_after` of silence (at any
+    /// hour) when given.
+    pub async fn start_with(n: usize, inactivity_after: Option<&str>) -> Self {
         let db = TestDb::unmigrated(twin_store::testing::Kind::Postgres).await;
         let dir = tempfile::tempdir().unwrap();
-        plain_creator(&dir.path().join("creators"));
+        plain_creator(&dir.path().join("creators"), inactivity_after);
         let mut cluster = Self { db, dir, nodes: BTreeMap::new(), addrs: Arc::new(Mutex::new(Vec::new())) };
         for i in 1..=n {
             cluster.start_node(&format!("node{i}"), &[]).await;
@@ -166,13 +172,20 @@ impl Cluster {
 
 /// The demo creator without its default program, as `plain`: every message gets one reply from the
 /// twin (stream `r{seq}`), which makes "answered exactly once" checkable.
-fn plain_creator(dir: &std::path::Path) {
+fn plain_creator(dir: &std::path::Path, inactivity_after: Option<&str>) {
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../creators/demo");
     let plain = dir.join(CREATOR);
     std::fs::create_dir_all(plain.join("knowledge")).unwrap();
     let profile = std::fs::read_to_string(demo.join("creator.toml")).unwrap();
-    let profile: String =
-        profile.lines().filter(|line| !line.starts_with("default_program")).map(|line| format!("{line}\n")).collect();
+    let profile: String = profile
+        .lines()
+        .filter(|line| !line.starts_with("default_program"))
+        .map(|line| match inactivity_after {
+            Some(after) if line.starts_with("inactivity_after") => format!("inactivity_after = \"{after}\"\n"),
+            Some(_) if line.starts_with("quiet_hours") => "quiet_hours = \"off\"\n".to_owned(),
+            _ => format!("{line}\n"),
+        })
+        .collect();
     std::fs::write(plain.join("creator.toml"), profile).unwrap();
     for entry in std::fs::read_dir(demo.join("knowledge")).unwrap() {
         let entry = entry.unwrap();
