@@ -768,6 +768,21 @@ impl ConversationStore for Probe {
     ) -> Result<Vec<Message>, StoreError> {
         self.store.history(creator, id, after, limit).await
     }
+
+    async fn claim_owner(
+        &self,
+        creator: CreatorId,
+        conversation: ConversationId,
+        node: &str,
+        live: &[String],
+        force: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        self.store.claim_owner(creator, conversation, node, live, force).await
+    }
+
+    async fn release_owner(&self, creator: CreatorId, conversation: ConversationId, epoch: u64) -> Result<(), StoreError> {
+        self.store.release_owner(creator, conversation, epoch).await
+    }
 }
 
 #[async_trait::async_trait]
