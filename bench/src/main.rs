@@ -129,6 +129,10 @@ enum Command {
         /// Client connections (one user each), spread over the nodes round-robin.
         #[arg(long, default_value_t = 60)]
         connections: usize,
+        /// Messages per second per connection (latency measured from when each was due); omit for
+        /// a closed loop (throughput).
+        #[arg(long)]
+        rate: Option<f64>,
         /// Measured time per node count.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         duration: Duration,
@@ -140,6 +144,9 @@ enum Command {
         /// is also the scaling cluster's.
         #[arg(long, value_delimiter = ',', default_value = "3000,1000")]
         leases: Vec<u64>,
+        /// Only the node counts, no failover run.
+        #[arg(long)]
+        no_failover: bool,
         /// Paced load clients during failover.
         #[arg(long, default_value_t = 30)]
         failover_clients: usize,
@@ -220,10 +227,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster {
             nodes,
             connections,
+            rate,
             duration,
             warmup,
             sources,
             leases,
+            no_failover,
             failover_clients,
             failover_rate,
             probes,
@@ -234,10 +243,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let args = scenarios::cluster::ClusterArgs {
                 nodes,
                 connections,
+                rate,
                 duration,
                 warmup,
                 sources,
-                leases_ms: leases,
+                leases_ms: if no_failover { Vec::new() } else { leases },
                 failover_clients,
                 failover_rate,
                 probes,
@@ -288,6 +298,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cluster = scenarios::cluster::ClusterArgs {
                 nodes: vec![1, 2, 3],
                 connections: if quick { 12 } else { 60 },
+                rate: None,
                 duration: if quick { Duration::from_millis(1500) } else { Duration::from_secs(10) },
                 warmup: if quick { Duration::from_millis(500) } else { Duration::from_secs(2) },
                 sources: load.sources,

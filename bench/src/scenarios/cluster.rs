@@ -56,6 +56,8 @@ pub struct ClusterArgs {
     pub nodes: Vec<usize>,
     /// Client connections (one user each), the same for every node count.
     pub connections: usize,
+    /// Messages per second per connection; `None`: closed loop (each sent when the last is answered).
+    pub rate: Option<f64>,
     pub duration: Duration,
     pub warmup: Duration,
     pub sources: u8,
@@ -160,7 +162,7 @@ async fn scaling_round(
     let cpu_before = CpuSample::take(&nodes.pids());
     let plan = Plan {
         connections: args.connections,
-        rate: None,
+        rate: args.rate,
         duration: args.duration,
         warmup: args.warmup,
         sources: args.sources,
@@ -189,6 +191,7 @@ async fn scaling_round(
     figures.insert(format!("{p}nodes"), json!(n));
     figures.insert(format!("{p}connections"), json!(args.connections));
     figures.insert(format!("{p}connections_on_owner"), json!(on_owner_connections));
+    figures.insert(format!("{p}offered_rate_per_connection"), json!(args.rate));
     figures.insert(format!("{p}measured_seconds"), json!(args.duration.as_secs_f64()));
     figures.insert(format!("{p}msgs_per_sec"), json!(all.per_second()));
     figures.insert(format!("{p}errors"), json!(all.errors));
