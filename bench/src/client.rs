@@ -43,6 +43,8 @@ pub struct Plan {
 /// Latencies in microseconds.
 pub struct Outcome {
     pub completed: u64,
+    /// Every message sent, warm-up included (answered or not).
+    pub sent: u64,
     pub measured_for: Duration,
     pub round_trip: Histogram<u64>,
     pub ack: Histogram<u64>,
@@ -54,6 +56,7 @@ impl Outcome {
     fn empty(measured_for: Duration) -> Self {
         Self {
             completed: 0,
+            sent: 0,
             measured_for,
             round_trip: histogram(),
             ack: histogram(),
@@ -64,6 +67,26 @@ impl Outcome {
 
     pub fn per_second(&self) -> f64 {
         self.completed as f64 / self.measured_for.as_secs_f64().max(1e-9)
+    }
+
+    /// Adds another connection's figures to these.
+    pub fn add(&mut self, other: &Outcome) -> anyhow::Result<()> {
+        self.completed += other.completed;
+        self.sent += other.sent;
+        self.errors += other.errors;
+        self.round_trip.add(&other.round_trip)?;
+        self.ack.add(&other.ack)?;
+        self.first_delta.add(&other.first_delta)?;
+        Ok(())
+    }
+
+    /// The figures of several connections together.
+    pub fn merged<'a>(measured_for: Duration, each: impl IntoIterator<Item = &'a Outcome>) -> anyhow::Result<Self> {
+        let mut all = Self::empty(measured_for);
+        for one in each {
+            all.add(one)?;
+        }
+        Ok(all)
     }
 }
 
@@ -102,12 +125,25 @@ pub async fn run(
     plan: &Plan,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<Outcome> {
+    let each = run_each(|i| (addr, url_for(i)), protocol, plan, progress).await?;
+    Outcome::merged(plan.duration, &each)
+}
+
+/// Runs the plan with connection i on `target_for(i)` (a server address and the URL to open
+/// there); the figures of each connection, in order.
+pub async fn run_each(
+    target_for: impl Fn(usize) -> (SocketAddr, String),
+    protocol: Protocol,
+    plan: &Plan,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Vec<Outcome>> {
     let completed = Arc::new(AtomicU64::new(0));
     let start = Instant::now() + Duration::from_millis(200);
     let mut sockets = Vec::with_capacity(plan.connections);
     for i in 0..plan.connections {
         let source = 1 + (i % plan.sources.max(1) as usize) as u8;
-        sockets.push(connect(addr, &url_for(i), source).await?);
+        let (addr, url) = target_for(i);
+        sockets.push(connect(addr, &url, source).await?);
     }
     let tasks: Vec<_> = sockets
         .into_iter()
@@ -124,17 +160,12 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
         progress.set_position(completed.load(Ordering::Relaxed));
     }
-    let mut outcome = Outcome::empty(plan.duration);
+    let mut each = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let one = task.await.context("a client task panicked")?;
-        outcome.completed += one.completed;
-        outcome.errors += one.errors;
-        outcome.round_trip.add(&one.round_trip)?;
-        outcome.ack.add(&one.ack)?;
-        outcome.first_delta.add(&one.first_delta)?;
+        each.push(task.await.context("a client task panicked")?);
     }
     progress.set_position(completed.load(Ordering::Relaxed));
-    Ok(outcome)
+    Ok(each)
 }
 
 /// One connection's loop.
@@ -167,6 +198,7 @@ async fn drive(
             outcome.errors += 1;
             break;
         }
+        outcome.sent += 1;
         match answer(&mut socket, protocol, &id).await {
             Ok(timings) => {
                 let now = Instant::now();
@@ -228,7 +260,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// What the simulated users ask (the demo twin's material covers these).
-const QUESTIONS: &[&str] = &[
+pub const QUESTIONS: &[&str] = &[
     "How do I protect my focus when my phone keeps distracting me?",
     "What should my morning routine look like?",
     "How do I stack a new habit onto an old one?",

@@ -20,7 +20,7 @@ use scenarios::{LoadArgs, TwinArgs};
 #[command(
     name = "twin-bench",
     version,
-    about = "Load harness for Twin: echo baseline, chat, connect, actors, nudges, compare"
+    about = "Load harness for Twin: echo baseline, chat, connect, actors, nudges, webhooks, compare, cluster"
 )]
 struct Cli {
     /// Write every figure of the run to FILE as JSON.
@@ -119,6 +119,53 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         fsync_rounds: usize,
     },
+    /// Several nodes in cluster mode (PostgreSQL + Redis): throughput and latency with 1, 2 and 3
+    /// nodes, the share of forwarded messages and what a forward adds, then failover after a
+    /// SIGKILL. Skips itself when PostgreSQL or Redis cannot be reached.
+    Cluster {
+        /// Node counts to measure (the cluster grows from one to the next).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        nodes: Vec<usize>,
+        /// Client connections (one user each), spread over the nodes round-robin.
+        #[arg(long, default_value_t = 60)]
+        connections: usize,
+        /// Messages per second per connection (latency measured from when each was due); omit for
+        /// a closed loop (throughput).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Measured time per node count.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        warmup: Duration,
+        #[arg(long, default_value_t = 4)]
+        sources: u8,
+        /// Heartbeat leases (TWIN_CLUSTER_LEASE_MS) of the failover runs, one run each; the first
+        /// is also the scaling cluster's.
+        #[arg(long, value_delimiter = ',', default_value = "3000,1000")]
+        leases: Vec<u64>,
+        /// Only the node counts, no failover run.
+        #[arg(long)]
+        no_failover: bool,
+        /// Paced load clients during failover.
+        #[arg(long, default_value_t = 30)]
+        failover_clients: usize,
+        /// Messages per second per failover load client.
+        #[arg(long, default_value_t = 5.0)]
+        failover_rate: f64,
+        /// Users of the killed node probing for the failover.
+        #[arg(long, default_value_t = 20)]
+        probes: usize,
+        /// Steady load before the kill and after the last probe was answered.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        steady: Duration,
+        /// PostgreSQL server (a scratch database is created and dropped there); default
+        /// postgres://postgres@127.0.0.1:5432/postgres.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value = scenarios::cluster::DEFAULT_REDIS)]
+        redis_url: String,
+    },
     /// Every scenario, small enough for CI with --quick (well under a minute).
     All {
         /// Tiny sizes and durations: a smoke test that the harness works, not a measurement.
@@ -177,6 +224,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare { load, twin, fsync_rounds } => {
             scenarios::compare::run(&load, &twin, fsync_rounds, &mut report, quiet).await?;
         }
+        Command::Cluster {
+            nodes,
+            connections,
+            rate,
+            duration,
+            warmup,
+            sources,
+            leases,
+            no_failover,
+            failover_clients,
+            failover_rate,
+            probes,
+            steady,
+            database_url,
+            redis_url,
+        } => {
+            let args = scenarios::cluster::ClusterArgs {
+                nodes,
+                connections,
+                rate,
+                duration,
+                warmup,
+                sources,
+                leases_ms: if no_failover { Vec::new() } else { leases },
+                failover_clients,
+                failover_rate,
+                probes,
+                steady,
+                redis_url,
+            };
+            scenarios::cluster::run(&args, database_url.as_deref(), &mut report, quiet).await?;
+        }
         Command::All { quick, twin } => {
             let webhooks = scenarios::webhooks::WebhookArgs {
                 deliveries: if quick { 1_000 } else { 20_000 },
@@ -215,6 +294,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             scenarios::actors::run(&actor_args, &twin, &mut report).await?;
             scenarios::nudges::run(&nudges, &twin, &mut report).await?;
             scenarios::webhooks::run(&webhooks, &twin, &mut report).await?;
+            // A cluster needs PostgreSQL: the one given, else the local default (skipped if absent).
+            let cluster = scenarios::cluster::ClusterArgs {
+                nodes: vec![1, 2, 3],
+                connections: if quick { 12 } else { 60 },
+                rate: None,
+                duration: if quick { Duration::from_millis(1500) } else { Duration::from_secs(10) },
+                warmup: if quick { Duration::from_millis(500) } else { Duration::from_secs(2) },
+                sources: load.sources,
+                leases_ms: if quick { vec![1000] } else { vec![3000, 1000] },
+                failover_clients: if quick { 6 } else { 30 },
+                failover_rate: 5.0,
+                probes: if quick { 3 } else { 20 },
+                steady: if quick { Duration::from_secs(1) } else { Duration::from_secs(3) },
+                redis_url: scenarios::cluster::DEFAULT_REDIS.to_owned(),
+            };
+            let postgres = twin.database_url.as_deref().filter(|url| url.starts_with("postgres"));
+            scenarios::cluster::run(&cluster, postgres, &mut report, quiet).await?;
         }
     }
     report.print();

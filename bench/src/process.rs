@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -12,6 +13,56 @@ use tokio::process::{Child, Command};
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// The server's WARN and ERROR lines, over its whole life.
+    pub log: Arc<Mutex<Log>>,
+}
+
+/// WARN and ERROR lines a server printed: counts, and the first few distinct ones.
+#[derive(Debug, Default)]
+pub struct Log {
+    pub warnings: u64,
+    pub errors: u64,
+    pub samples: Vec<String>,
+}
+
+/// `line` without terminal colour sequences (`ESC [ … m`).
+fn strip_ansi(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// Distinct lines kept per server.
+const LOG_SAMPLES: usize = 20;
+
+impl Log {
+    fn note(&mut self, line: &str) {
+        if line.contains("ERROR") {
+            self.errors += 1;
+        } else if line.contains("WARN") {
+            self.warnings += 1;
+        } else {
+            return;
+        }
+        // Without colours and the timestamp, so repeats of one message count as one sample.
+        let plain = strip_ansi(line);
+        let text = plain.split_once(' ').map_or(plain.as_str(), |(_, rest)| rest).trim();
+        let text: String = text.chars().take(300).collect();
+        if self.samples.len() < LOG_SAMPLES && !self.samples.contains(&text) {
+            self.samples.push(text);
+        }
+    }
 }
 
 impl Server {
@@ -113,8 +164,9 @@ async fn start(mut command: Command, marker: &'static str) -> anyhow::Result<Ser
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let stdout = child.stdout.take().context("no stdout")?;
     let stderr = child.stderr.take().context("no stderr")?;
-    forward(stdout, marker, tx.clone());
-    forward(stderr, marker, tx);
+    let log = Arc::new(Mutex::new(Log::default()));
+    forward(stdout, marker, tx.clone(), log.clone());
+    forward(stderr, marker, tx, log.clone());
     let addr = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = rx.recv().await {
             if let Some(rest) = line.split(marker).nth(1) {
@@ -126,7 +178,7 @@ async fn start(mut command: Command, marker: &'static str) -> anyhow::Result<Ser
     })
     .await
     .context("the server did not listen within a minute")??;
-    Ok(Server { child, addr })
+    Ok(Server { child, addr, log })
 }
 
 /// Reads a pipe to its end (so it never fills), passing on the lines worth showing.
@@ -134,10 +186,12 @@ fn forward(
     pipe: impl tokio::io::AsyncRead + Send + Unpin + 'static,
     marker: &'static str,
     tx: tokio::sync::mpsc::UnboundedSender<String>,
+    log: Arc<Mutex<Log>>,
 ) {
     tokio::spawn(async move {
         let mut lines = BufReader::new(pipe).lines();
         while let Ok(Some(line)) = lines.next_line().await {
+            log.lock().unwrap_or_else(PoisonError::into_inner).note(&line);
             if line.contains(marker) || line.contains("ERROR") || line.contains("WARN") {
                 let _ = tx.send(line);
             }

@@ -2,6 +2,7 @@
 //! the two servers (bare echo, Twin with a bench creator) the same way.
 
 pub mod actors;
+pub mod cluster;
 pub mod compare;
 pub mod connect;
 pub mod load;

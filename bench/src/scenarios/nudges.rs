@@ -77,10 +77,15 @@ pub(super) struct Database {
 
 impl Database {
     pub(super) async fn fresh(url: Option<&str>, dir: &Path) -> anyhow::Result<Self> {
+        Self::fresh_for("nudges", url, dir).await
+    }
+
+    /// [`Database::fresh`], the PostgreSQL database named after the scenario `label`.
+    pub(super) async fn fresh_for(label: &str, url: Option<&str>, dir: &Path) -> anyhow::Result<Self> {
         match url {
             None => Ok(Self { url: format!("sqlite://{}", dir.join("twin.db").display()), created: None }),
             Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
-                let name = format!("twin_bench_nudges_{}", uuid::Uuid::new_v4().simple());
+                let name = format!("twin_bench_{label}_{}", uuid::Uuid::new_v4().simple());
                 let mut admin = PgConnection::connect(url).await.context("cannot reach the PostgreSQL server")?;
                 admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).await?;
                 admin.close().await?;

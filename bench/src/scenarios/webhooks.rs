@@ -44,7 +44,7 @@ pub struct WebhookArgs {
 pub async fn run(args: &WebhookArgs, twin: &TwinArgs, report: &mut Report) -> anyhow::Result<()> {
     anyhow::ensure!(args.deliveries > 0 && args.users > 0 && args.concurrency > 0, "sizes must be > 0");
     let data = tempfile::tempdir()?;
-    let database = Database::fresh(twin.database_url.as_deref(), data.path()).await?;
+    let database = Database::fresh_for("webhooks", twin.database_url.as_deref(), data.path()).await?;
     let measured = measure(args, &database.url, data.path(), report).await;
     let removed = database.remove().await;
     measured?;
