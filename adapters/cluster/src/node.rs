@@ -27,7 +27,7 @@ use twin_engine::ConversationId;
 use twin_engine::ports::{Cluster, ClusterError, Forward, Placement};
 use uuid::Uuid;
 
-use crate::membership::{Membership, View};
+use crate::membership::Membership;
 
 const GROUP: &str = "twin";
 /// Entries read per round trip.
@@ -36,6 +36,28 @@ const BATCH: u64 = 128;
 const SEND_QUEUE: usize = 65_536;
 /// Entry ids remembered for deduplication.
 const SEEN: usize = 100_000;
+
+/// 1 when node ARGV[1] has an unexpired heartbeat in the set KEYS[1] (Redis's clock).
+const ALIVE_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) > now then return 1 end
+return 0
+";
+
+/// Deletes stream KEYS[1] (and its entry in the set KEYS[2]) if it is empty and its node ARGV[1]
+/// has no unexpired heartbeat in KEYS[3]; 1 when deleted.
+const DROP_STREAM_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if score and tonumber(score) > now then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('XLEN', KEYS[1]) > 0 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], KEYS[1])
+return 1
+";
 
 /// Appends an entry and records the stream, in one round trip.
 const FORWARD_LUA: &str = r"
@@ -72,6 +94,8 @@ pub struct RedisCluster {
     membership: Arc<Membership>,
     client: Client,
     script: Script,
+    alive_script: Script,
+    drop_script: Script,
     queue: mpsc::Sender<(String, Forward)>,
     queue_rx: Mutex<Option<mpsc::Receiver<(String, Forward)>>>,
 }
@@ -85,6 +109,8 @@ impl RedisCluster {
             membership,
             client,
             script: Script::from_lua(FORWARD_LUA),
+            alive_script: Script::from_lua(ALIVE_LUA),
+            drop_script: Script::from_lua(DROP_STREAM_LUA),
             queue,
             queue_rx: Mutex::new(Some(rx)),
         })
@@ -201,9 +227,19 @@ impl RedisCluster {
     async fn drain_dead_forever(self: Arc<Self>, inbound: Arc<dyn Inbound>) {
         let mut ticks = tokio::time::interval(self.membership.lease());
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changes = self.membership.subscribe();
         let mut seen = Seen::default();
         loop {
-            ticks.tick().await;
+            // At once when a node leaves the live set (what waits for it is re-routed without
+            // delay), and every lease for what a late writer appended after a drain.
+            tokio::select! {
+                _ = ticks.tick() => {}
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
             if let Err(error) = self.drain_dead(inbound.as_ref(), &mut seen).await {
                 tracing::warn!(%error, "cluster: could not drain the streams of nodes that left");
             }
@@ -220,7 +256,8 @@ impl RedisCluster {
         let me = self.membership.node().to_owned();
         for stream in streams {
             let Some(node) = self.node_of(&stream) else { continue };
-            if live.nodes.iter().any(|n| n == node) {
+            if live.nodes.iter().any(|n| n == node) || self.alive_in_redis(node).await? {
+                // This node's view may lag (a node that just joined): Redis's own set decides.
                 continue;
             }
             let lock = format!("{}:drain:{node}", self.membership.prefix());
@@ -232,7 +269,7 @@ impl RedisCluster {
             if locked.is_none() {
                 continue;
             }
-            let drained = self.drain(&stream, node, &me, inbound, seen, &live).await;
+            let drained = self.drain(&stream, node, &me, inbound, seen).await;
             let _: Result<i64, _> = self.client.del(&lock).await;
             let moved = drained?;
             if moved > 0 {
@@ -242,6 +279,19 @@ impl RedisCluster {
         Ok(())
     }
 
+    /// Whether Redis counts `node` live now (its heartbeat has not expired).
+    async fn alive_in_redis(&self, node: &str) -> Result<bool, RedisError> {
+        let alive: i64 = self
+            .alive_script
+            .evalsha_with_reload(
+                &self.client,
+                vec![format!("{}:nodes", self.membership.prefix())],
+                vec![node.to_owned()],
+            )
+            .await?;
+        Ok(alive == 1)
+    }
+
     async fn drain(
         &self,
         stream: &str,
@@ -249,7 +299,6 @@ impl RedisCluster {
         me: &str,
         inbound: &dyn Inbound,
         seen: &mut Seen,
-        live: &View,
     ) -> Result<usize, RedisError> {
         ensure_group(&self.client, stream).await?;
         let mut moved = 0;
@@ -265,11 +314,16 @@ impl RedisCluster {
                 self.handle(stream, entries, inbound, seen).await;
             }
         }
-        let left: u64 = self.client.xlen(stream).await?;
-        if left == 0 && !live.nodes.iter().any(|n| n == dead) {
-            let _: i64 = self.client.del(stream).await?;
-            let _: i64 = self.client.srem(self.streams_key(), stream.to_owned()).await?;
-        }
+        // Deleted only if still empty and its node still dead, in one step: an entry appended
+        // meanwhile, or a node that came back under the same id, keeps the stream.
+        let _: i64 = self
+            .drop_script
+            .evalsha_with_reload(
+                &self.client,
+                vec![stream.to_owned(), self.streams_key(), format!("{}:nodes", self.membership.prefix())],
+                vec![dead.to_owned()],
+            )
+            .await?;
         Ok(moved)
     }
 }
