@@ -427,7 +427,8 @@ impl Engine {
         if self.erasing.contains(&key.creator) {
             return Err(EngineError::Unavailable("this creator is being erased".to_owned()));
         }
-        if !self.registry.has_slot(key.id()) {
+        // A single node skips this: every conversation is here.
+        if self.ports.cluster.is_some() && !self.registry.has_slot(key.id()) {
             match self.placement(key.id()) {
                 Placement::Here => {}
                 Placement::There(node) => {
