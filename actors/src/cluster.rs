@@ -198,14 +198,15 @@ impl EngineHandle {
         match item {
             Forward::Event { creator, user, event, hops } => {
                 let key = ConversationKey { creator, user };
-                let refusal = match &event {
-                    Event::UserMessage { .. } => Some(event.clone()),
+                // Who to tell if it cannot be routed: the ids only, not the message's text.
+                let sender = match &event {
+                    Event::UserMessage { client_id, session, .. } => Some((client_id.clone(), *session)),
                     _ => None,
                 };
                 if let Err(error) = engine.route_hops(&key, ConversationMsg::Event(event), hops).await
-                    && let Some(event) = refusal
+                    && let Some((client_id, session)) = sender
                 {
-                    engine.refuse(key.id(), ConversationMsg::Event(event), &error);
+                    engine.refuse_sender(key.id(), client_id, session, &error);
                 }
             }
             Forward::Command { creator, user, event, reply_to, request, hops } => {

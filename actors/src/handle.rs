@@ -15,7 +15,9 @@ use twin_engine::ports::{
     Clock, Cluster, ConversationStore, CreatorStore, Delivery, ErrorCode, LivePublisher, Llm, NudgeStore, Outbound,
     Outbox, Placement,
 };
-use twin_engine::{ConversationId, CreatorId, Event, Message, ProgramId, Record, Seq, TwinSnapshot, UserId};
+use twin_engine::{
+    ClientMsgId, ConversationId, CreatorId, Event, Message, ProgramId, Record, Seq, SessionId, TwinSnapshot, UserId,
+};
 
 use crate::conversation::{ConversationActor, ConversationArgs, ConversationMsg, ConversationView};
 use crate::creator_twin::CreatorTwinMsg;
@@ -590,14 +592,22 @@ impl Engine {
     /// Tells the sender of an event that could not be handled, when it can be told.
     pub(crate) fn refuse(&self, id: ConversationId, message: ConversationMsg, error: &EngineError) {
         if let ConversationMsg::Event(Event::UserMessage { client_id, session, .. }) = message {
-            let to = session.map_or(Recipient::User, Recipient::Session);
-            let out = Outbound::Error {
-                code: ErrorCode::Unavailable,
-                message: error.to_string(),
-                client_id: Some(client_id),
-            };
-            self.deliver(id, to, out);
+            self.refuse_sender(id, client_id, session, error);
         }
+    }
+
+    /// Tells the sender of the user message `client_id` (on `session`, if known) it was refused.
+    pub(crate) fn refuse_sender(
+        &self,
+        id: ConversationId,
+        client_id: ClientMsgId,
+        session: Option<SessionId>,
+        error: &EngineError,
+    ) {
+        let to = session.map_or(Recipient::User, Recipient::Session);
+        let out =
+            Outbound::Error { code: ErrorCode::Unavailable, message: error.to_string(), client_id: Some(client_id) };
+        self.deliver(id, to, out);
     }
 
     /// Makes records durable through the group-commit writer.

@@ -13,7 +13,12 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use cluster_support::{Cluster, LEASE_MS, Proxy, chat_through_random_nodes, check_store, exchange, owner_of};
+use cluster_support::{
+    Cluster, LEASE_MS, Proxy, chat_through_random_nodes, check_store, exchange, exchange_until, owner_of,
+};
+
+/// How long a takeover or a rejoin may take before a test fails (20 leases).
+const WITHIN: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_serve_users_through_any_node_with_one_actor_per_conversation() {
@@ -90,13 +95,8 @@ async fn a_paused_node_is_replaced_and_its_late_writes_are_refused() {
     let late = json!({"type": "message", "id": "late", "text": "written to a frozen node"});
     stale.send(Message::text(late.to_string())).await.unwrap();
     let node1 = cluster.addr("node1");
-    let during = loop {
-        match exchange(&node1, &user, "during", "still there?", Duration::from_secs(5)).await {
-            Ok(exchange) => break exchange,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-        assert!(paused_at.elapsed() < Duration::from_secs(20), "nobody took the conversation over");
-    };
+    let during =
+        exchange_until(&node1, &user, "during", "still there?", WITHIN, "nobody took the conversation over").await;
     eprintln!("pause: another node answered after {:?}", paused_at.elapsed());
 
     // It wakes up with the conversation in memory and reads the late message: whatever it tries
@@ -126,14 +126,8 @@ async fn a_paused_node_is_replaced_and_its_late_writes_are_refused() {
     eprintln!("pause: the woken node's late message was refused ({answer}); fenced commits on it: {fenced}");
 
     // Once it has rejoined, the client's retry (same id) goes through, exactly once.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let after = loop {
-        match exchange(&node3, &user, "late", "written to a frozen node", Duration::from_secs(5)).await {
-            Ok(exchange) => break exchange,
-            Err(failure) => assert!(Instant::now() < deadline, "node3 never served again: {failure:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let text = "written to a frozen node";
+    let after = exchange_until(&node3, &user, "late", text, WITHIN, "node3 never served again").await;
     assert!(after.ack > during.reply);
     cluster.wait_formed().await;
     let mut ledger = cluster_support::Ledger::default();
@@ -163,13 +157,7 @@ async fn a_node_cut_off_from_redis_and_postgres_stops_owning_and_recovers_when_t
     // The proxy notices within 20 ms; a message sent before that is still node3's to handle.
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The others take its conversations over once its lease has run out...
-    let during = loop {
-        match exchange(&node1, &user, "during", "anyone?", Duration::from_secs(5)).await {
-            Ok(exchange) => break exchange,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-        assert!(cut_at.elapsed() < Duration::from_secs(20), "nobody took the conversation over");
-    };
+    let during = exchange_until(&node1, &user, "during", "anyone?", WITHIN, "nobody took the conversation over").await;
     eprintln!("partition: another node answered after {:?}", cut_at.elapsed());
     cluster.dump_logs();
     // ...and the cut-off node refuses work instead of answering from a stale view.
@@ -181,14 +169,8 @@ async fn a_node_cut_off_from_redis_and_postgres_stops_owning_and_recovers_when_t
     redis.restore();
     postgres.restore();
     cluster.wait_formed().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let after = loop {
-        match exchange(&node3, &user, "after", "back?", Duration::from_secs(5)).await {
-            Ok(exchange) => break exchange,
-            Err(failure) => assert!(Instant::now() < deadline, "node3 never served again: {failure:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let after =
+        exchange_until(&node3, &user, "after", "back?", Duration::from_secs(30), "node3 never served again").await;
     assert!(after.ack > during.reply);
     let mut ledger = cluster_support::Ledger::default();
     ledger.acked.insert((user.clone(), "during".to_owned()), during.ack);

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod live;
 pub mod membership;
 pub mod node;
+mod redis;
 pub mod single_use;
 
 pub use limits::{Decision, Limiter, LocalLimiter, Rate, RateError, RedisLimiter};

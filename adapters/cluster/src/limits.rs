@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use fred::prelude::{ClientLike, Config, Error as RedisError};
+use fred::prelude::Error as RedisError;
 use fred::types::scripts::Script;
 
 /// Requests allowed per period, with a burst.
@@ -185,13 +185,7 @@ impl RedisLimiter {
     /// Connects to `url` (`redis://…`). Fails when the URL is invalid or Redis does not answer at
     /// start; later outages fall back to local limits.
     pub async fn connect(url: &str) -> Result<Self, RedisError> {
-        let config = Config::from_url(url)?;
-        let client = fred::prelude::Builder::from_config(config)
-            .with_connection_config(|c| c.connection_timeout = Duration::from_secs(2))
-            .with_performance_config(|p| p.default_command_timeout = REDIS_TIMEOUT)
-            .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-            .build()?;
-        client.init().await?;
+        let client = crate::redis::connect(url, REDIS_TIMEOUT, Duration::from_secs(5)).await?;
         Ok(Self {
             client,
             script: Script::from_lua(GCRA_LUA),

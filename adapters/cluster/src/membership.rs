@@ -7,8 +7,8 @@
 //! others drop it only once Redis's clock passes `received + lease`. Between the two nothing of it
 //! is owned by anyone new, and from its own end on it owns nothing (routing answers `unavailable`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fred::prelude::{Client, Error as RedisError, SortedSetsInterface};
@@ -64,7 +64,7 @@ pub struct Membership {
     valid_until: AtomicU64,
     epoch: Instant,
     /// Renewals failed in a row (for logs).
-    failures: Mutex<u32>,
+    failures: AtomicU32,
 }
 
 impl Membership {
@@ -78,7 +78,7 @@ impl Membership {
             view,
             valid_until: AtomicU64::new(0),
             epoch: Instant::now(),
-            failures: Mutex::new(0),
+            failures: AtomicU32::new(0),
         });
         membership.renew().await?;
         Ok(membership)
@@ -118,15 +118,10 @@ impl Membership {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            if let Err(error) = self.renew().await {
-                let failures = {
-                    let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-                    *failures += 1;
-                    *failures
-                };
-                if failures == 1 {
-                    tracing::warn!(%error, "cluster: cannot renew this node's heartbeat in Redis");
-                }
+            if let Err(error) = self.renew().await
+                && self.failures.fetch_add(1, Ordering::Relaxed) == 0
+            {
+                tracing::warn!(%error, "cluster: cannot renew this node's heartbeat in Redis");
             }
             if !self.is_member() && !self.view.borrow().nodes.is_empty() {
                 tracing::error!(
@@ -163,12 +158,8 @@ impl Membership {
         // decisions to take effect (a commit already sent is still fenced by the store).
         let margin = lease / 10;
         self.valid_until.store(sent + lease - margin, Ordering::Release);
-        {
-            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-            if *failures > 0 {
-                tracing::info!("cluster: Redis answers again; this node is a member");
-            }
-            *failures = 0;
+        if self.failures.swap(0, Ordering::Relaxed) > 0 {
+            tracing::info!("cluster: Redis answers again; this node is a member");
         }
         let mut nodes = nodes;
         nodes.sort();

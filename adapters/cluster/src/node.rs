@@ -66,16 +66,9 @@ return redis.call('XADD', KEYS[1], '*', 'm', ARGV[1])
 ";
 
 /// A Redis client for the cluster: commands time out after `command_timeout`, and it reconnects
-/// by itself (quickly: the lease is short).
+/// quickly (the lease is short).
 pub async fn connect(url: &str, command_timeout: Duration) -> Result<Client, RedisError> {
-    let config = fred::prelude::Config::from_url(url)?;
-    let client = fred::prelude::Builder::from_config(config)
-        .with_connection_config(|c| c.connection_timeout = Duration::from_secs(2))
-        .with_performance_config(|p| p.default_command_timeout = command_timeout)
-        .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-        .build()?;
-    client.init().await?;
-    Ok(client)
+    crate::redis::connect(url, command_timeout, Duration::from_secs(2)).await
 }
 
 #[derive(Serialize, Deserialize)]
@@ -216,9 +209,11 @@ impl RedisCluster {
             }
             ids.push(id);
         }
-        let acked: Result<i64, _> = self.client.xack(key, GROUP, ids.clone()).await;
-        let deleted: Result<i64, _> = self.client.xdel(key, ids).await;
-        if let Err(error) = acked.and(deleted) {
+        // One round trip: queuing in a pipeline only buffers the commands; `all` sends them.
+        let pipeline = self.client.pipeline();
+        let _: Result<(), RedisError> = pipeline.xack(key, GROUP, ids.clone()).await;
+        let _: Result<(), RedisError> = pipeline.xdel(key, ids).await;
+        if let Err(error) = pipeline.all::<Vec<Value>>().await {
             // Read again after a restart, and dropped as duplicates only within this run.
             tracing::warn!(%error, "cluster: could not acknowledge stream entries");
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use fred::prelude::{ClientLike, Config, Error as RedisError, KeysInterface};
+use fred::prelude::{Error as RedisError, KeysInterface};
 use fred::types::{Expiration, SetOptions};
 
 /// Redis did not answer (or answered with an error).
@@ -95,14 +95,7 @@ impl RedisSingleUse {
     /// Connects to `url` (`redis://…`). Fails when the URL is invalid or Redis does not answer at
     /// start; later outages fail the calls made during them.
     pub async fn connect(url: &str) -> Result<Self, SingleUseError> {
-        let config = Config::from_url(url).map_err(SingleUseError)?;
-        let client = fred::prelude::Builder::from_config(config)
-            .with_connection_config(|c| c.connection_timeout = Duration::from_secs(2))
-            .with_performance_config(|p| p.default_command_timeout = REDIS_TIMEOUT)
-            .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-            .build()
-            .map_err(SingleUseError)?;
-        client.init().await.map_err(SingleUseError)?;
+        let client = crate::redis::connect(url, REDIS_TIMEOUT, Duration::from_secs(5)).await.map_err(SingleUseError)?;
         Ok(Self { client })
     }
 }

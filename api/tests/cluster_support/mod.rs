@@ -313,6 +313,19 @@ pub async fn exchange(addr: &str, user: &str, id: &str, text: &str, within: Dura
     outcome.unwrap_or(Err(Failure::Timeout))
 }
 
+/// [`exchange`] through `addr`, the same message (same id) again until it goes through, failing the
+/// test with `what` and the last failure after `within`.
+pub async fn exchange_until(addr: &str, user: &str, id: &str, text: &str, within: Duration, what: &str) -> Exchange {
+    let deadline = Instant::now() + within;
+    loop {
+        match exchange(addr, user, id, text, Duration::from_secs(5)).await {
+            Ok(exchange) => return exchange,
+            Err(failure) => assert!(Instant::now() < deadline, "{what}: {failure:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// What the clients of a run saw.
 #[derive(Default, Debug)]
 pub struct Ledger {
